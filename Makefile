@@ -1,0 +1,70 @@
+# Every routine task. The first two are the README's: `make serve`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+PORT ?= 3000
+export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: serve test unit integration e2e lint typecheck format cfn-lint sam-validate build bench deploy pr clean
+
+# Installs .venv when a requirements file changes.
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## serve: the whole API on http://127.0.0.1:$(PORT) with local AWS services
+serve: $(VENV)/.installed
+	PORT=$(PORT) $(PY) -m orchestrator_local
+
+## test: lint, then every test (unit, integration, e2e)
+test: lint
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/e2e
+
+lint: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## build: sam build (no Docker: the layer is built from arm64 wheels)
+build: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/sam build
+
+## bench: cold-start import cost of every handler
+bench: $(VENV)/.installed
+	$(PY) bench/coldstart.py
+
+deploy: build
+	$(SAM_VENV)/bin/sam deploy --config-env $(or $(ENV),dev)
+
+pr: test build bench
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""PUT /v1/projects/{project_id}/hooks/{name}/baseline — Pin a hook's known-good sha256.
+
+Declared in the template and routed; the behaviour lands with its feature.
+Until then the operation answers 501 ``hook_baselines_not_provisioned`` (SPEC §13).
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from orchestrator.errors import NotProvisioned
+from orchestrator.http.api import rest_app
+from orchestrator.observability import api_entrypoint
+
+app = rest_app()
+
+
+@app.put("/v1/projects/<project_id>/hooks/<name>/baseline")
+def pin_hook_baseline(name: str, project_id: str) -> Response[str]:
+    raise NotProvisioned("hook_baselines_not_provisioned")
+
+
+@api_entrypoint
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Action Orchestrator shared library: domain rules, data access and HTTP mapping."""

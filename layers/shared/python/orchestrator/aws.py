@@ -1,0 +1,66 @@
+"""boto3 clients, created lazily once per container.
+
+Endpoints come from the standard environment (``AWS_ENDPOINT_URL`` in local
+mode), so nothing here knows whether it talks to AWS or to moto.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=10,
+)
+
+
+def _client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+@lru_cache(maxsize=1)
+def s3() -> S3Client:
+    client: S3Client = _client("s3")
+    return client
+
+
+@lru_cache(maxsize=1)
+def stepfunctions() -> SFNClient:
+    client: SFNClient = _client("stepfunctions")
+    return client
+
+
+@lru_cache(maxsize=1)
+def events() -> EventBridgeClient:
+    client: EventBridgeClient = _client("events")
+    return client
+
+
+@lru_cache(maxsize=1)
+def secretsmanager() -> SecretsManagerClient:
+    client: SecretsManagerClient = _client("secretsmanager")
+    return client
+
+
+def reset_clients() -> None:
+    """Forget every cached client (tests switch endpoints between runs)."""
+    for factory in (dynamodb, s3, stepfunctions, events, secretsmanager):
+        factory.cache_clear()

@@ -1,0 +1,1 @@
+"""Pure rules of the orchestrator: no I/O, no boto3."""

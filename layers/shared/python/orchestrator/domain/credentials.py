@@ -1,0 +1,33 @@
+"""Minting and checking bearer secrets. Only hashes are ever stored."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+ENROLLMENT_PREFIX = "plx_enroll_"
+
+
+def mint_enrollment_token() -> str:
+    return ENROLLMENT_PREFIX + secrets.token_urlsafe(32)
+
+
+def mint_node_secret_key() -> str:
+    """A node secret key: 32 random bytes, base64 (an AES-256 key, as plexd expects)."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_hash(secret: str) -> str:
+    """SHA-256 hex of a high-entropy secret; safe to store and to index on."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hashes_match(presented_hash: str, stored_hash: str | None) -> bool:
+    """Constant-time comparison of two hashes."""
+    if not stored_hash:
+        # Still spend a comparison so a missing hash is not faster than a wrong one.
+        hmac.compare_digest(presented_hash, presented_hash)
+        return False
+    return hmac.compare_digest(presented_hash.encode(), stored_hash.encode())

@@ -1,0 +1,147 @@
+"""Domain errors. Each carries its HTTP status and Problem ``code``.
+
+Errors are raised by the domain, the store and the auth layer and turned into
+Problem+JSON responses in exactly one place (:mod:`orchestrator.http.problem`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OrchestratorError(Exception):
+    """Base of every error the API answers with a Problem document."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal Server Error"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        self.detail = detail or self.title
+        self.extensions: dict[str, Any] = extensions
+        super().__init__(self.detail)
+
+    @property
+    def problem_code(self) -> str:
+        return self.code
+
+
+# 400 ---------------------------------------------------------------------------
+class InvalidBody(OrchestratorError):
+    status, code, title = 400, "invalid_body", "Invalid request body"
+
+
+class InvalidParameter(OrchestratorError):
+    status, code, title = 400, "invalid_parameter", "Invalid request parameter"
+
+
+class InvalidLimit(OrchestratorError):
+    status, code, title = 400, "invalid_limit", "Invalid limit"
+
+
+class InvalidCursor(OrchestratorError):
+    status, code, title = 400, "invalid_cursor", "Invalid cursor"
+
+
+# 401 ---------------------------------------------------------------------------
+class Unauthenticated(OrchestratorError):
+    status, code, title = 401, "unauthenticated", "Unauthenticated"
+
+
+class EnrollmentTokenInvalid(OrchestratorError):
+    status, code, title = 401, "enrollment_token_invalid", "Invalid enrollment token"
+
+
+class NskRevoked(OrchestratorError):
+    status, code, title = 401, "nsk_revoked", "Node credential invalid or revoked"
+
+
+# 403 ---------------------------------------------------------------------------
+class NskNodeMismatch(OrchestratorError):
+    status, code, title = 403, "nsk_node_mismatch", "Node credential belongs to another node"
+
+
+class RebacDenied(OrchestratorError):
+    status, code, title = 403, "rebac_denied", "Permission denied"
+
+    def __init__(self, reason: str, relation_path: list[str]) -> None:
+        super().__init__(reason, reason=reason, relation_path=relation_path)
+
+
+class CursorBindingMismatch(OrchestratorError):
+    status, code, title = 403, "cursor_binding_mismatch", "Cursor minted for another caller"
+
+
+# 404 ---------------------------------------------------------------------------
+class RouteNotFound(OrchestratorError):
+    status, code, title = 404, "route_not_found", "No such route"
+
+
+class DomainNotFound(OrchestratorError):
+    status, code, title = 404, "domain_not_found", "Domain not found"
+
+
+class ProjectNotFound(OrchestratorError):
+    status, code, title = 404, "project_not_found", "Project not found"
+
+
+class NodeNotFound(OrchestratorError):
+    status, code, title = 404, "node_not_found", "Node not found"
+
+
+class MemberNotFound(OrchestratorError):
+    status, code, title = 404, "member_not_found", "Role grant not found"
+
+
+# 409 ---------------------------------------------------------------------------
+class HostnameAlreadyRegistered(OrchestratorError):
+    status, code, title = 409, "hostname_already_registered", "Hostname already registered"
+
+
+class NodeDeregistered(OrchestratorError):
+    status, code, title = 409, "node_deregistered", "Node is deregistered"
+
+
+# 413 ---------------------------------------------------------------------------
+class RequestBodyTooLarge(OrchestratorError):
+    status, code, title = 413, "request_body_too_large", "Request body too large"
+
+
+# 422 ---------------------------------------------------------------------------
+class BuiltinActionInvalid(OrchestratorError):
+    status, code, title = 422, "builtin_action_invalid", "Invalid builtin action"
+
+
+class BuiltinActionDuplicate(OrchestratorError):
+    status, code, title = 422, "builtin_action_duplicate", "Duplicate builtin action"
+
+
+class HookInvalid(OrchestratorError):
+    status, code, title = 422, "hook_invalid", "Invalid hook declaration"
+
+
+class HookDuplicate(OrchestratorError):
+    status, code, title = 422, "hook_duplicate", "Duplicate hook declaration"
+
+
+# 5xx ---------------------------------------------------------------------------
+class NotProvisioned(OrchestratorError):
+    """The operation's backing resources are not configured (501)."""
+
+    status, code, title = 501, "not_provisioned", "Operation not provisioned"
+
+    def __init__(self, operation_code: str, detail: str | None = None) -> None:
+        super().__init__(detail or "This operation is not provisioned in this deployment.")
+        self._operation_code = operation_code
+
+    @property
+    def problem_code(self) -> str:
+        return self._operation_code
+
+
+class DatastoreUnavailable(OrchestratorError):
+    status, code, title = 503, "datastore_unavailable", "Datastore unavailable"
+
+
+class DependencyUnavailable(OrchestratorError):
+    status, code, title = 503, "dependency_unavailable", "Dependency unavailable"

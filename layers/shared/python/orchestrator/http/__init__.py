@@ -1,0 +1,1 @@
+"""HTTP mapping: Problem+JSON, auth, cursors, request parsing."""

@@ -1,0 +1,242 @@
+"""Request models (validated at the edge) and response projections.
+
+Node-facing bodies ignore unknown fields (agents are newer or older than the
+control plane); operator-facing bodies forbid them (typos should fail loudly).
+Projections are metadata-only: no secret, token or hash ever leaves here
+except in the one response that mints it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.clock import rfc3339
+from orchestrator.domain.labels import is_label_token
+from orchestrator.domain.liveness import node_liveness
+from orchestrator.errors import InvalidParameter
+from orchestrator.domain.models import (
+    ActionParameter,
+    BinaryInfo,
+    BuiltinAction,
+    Capabilities,
+    Domain,
+    Hook,
+    Membership,
+    Node,
+    Project,
+    Relation,
+)
+
+HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+SUBJECT = re.compile(r"^[A-Za-z0-9@._:+|-]{1,256}$")
+
+
+class NodeBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class OperatorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Capabilities (node wire format) ------------------------------------------------
+class ParameterIn(NodeBody):
+    name: str
+    type: str = "string"
+    required: bool = False
+    description: str = ""
+    default: Any = None
+
+    def to_domain(self) -> ActionParameter:
+        kind = self.type if self.type in {"string", "integer", "number", "boolean", "object", "array"} else "string"
+        return ActionParameter(
+            name=self.name, type=kind, required=self.required, description=self.description,  # type: ignore[arg-type]
+            default=self.default,
+        )
+
+
+class BuiltinActionIn(NodeBody):
+    name: str
+    description: str = ""
+    parameters: list[ParameterIn] = Field(default_factory=list)
+    dangerous: bool = False
+    requires_confirmation: bool = False
+
+
+class HookIn(NodeBody):
+    name: str
+    description: str = ""
+    source: str = "script"
+    checksum: str
+    parameters: list[ParameterIn] = Field(default_factory=list)
+    timeout: str | None = None
+    sandbox: str | None = None
+    dangerous: bool = False
+    requires_confirmation: bool = False
+
+
+class BinaryIn(NodeBody):
+    version: str = ""
+    checksum: str = ""
+
+
+class CapabilitiesIn(NodeBody):
+    binary: BinaryIn | None = None
+    builtin_actions: list[BuiltinActionIn] = Field(default_factory=list, max_length=1000)
+    hooks: list[HookIn] = Field(default_factory=list, max_length=1000)
+
+    def to_domain(self) -> Capabilities:
+        return Capabilities(
+            binary=BinaryInfo(version=self.binary.version, checksum=self.binary.checksum) if self.binary else None,
+            builtin_actions=tuple(
+                BuiltinAction(
+                    name=a.name,
+                    description=a.description,
+                    parameters=tuple(p.to_domain() for p in a.parameters),
+                    dangerous=a.dangerous or a.requires_confirmation,
+                )
+                for a in self.builtin_actions
+            ),
+            hooks=tuple(
+                Hook(
+                    name=h.name,
+                    description=h.description,
+                    source=h.source,
+                    checksum=h.checksum,
+                    parameters=tuple(p.to_domain() for p in h.parameters),
+                    timeout=h.timeout,
+                    sandbox=h.sandbox,
+                    dangerous=h.dangerous or h.requires_confirmation,
+                )
+                for h in self.hooks
+            ),
+        )
+
+
+class RegisterRequest(NodeBody):
+    token: Annotated[str, Field(min_length=1, max_length=512)]
+    hostname: Annotated[str, Field(min_length=1, max_length=253)]
+    public_key: Annotated[str, Field(max_length=1024)] = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    capabilities: CapabilitiesIn = Field(default_factory=CapabilitiesIn)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not HOSTNAME.match(value):
+            raise ValueError("hostname must be letters, digits, '-' and '.'")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 64:
+            raise ValueError("at most 64 metadata entries")
+        return value
+
+
+class HeartbeatRequest(NodeBody):
+    node_id: str | None = None
+    timestamp: str | None = None
+    status: str | None = None
+    uptime: str | None = None
+    binary_checksum: str | None = None
+
+
+# Operator bodies --------------------------------------------------------------------
+class CreateDomainRequest(OperatorBody):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    live_execution_ceiling: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class UpdateDomainRequest(OperatorBody):
+    live_execution_ceiling: Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class CreateProjectRequest(OperatorBody):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class GrantRequest(OperatorBody):
+    relation: Relation
+
+
+class CreateEnrollmentTokenRequest(OperatorBody):
+    ttl_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] | None = None
+
+
+class UpdateNodeLabelsRequest(OperatorBody):
+    labels: Annotated[dict[str, str | None], Field(min_length=1, max_length=64)]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        for key, label in value.items():
+            if not is_label_token(key) or (label is not None and not is_label_token(label)):
+                raise ValueError("label keys and values must match [A-Za-z0-9._/-]{1,63}")
+        return value
+
+
+def checked_subject(value: str) -> str:
+    """A role grant's subject from the path (URL-decoded by API Gateway)."""
+    if not SUBJECT.match(value):
+        raise InvalidParameter("The member subject has unsupported characters.")
+    return value
+
+
+# Projections -------------------------------------------------------------------------
+def _ts(value: datetime | None) -> str | None:
+    return rfc3339(value) if value else None
+
+
+def domain_view(domain: Domain) -> dict[str, Any]:
+    return {
+        "id": domain.id,
+        "name": domain.name,
+        "live_execution_ceiling": domain.live_execution_ceiling,
+        "created_at": rfc3339(domain.created_at),
+    }
+
+
+def project_view(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "domain_id": project.domain_id,
+        "name": project.name,
+        "created_at": rfc3339(project.created_at),
+    }
+
+
+def membership_view(membership: Membership) -> dict[str, Any]:
+    return {
+        "object_type": membership.object_type,
+        "object_id": membership.object_id,
+        "subject": membership.subject,
+        "relation": membership.relation.value,
+    }
+
+
+def capabilities_summary(capabilities: Capabilities) -> dict[str, Any]:
+    return {
+        "binary": capabilities.binary.model_dump() if capabilities.binary else None,
+        "builtin_actions": [a.name for a in capabilities.builtin_actions],
+        "hooks": [{"name": h.name, "checksum": h.checksum} for h in capabilities.hooks],
+    }
+
+
+def node_view(node: Node, now: datetime) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "project_id": node.project_id,
+        "hostname": node.hostname,
+        "labels": node.labels,
+        "capabilities": capabilities_summary(node.capabilities),
+        "mesh_ip": node.mesh_ip,
+        "registered_at": rfc3339(node.registered_at),
+        "last_heartbeat_at": _ts(node.last_heartbeat_at),
+        "status": node_liveness(node, now),
+    }

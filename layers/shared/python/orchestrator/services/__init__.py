@@ -1,0 +1,1 @@
+"""Use cases: orchestrate domain rules and the store for one operation each."""

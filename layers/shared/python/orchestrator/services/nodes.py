@@ -1,0 +1,103 @@
+"""Node enrollment, identity and lifecycle (SPEC §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator import secrets
+from orchestrator.domain.capabilities import validate_capabilities
+from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
+from orchestrator.domain.labels import labels_from_metadata
+from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
+from orchestrator.errors import EnrollmentTokenInvalid
+from orchestrator.services.access import authorize_project
+from orchestrator.services.context import Context
+from orchestrator.store.nodes import node_from_item
+from orchestrator.store.table import Item
+
+MESH_PREFIX = "10.100"
+
+
+@dataclass(frozen=True)
+class Registration:
+    node: Node
+    node_secret_key: str
+    signing_public_key: str
+
+
+def mesh_ip(sequence: int) -> str:
+    """Sequential addresses in 10.100.0.0/16, skipping .0 and .255 host parts."""
+    third, fourth = divmod(sequence - 1, 254)
+    return f"{MESH_PREFIX}.{third % 256}.{fourth + 1}"
+
+
+def register(
+    ctx: Context,
+    *,
+    token: str,
+    hostname: str,
+    public_key: str,
+    metadata: dict[str, Any],
+    capabilities: Capabilities,
+) -> Registration:
+    """Consume a one-time token and create the node; its NSK is returned here only."""
+    token_hash = secret_hash(token)
+    now = ctx.clock.now()
+    token_item = ctx.nodes.get_enrollment_token(token_hash)
+    if token_item is None or token_item.get("used_at") or int(token_item["expires_epoch"]) <= int(now.timestamp()):
+        raise EnrollmentTokenInvalid("The enrollment token is invalid, expired or already used.")
+    validate_capabilities(capabilities)
+    signing_public_key = secrets.signing_public_key_b64()
+
+    node = Node(
+        id=ctx.ids.new_id(),
+        project_id=token_item["project_id"],
+        domain_id=token_item["domain_id"],
+        hostname=hostname,
+        metadata=metadata,
+        labels=labels_from_metadata(metadata),
+        capabilities=capabilities,
+        status=NodeStatus.ACTIVE,
+        mesh_ip=mesh_ip(ctx.nodes.next_mesh_sequence(token_item["project_id"])),
+        public_key=public_key,
+        registered_at=now,
+        updated_at=now,
+    )
+    nsk = mint_node_secret_key()
+    ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now)
+    return Registration(node=node, node_secret_key=nsk, signing_public_key=signing_public_key)
+
+
+def update_capabilities(ctx: Context, node_item: Item, capabilities: Capabilities) -> Node:
+    validate_capabilities(capabilities)
+    return ctx.nodes.update_capabilities(node_item["id"], capabilities, ctx.clock.now())
+
+
+HEARTBEAT_FIELDS = ("status", "uptime", "binary_checksum", "timestamp")
+
+
+def heartbeat(ctx: Context, node_item: Item, report: dict[str, Any]) -> tuple[bool, bool]:
+    """Record liveness; answer whether the node should reconcile or rotate keys."""
+    kept = {k: str(report[k])[:256] for k in HEARTBEAT_FIELDS if report.get(k) is not None}
+    return ctx.nodes.heartbeat(node_item["id"], ctx.clock.now(), kept)
+
+
+def deregister(ctx: Context, node_item: Item) -> Node:
+    ctx.nodes.deregister(node_item, ctx.clock.now())
+    return node_from_item({**node_item, "status": NodeStatus.DEREGISTERED.value})
+
+
+def list_nodes(
+    ctx: Context, subject: str, project_id: str, *, limit: int, start_key: dict[str, Any] | None
+) -> tuple[list[Node], dict[str, Any] | None]:
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    return ctx.nodes.list_nodes(project_id, limit=limit, start_key=start_key)
+
+
+def set_labels(
+    ctx: Context, subject: str, project_id: str, node_id: str, changes: dict[str, str | None]
+) -> Node:
+    """Operator-set labels (a ``None`` value removes the label). Project admins only."""
+    authorize_project(ctx.tenancy, subject, project_id, Permission.ADMIN)
+    return ctx.nodes.set_labels(node_id, project_id, changes, ctx.clock.now())

@@ -1,0 +1,59 @@
+"""Typed configuration, read once from the environment at cold start.
+
+Resource names are optional on purpose: an operation whose backing resource
+is not configured answers 501 with its ``*_not_provisioned`` code instead of
+failing at import time (SPEC §13). Use :func:`require` to get a value or that
+501.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.errors import NotProvisioned
+
+
+class Settings(BaseSettings):
+    """Environment of every function (the template's ``Globals`` section)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    table_name: str | None = None
+    output_bucket: str | None = None
+    state_machine_arn: str | None = None
+    event_bus_name: str | None = None
+
+    # Secret store references (Secrets Manager names or ARNs).
+    jwt_secret_name: str | None = None
+    signing_key_secret_name: str | None = None
+    cursor_key_secret_name: str | None = None
+    callback_key_secret_name: str | None = None
+
+    # Operator JWT verification. With a JWKS URL, RS256/ES256 tokens from the
+    # identity provider are verified; without one, HS256 with the dev key from
+    # ``jwt_secret_name`` (local mode).
+    jwt_issuer: str = "plexsphere-local"
+    jwt_audience: str = "plexsphere"
+    jwks_url: str | None = None
+
+    public_base_url: str | None = None
+    default_live_execution_ceiling: int = Field(default=100, ge=1)
+    enrollment_token_ttl_seconds: int = Field(default=86_400, ge=60)
+    secret_cache_seconds: int = Field(default=300, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` in tests)."""
+    return Settings()
+
+
+def require(value: str | None, operation_code: str) -> str:
+    """Return a configured resource name or raise 501 ``operation_code``."""
+    if not value:
+        raise NotProvisioned(operation_code)
+    return value

@@ -1,0 +1,60 @@
+"""Every key shape of the single table, in one place (see docs/table-design.md).
+
+Attribute names: ``PK``/``SK`` (table), ``GSI1PK``/``GSI1SK`` (GSI1, generic
+"children of a parent, in creation order"), ``GSI2PK``/``GSI2SK`` and
+``GSI3PK``/``GSI3SK`` (filtered listings, used by executions), ``ttl`` (epoch
+seconds, DynamoDB TTL).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class Key(TypedDict):
+    PK: str
+    SK: str
+
+
+def domain(domain_id: str) -> Key:
+    return {"PK": f"DOMAIN#{domain_id}", "SK": "DOMAIN"}
+
+
+def domain_member(domain_id: str, subject: str) -> Key:
+    return {"PK": f"DOMAIN#{domain_id}", "SK": f"MEMBER#{subject}"}
+
+
+def project(project_id: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": "PROJECT"}
+
+
+def domain_projects_gsi1(domain_id: str) -> str:
+    return f"DOMAIN#{domain_id}#PROJECTS"
+
+
+def project_member(project_id: str, subject: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": f"MEMBER#{subject}"}
+
+
+def hostname_claim(project_id: str, hostname: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": f"HOSTNAME#{hostname.lower()}"}
+
+
+def node(node_id: str) -> Key:
+    return {"PK": f"NODE#{node_id}", "SK": "NODE"}
+
+
+def project_nodes_gsi1(project_id: str) -> str:
+    return f"PROJECT#{project_id}#NODES"
+
+
+def nsk_index(nsk_hash: str) -> Key:
+    return {"PK": f"NSK#{nsk_hash}", "SK": "NSK"}
+
+
+def enrollment_token(token_hash: str) -> Key:
+    return {"PK": f"ENROLL#{token_hash}", "SK": "ENROLL"}
+
+
+def project_mesh_counter(project_id: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}

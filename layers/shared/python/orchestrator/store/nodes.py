@@ -1,0 +1,244 @@
+"""Nodes, their hostname claims, NSK hash index, and enrollment tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.domain.models import Capabilities, EnrollmentToken, Node, NodeStatus
+from orchestrator.errors import (
+    EnrollmentTokenInvalid,
+    HostnameAlreadyRegistered,
+    NodeDeregistered,
+    NodeNotFound,
+)
+from orchestrator.store import keys
+from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled
+
+NOT_EXISTS = "attribute_not_exists(PK)"
+ACTIVE = "attribute_exists(PK) AND #status = :active"
+
+
+class NodeStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # Enrollment tokens -------------------------------------------------------
+    def put_enrollment_token(self, token: EnrollmentToken) -> None:
+        expires = int(token.expires_at.timestamp())
+        self.table.put(
+            {
+                **keys.enrollment_token(token.token_hash),
+                "type": "enrollment_token",
+                "project_id": token.project_id,
+                "domain_id": token.domain_id,
+                "created_by": token.created_by,
+                "created_at": rfc3339(token.created_at),
+                "expires_at": rfc3339(token.expires_at),
+                "expires_epoch": expires,
+                # Kept a day past expiry so a late use still reads "expired", then reaped.
+                "ttl": expires + 86_400,
+            },
+            condition=NOT_EXISTS,
+        )
+
+    def get_enrollment_token(self, token_hash: str) -> Item | None:
+        return self.table.get(keys.enrollment_token(token_hash), consistent=True)
+
+    def next_mesh_sequence(self, project_id: str) -> int:
+        item = self.table.update(
+            keys.project_mesh_counter(project_id),
+            update="ADD #seq :one",
+            names={"#seq": "seq"},
+            values={":one": 1},
+        )
+        return int(item["seq"])
+
+    # Registration ------------------------------------------------------------
+    def register(self, node: Node, *, nsk_hash: str, token_hash: str, now: datetime) -> None:
+        """Consume the token, claim the hostname and create the node, atomically.
+
+        A hostname conflict leaves the token unused; an invalid token wins over
+        a conflict (it is checked first).
+        """
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        keys.enrollment_token(token_hash),
+                        update="SET used_at = :now, used_by_node = :node",
+                        condition="attribute_exists(PK) AND attribute_not_exists(used_at) AND expires_epoch > :epoch",
+                        values={":now": rfc3339(now), ":node": node.id, ":epoch": int(now.timestamp())},
+                    ),
+                    self.table.put_op(
+                        {**keys.hostname_claim(node.project_id, node.hostname), "type": "hostname_claim",
+                         "node_id": node.id},
+                        condition=NOT_EXISTS,
+                    ),
+                    self.table.put_op({**_node_item(node), "nsk_hash": nsk_hash}, condition=NOT_EXISTS),
+                    self.table.put_op(
+                        {**keys.nsk_index(nsk_hash), "type": "nsk_index", "node_id": node.id},
+                        condition=NOT_EXISTS,
+                    ),
+                ]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                raise EnrollmentTokenInvalid("The enrollment token is invalid, expired or already used.") from exc
+            if exc.reasons[1] == "ConditionalCheckFailed":
+                raise HostnameAlreadyRegistered(
+                    f"A node with hostname {node.hostname!r} is already registered in this project."
+                ) from exc
+            raise
+
+    # Reads -------------------------------------------------------------------
+    def get_node_item(self, node_id: str) -> Item | None:
+        return self.table.get(keys.node(node_id))
+
+    def node_id_for_nsk(self, nsk_hash: str) -> str | None:
+        item = self.table.get(keys.nsk_index(nsk_hash))
+        return str(item["node_id"]) if item else None
+
+    def list_nodes(
+        self, project_id: str, *, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[Node], dict[str, Any] | None]:
+        items, last = self.table.query_page(
+            index="GSI1",
+            key_condition="GSI1PK = :pk",
+            values={":pk": keys.project_nodes_gsi1(project_id)},
+            limit=limit,
+            start_key=start_key,
+        )
+        return [node_from_item(i) for i in items], last
+
+    # Updates -----------------------------------------------------------------
+    def update_capabilities(self, node_id: str, capabilities: Capabilities, now: datetime) -> Node:
+        item = self._update_active(
+            node_id,
+            update="SET capabilities = :caps, updated_at = :now",
+            values={":caps": capabilities.model_dump(mode="json"), ":now": rfc3339(now)},
+        )
+        return node_from_item(item)
+
+    def set_labels(self, node_id: str, project_id: str, changes: dict[str, str | None], now: datetime) -> Node:
+        """Set or remove individual labels atomically (other labels are untouched)."""
+        names: dict[str, str] = {"#status": "status", "#labels": "labels"}
+        values: dict[str, Any] = {":now": rfc3339(now), ":active": NodeStatus.ACTIVE.value, ":project": project_id}
+        sets, removes = ["updated_at = :now"], []
+        for index, (key, value) in enumerate(sorted(changes.items())):
+            names[f"#l{index}"] = key
+            if value is None:
+                removes.append(f"#labels.#l{index}")
+            else:
+                values[f":l{index}"] = value
+                sets.append(f"#labels.#l{index} = :l{index}")
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            item = self.table.update(
+                keys.node(node_id),
+                update=update,
+                condition=ACTIVE + " AND project_id = :project",
+                names=names,
+                values=values,
+            )
+        except ConditionFailed as exc:
+            if exc.item is None or exc.item.get("project_id") != project_id:
+                raise NodeNotFound(f"Node {node_id} does not exist in this project.") from exc
+            raise NodeDeregistered(f"Node {node_id} is deregistered.") from exc
+        return node_from_item(item)
+
+    def heartbeat(self, node_id: str, now: datetime, report: dict[str, Any]) -> tuple[bool, bool]:
+        """Record the heartbeat; return and clear the (reconcile, rotate_keys) requests."""
+        item = self._update_active(
+            node_id,
+            update="SET last_heartbeat_at = :now, last_heartbeat = :report REMOVE reconcile_requested, "
+            "rotate_keys_requested",
+            values={":now": rfc3339(now), ":report": report},
+            return_old=True,
+        )
+        return bool(item.get("reconcile_requested")), bool(item.get("rotate_keys_requested"))
+
+    def deregister(self, node_item: Item, now: datetime) -> None:
+        """Mark deregistered, revoke the NSK and release the hostname, atomically."""
+        node = node_from_item(node_item)
+        operations = [
+            self.table.update_op(
+                keys.node(node.id),
+                update="SET #status = :gone, deregistered_at = :now, updated_at = :now REMOVE nsk_hash",
+                condition=ACTIVE,
+                names={"#status": "status"},
+                values={":gone": NodeStatus.DEREGISTERED.value, ":now": rfc3339(now),
+                        ":active": NodeStatus.ACTIVE.value},
+            ),
+            self.table.delete_op(
+                keys.hostname_claim(node.project_id, node.hostname),
+                condition="node_id = :node",
+                values={":node": node.id},
+            ),
+        ]
+        if node_item.get("nsk_hash"):
+            operations.append(self.table.delete_op(keys.nsk_index(node_item["nsk_hash"])))
+        try:
+            self.table.transact(operations)
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                raise NodeDeregistered(f"Node {node.id} is already deregistered.") from exc
+            raise
+
+    def _update_active(
+        self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False
+    ) -> Item:
+        try:
+            return self.table.update(
+                keys.node(node_id),
+                update=update,
+                condition=ACTIVE,
+                names={"#status": "status"},
+                values={**values, ":active": NodeStatus.ACTIVE.value},
+                returns="ALL_OLD" if return_old else "ALL_NEW",
+            )
+        except ConditionFailed as exc:
+            if exc.item is None:
+                raise NodeNotFound(f"Node {node_id} does not exist.") from exc
+            raise NodeDeregistered(f"Node {node_id} is deregistered.") from exc
+
+
+def _node_item(node: Node) -> Item:
+    return {
+        **keys.node(node.id),
+        "type": "node",
+        "id": node.id,
+        "project_id": node.project_id,
+        "domain_id": node.domain_id,
+        "hostname": node.hostname,
+        "metadata": node.metadata,
+        "labels": node.labels,
+        "capabilities": node.capabilities.model_dump(mode="json"),
+        "status": node.status.value,
+        "mesh_ip": node.mesh_ip,
+        "public_key": node.public_key,
+        "registered_at": rfc3339(node.registered_at),
+        "updated_at": rfc3339(node.updated_at),
+        "GSI1PK": keys.project_nodes_gsi1(node.project_id),
+        "GSI1SK": node.id,
+    }
+
+
+def node_from_item(item: Item) -> Node:
+    return Node(
+        id=item["id"],
+        project_id=item["project_id"],
+        domain_id=item["domain_id"],
+        hostname=item["hostname"],
+        metadata=item.get("metadata", {}),
+        labels=item.get("labels", {}),
+        capabilities=Capabilities.model_validate(item.get("capabilities", {})),
+        status=NodeStatus(item["status"]),
+        mesh_ip=item["mesh_ip"],
+        public_key=item.get("public_key", ""),
+        registered_at=parse_rfc3339(item["registered_at"]),
+        updated_at=parse_rfc3339(item["updated_at"]),
+        last_heartbeat_at=parse_rfc3339(item["last_heartbeat_at"]) if item.get("last_heartbeat_at") else None,
+        deregistered_at=parse_rfc3339(item["deregistered_at"]) if item.get("deregistered_at") else None,
+    )

@@ -1,0 +1,290 @@
+"""A thin typed wrapper over the DynamoDB client for the single table.
+
+It marshals items, and translates the datastore's failures: outages become
+:class:`DatastoreUnavailable` (503); condition failures are returned to the
+caller (the store module that knows which transition failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator import aws
+from orchestrator.errors import DatastoreUnavailable
+from orchestrator.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+OUTAGE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ResourceNotFoundException",
+    }
+)
+
+
+class ConditionFailed(Exception):
+    """A conditional write did not hold. ``item`` is the current item when asked for."""
+
+    def __init__(self, item: Item | None = None) -> None:
+        super().__init__("condition failed")
+        self.item = item
+
+
+class TransactionCanceled(Exception):
+    """A transaction was cancelled; ``reasons[i]`` is the code for the i-th operation."""
+
+    def __init__(self, reasons: list[str | None]) -> None:
+        super().__init__(f"transaction canceled: {reasons}")
+        self.reasons = reasons
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+
+
+def _to_dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def deserialize(raw: Mapping[str, Any]) -> Item:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+@contextmanager
+def datastore_errors() -> Iterator[None]:
+    """Turn an unavailable datastore into 503; let every other error through."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in OUTAGE_CODES:
+            logger.warning("datastore unavailable", error_code=code)
+            raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
+        raise
+    except BotoCoreError as exc:
+        logger.warning("datastore unreachable", error=type(exc).__name__)
+        raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
+
+
+class Table:
+    """Operations on one table. Every write that changes state is conditional."""
+
+    def __init__(self, name: str, client: DynamoDBClient | None = None) -> None:
+        self.name = name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client or aws.dynamodb()
+
+    def get(self, key: Mapping[str, str], *, consistent: bool = False) -> Item | None:
+        with datastore_errors():
+            response = self.client.get_item(
+                TableName=self.name, Key=serialize(key), ConsistentRead=consistent
+            )
+        raw = response.get("Item")
+        return deserialize(raw) if raw else None
+
+    def batch_get(self, keys: Sequence[Mapping[str, str]]) -> list[Item]:
+        """Up to 100 keys; unprocessed keys are retried."""
+        pending: list[dict[str, Any]] = [serialize(k) for k in keys]
+        found: list[Item] = []
+        while pending:
+            with datastore_errors():
+                response = self.client.batch_get_item(
+                    RequestItems={self.name: {"Keys": pending[:100]}}  # type: ignore[dict-item]
+                )
+            found.extend(deserialize(i) for i in response.get("Responses", {}).get(self.name, []))
+            unprocessed = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
+            pending = list(unprocessed) + pending[100:]  # type: ignore[arg-type]
+        return found
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        self._add_condition(kwargs, condition, names, values)
+        self._conditional(lambda: self.client.put_item(**kwargs))
+
+    def update(
+        self,
+        key: Mapping[str, str],
+        *,
+        update: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        returns: str = "ALL_NEW",
+    ) -> Item:
+        """Conditional update; returns the item as ``returns`` says (ALL_NEW, ALL_OLD, NONE)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": serialize(key),
+            "UpdateExpression": update,
+            "ReturnValues": returns,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        self._add_condition(kwargs, condition, names, values)
+        response = self._conditional(lambda: self.client.update_item(**kwargs))
+        return deserialize(response.get("Attributes", {}))
+
+    def delete(self, key: Mapping[str, str], *, condition: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
+        self._add_condition(kwargs, condition, None, None)
+        self._conditional(lambda: self.client.delete_item(**kwargs))
+
+    def transact(self, operations: Sequence[TransactWriteItemTypeDef]) -> None:
+        """All-or-nothing write; raises :class:`TransactionCanceled` with per-item reasons."""
+        try:
+            with datastore_errors():
+                self.client.transact_write_items(TransactItems=list(operations))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            codes: list[str | None] = [
+                (r.get("Code") if r.get("Code") not in (None, "None") else None) for r in reasons
+            ]
+            if any(c in OUTAGE_CODES or c == "ThrottlingError" for c in codes):
+                raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
+            raise TransactionCanceled(codes) from exc
+
+    def put_op(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TransactWriteItemTypeDef:
+        op: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
+        self._add_condition(op, condition, names, values)
+        return {"Put": op}  # type: ignore[typeddict-item]
+
+    def update_op(
+        self,
+        key: Mapping[str, str],
+        *,
+        update: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TransactWriteItemTypeDef:
+        op: dict[str, Any] = {"TableName": self.name, "Key": serialize(key), "UpdateExpression": update}
+        self._add_condition(op, condition, names, values)
+        return {"Update": op}  # type: ignore[typeddict-item]
+
+    def condition_check_op(self, key: Mapping[str, str], *, condition: str) -> TransactWriteItemTypeDef:
+        return {
+            "ConditionCheck": {"TableName": self.name, "Key": serialize(key), "ConditionExpression": condition}
+        }
+
+    def delete_op(
+        self,
+        key: Mapping[str, str],
+        *,
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> TransactWriteItemTypeDef:
+        op: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
+        self._add_condition(op, condition, None, values)
+        return {"Delete": op}  # type: ignore[typeddict-item]
+
+    def query_page(
+        self,
+        *,
+        index: str | None,
+        key_condition: str,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None = None,
+        limit: int,
+        start_key: Mapping[str, Any] | None = None,
+        forward: bool = True,
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        """One page of a query: at most ``limit`` items, and the key to continue
+        from, which is None exactly when there is nothing more (one extra item
+        is read to know, so a full last page does not yield an empty next page)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": serialize(values),
+            "Limit": limit + 1,
+            "ScanIndexForward": forward,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if start_key:
+            kwargs["ExclusiveStartKey"] = serialize(start_key)
+        with datastore_errors():
+            response = self.client.query(**kwargs)
+        items = [deserialize(i) for i in response.get("Items", [])]
+        if len(items) <= limit:
+            return items, None
+        items = items[:limit]
+        key_names = ["PK", "SK"] + ([f"{index}PK", f"{index}SK"] if index else [])
+        return items, {name: items[-1][name] for name in key_names}
+
+    @staticmethod
+    def _add_condition(
+        kwargs: dict[str, Any],
+        condition: str | None,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if values:
+            kwargs["ExpressionAttributeValues"] = serialize(values)
+
+    def _conditional(self, call: Any) -> Any:
+        try:
+            with datastore_errors():
+                return call()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raw = exc.response.get("Item")  # type: ignore[typeddict-item]
+                raise ConditionFailed(deserialize(raw) if raw else None) from exc
+            raise

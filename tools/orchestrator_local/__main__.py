@@ -1,0 +1,3 @@
+from orchestrator_local.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Create the template's resources in moto and resolve the functions' environment.
+
+Works against whatever endpoint boto3 is pointed at: an in-process
+``mock_aws`` (tests) or a moto server (``make serve``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from orchestrator_local.template import ROOT, Template
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+
+
+@dataclass
+class Stack:
+    """Physical ids of the deployed resources, and how to resolve intrinsics against them."""
+
+    template: Template
+    parameters: dict[str, str]
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                if arg in self.parameters:
+                    return self.parameters[arg]
+                if arg == "AWS::Region":
+                    return REGION
+                if arg == "AWS::AccountId":
+                    return ACCOUNT
+                return self.refs[arg]
+            if key == "Fn::GetAtt":
+                return self.attributes[(arg[0], arg[1])]
+            if key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                return re.sub(r"\$\{([\w:.]+)\}", lambda m: self._sub(m.group(1)), text)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _sub(self, name: str) -> str:
+        if "." in name:
+            resource, attribute = name.split(".", 1)
+            return self.attributes[(resource, attribute)]
+        return str(self.resolve({"Ref": name}))
+
+    def environment(self) -> dict[str, str]:
+        """The union of every function's environment (they agree on shared names)."""
+        env = {k: str(self.resolve(v)) for k, v in self.template.global_environment.items()}
+        for function in self.template.functions.values():
+            for key, value in function.environment.items():
+                resolved = str(self.resolve(value))
+                if env.get(key, resolved) != resolved:
+                    raise ValueError(f"functions disagree on {key}")
+                env[key] = resolved
+        return env
+
+
+def deploy(template: Template | None = None, *, prefix: str = "local",
+           parameters: dict[str, str] | None = None) -> Stack:
+    """Create every storage, secret, bus and workflow resource of the template."""
+    template = template or Template()
+    stack = Stack(template, {**template.parameter_defaults(), **(parameters or {})})
+    for name in template.functions:
+        stack.refs[name] = name
+        stack.attributes[(name, "Arn")] = function_arn(name)
+
+    for name, resource in template.resources_of("AWS::DynamoDB::Table").items():
+        _create_table(stack, name, resource["Properties"], f"{prefix}-{name}")
+    for name in template.resources_of("AWS::S3::Bucket"):
+        bucket = f"{prefix}-{name}".lower()
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+        stack.refs[name] = bucket
+        stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    for name in template.resources_of("AWS::SecretsManager::Secret"):
+        created = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=f"{prefix}/{name}", SecretString=secrets.token_urlsafe(48)
+        )
+        stack.refs[name] = created["ARN"]
+    for name, resource in template.resources_of("AWS::Events::EventBus").items():
+        bus = stack.resolve(resource["Properties"]["Name"])
+        boto3.client("events", region_name=REGION).create_event_bus(Name=bus)
+        stack.refs[name] = bus
+    for name, resource in template.resources_of("AWS::Serverless::StateMachine").items():
+        _create_state_machine(stack, name, resource["Properties"], f"{prefix}-{name}")
+    return stack
+
+
+def _create_table(stack: Stack, name: str, props: dict[str, Any], table_name: str) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    created = client.create_table(**kwargs)["TableDescription"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+    stack.refs[name] = table_name
+    stack.attributes[(name, "Arn")] = created["TableArn"]
+    stack.attributes[(name, "StreamArn")] = created.get("LatestStreamArn", "")
+
+
+def _create_state_machine(stack: Stack, name: str, props: dict[str, Any], machine_name: str) -> None:
+    definition = (ROOT / props["DefinitionUri"]).read_text()
+    substitutions = {k: str(stack.resolve(v)) for k, v in props.get("DefinitionSubstitutions", {}).items()}
+    definition = re.sub(r"\$\{(\w+)\}", lambda m: substitutions[m.group(1)], definition)
+    json.loads(definition)  # fail early on a broken substitution
+    created = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name=machine_name,
+        definition=definition,
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{machine_name}",
+        type=props.get("Type", "STANDARD"),
+    )
+    stack.refs[name] = created["stateMachineArn"]
+    stack.attributes[(name, "Name")] = machine_name
+    stack.attributes[(name, "Arn")] = created["stateMachineArn"]

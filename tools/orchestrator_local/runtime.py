@@ -1,0 +1,121 @@
+"""Running Lambda handlers in-process, as the Lambda runtime would call them.
+
+One handler module per function, loaded from its folder under ``functions/``
+(each is ``app.py``, so modules get unique names). Invocations are serialized
+per process: a Lambda container runs one event at a time, and the handler
+libraries (Powertools' resolver) keep per-invocation state in module globals.
+Concurrency comes from several processes (see :mod:`.gateway`'s worker pool).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from orchestrator_local.resources import function_arn
+from orchestrator_local.template import Function, Template
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    timeout_seconds: int = 29
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = function_arn(self.function_name)
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class FunctionError(Exception):
+    """A handler raised: carries the Lambda-style error payload."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+    def payload(self) -> dict[str, Any]:
+        return {"errorType": self.error_type, "errorMessage": self.message}
+
+
+class InProcessRuntime:
+    """Loads and invokes the template's handlers in this process."""
+
+    def __init__(self, template: Template | None = None) -> None:
+        self.functions: dict[str, Function] = (template or Template()).functions
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.RLock()
+
+    def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
+        module = self._modules.get(logical_id)
+        if module is None:
+            function = self.functions[logical_id]
+            spec = importlib.util.spec_from_file_location(f"lambda_{logical_id}", function.module_path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {function.module_path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[logical_id] = module
+        handler: Callable[[Any, Any], Any] = getattr(module, self.functions[logical_id].handler_name)
+        return handler
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """The handler's result; :class:`FunctionError` if it raised."""
+        with self._lock:
+            handler = self.handler(logical_id)
+            try:
+                return handler(event, LambdaContext(function_name=logical_id))
+            except Exception as exc:  # noqa: BLE001 - reported like the Lambda runtime does
+                traceback.print_exc()
+                raise FunctionError(type(exc).__name__, str(exc)) from exc
+
+
+Invoke = Callable[[str, Any], Any]
+
+
+def install_moto_lambda_router(invoke: Invoke, known: set[str]) -> None:
+    """Route moto Lambda ``Invoke`` calls for the template's functions to ``invoke``.
+
+    moto runs Lambda code only in Docker; Step Functions ``lambda:invoke``
+    tasks reach moto's Lambda backend, so this is where local mode takes
+    over. Unknown function names fall through to moto.
+    """
+    from moto.awslambda.models import LambdaBackend
+
+    original = getattr(LambdaBackend, "_orchestrator_original_invoke", LambdaBackend.invoke)
+
+    def routed_invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> Any:
+        name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        if name not in known:
+            return original(self, function_name, qualifier, body, headers, response_headers)
+        event = json.loads(body) if body else {}
+        try:
+            result = invoke(name, event)
+        except FunctionError as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(error.payload()).encode()
+        return json.dumps(result).encode()
+
+    LambdaBackend._orchestrator_original_invoke = original  # type: ignore[attr-defined]
+    LambdaBackend.invoke = routed_invoke  # type: ignore[method-assign]

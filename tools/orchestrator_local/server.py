@@ -1,0 +1,125 @@
+"""``make serve``: the whole API on http://127.0.0.1:$PORT with local AWS services.
+
+1. start a moto server on a free loopback port (Step Functions executes ASL);
+2. create the template's resources in it and export the functions' environment;
+3. route moto's Lambda invocations (workflow tasks) to a pool of worker processes;
+4. bootstrap the demo tenant and write ``.local/credentials.json``;
+5. serve the template's API events over HTTP until Ctrl-C (or the parent exits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from orchestrator_local.template import ROOT, Template
+
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+def start_moto() -> tuple[Any, str]:
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls back into this server
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=5).read()  # noqa: S310 - loopback only
+    return moto, endpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_WORKERS", "4")))
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started us exits (tests)")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    args = parser.parse_args(argv)
+
+    os.environ.update(LOCAL_ENV)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = args.log_level
+    moto, endpoint = start_moto()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+    from orchestrator_local.gateway import Gateway
+    from orchestrator_local.resources import deploy
+    from orchestrator_local.runtime import install_moto_lambda_router
+    from orchestrator_local.workers import WorkerPool
+
+    template = Template()
+    stack = deploy(template)
+    os.environ.update(stack.environment())
+
+    pool = WorkerPool(args.workers)
+    install_moto_lambda_router(pool.invoke, set(template.functions))
+
+    httpd = make_server("127.0.0.1", args.port, Gateway(pool.invoke, template), threaded=True)
+    server_url = f"http://127.0.0.1:{httpd.server_port}"
+
+    from orchestrator_local.bootstrap import bootstrap
+
+    credentials = bootstrap(server_url)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    credentials_file = args.state_dir / "credentials.json"
+    credentials_file.write_text(json.dumps(credentials.as_dict(), indent=2) + "\n")
+    credentials_file.chmod(0o600)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while not stop.is_set():
+                if os.getppid() != parent:
+                    stop.set()
+                time.sleep(0.5)
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+
+    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
+    serving.start()
+    print(f"Action Orchestrator serving on {server_url}", flush=True)
+    print(f"  credentials: {credentials_file}", flush=True)
+    print(f"  AWS services (moto): {endpoint}", flush=True)
+    print("  Ctrl-C to stop.", flush=True)
+    stop.wait()
+    print("stopping...", flush=True)
+    httpd.shutdown()
+    pool.shutdown()
+    moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Reading template.yaml: functions, routes, authorizer, gateway responses, resources."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns CloudFormation short-form tags into their long form."""
+
+
+def _tag(name: str) -> Any:
+    def construct(loader: _CfnLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "Fn::GetAtt" and isinstance(value, str):
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    return construct
+
+
+for _short in ("Ref", "Condition"):
+    _CfnLoader.add_constructor(f"!{_short}", _tag(_short))
+for _short in ("GetAtt", "Sub", "If", "Equals", "Join", "Select", "Split", "Not", "And", "Or", "FindInMap",
+               "ImportValue", "GetAZs", "Base64"):
+    _CfnLoader.add_constructor(f"!{_short}", _tag(f"Fn::{_short}"))
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open() as handle:
+        document: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case
+    path: str  # API Gateway resource path, e.g. /v1/nodes/{node_id}/heartbeat
+    function: str  # logical id
+    authorized: bool  # behind the API's default authorizer
+
+    @property
+    def werkzeug_rule(self) -> str:
+        rule = re.sub(r"\{(\w+)\+\}", r"<path:\1>", self.path)
+        return re.sub(r"\{(\w+)\}", r"<\1>", rule)
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def module_path(self) -> Path:
+        return self.code_dir / (self.handler.rsplit(".", 1)[0] + ".py")
+
+    @property
+    def handler_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    name: str
+    function: str
+    header: str
+    ttl_seconds: int
+
+
+class Template:
+    """A typed view of the parts of template.yaml that local mode needs."""
+
+    def __init__(self, document: dict[str, Any] | None = None) -> None:
+        self.document = document or load_template()
+        self.resources: dict[str, Any] = self.document["Resources"]
+        self.globals: dict[str, Any] = self.document.get("Globals", {}).get("Function", {})
+
+    def resources_of(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.resources.items() if res["Type"] == kind}
+
+    @property
+    def functions(self) -> dict[str, Function]:
+        result = {}
+        for name, resource in self.resources_of("AWS::Serverless::Function").items():
+            props = resource["Properties"]
+            result[name] = Function(
+                logical_id=name,
+                code_dir=ROOT / props["CodeUri"],
+                handler=props.get("Handler", self.globals.get("Handler", "app.lambda_handler")),
+                environment=props.get("Environment", {}).get("Variables", {}),
+            )
+        return result
+
+    @property
+    def global_environment(self) -> dict[str, Any]:
+        variables: dict[str, Any] = self.globals.get("Environment", {}).get("Variables", {})
+        return variables
+
+    @property
+    def routes(self) -> list[Route]:
+        routes = []
+        for name, resource in self.resources_of("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] != "Api":
+                    continue
+                props = event["Properties"]
+                auth = props.get("Auth", {}).get("Authorizer")
+                routes.append(Route(props["Method"].upper(), props["Path"], name, authorized=auth != "NONE"))
+        return routes
+
+    @property
+    def api(self) -> dict[str, Any]:
+        (api,) = self.resources_of("AWS::Serverless::Api").values()
+        props: dict[str, Any] = api["Properties"]
+        return props
+
+    @property
+    def authorizer(self) -> Authorizer:
+        auth = self.api["Auth"]
+        name = auth["DefaultAuthorizer"]
+        config = auth["Authorizers"][name]
+        function = config["FunctionArn"]["Fn::GetAtt"][0]
+        identity = config.get("Identity", {})
+        return Authorizer(name, function, identity.get("Header", "Authorization"),
+                          int(identity.get("ReauthorizeEvery", 300)))
+
+    @property
+    def gateway_responses(self) -> dict[str, dict[str, Any]]:
+        responses: dict[str, dict[str, Any]] = self.api.get("GatewayResponses", {})
+        return responses
+
+    def parameter_defaults(self) -> dict[str, str]:
+        return {name: str(p.get("Default", "")) for name, p in self.document.get("Parameters", {}).items()}
