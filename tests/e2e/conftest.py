@@ -1,0 +1,69 @@
+"""E2E fixtures: the local server (`make serve`'s entry point) as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Start the server, wait for its credentials file, stop it at the end of the session."""
+    state_dir = tmp_path_factory.mktemp("local")
+    log = (state_dir / "server.log").open("w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared/python"), str(ROOT / "tools")])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_local", "--port", str(free_port()), "--state-dir", str(state_dir),
+         "--workers", "2", "--exit-with-parent"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    credentials_file = state_dir / "credentials.json"
+    deadline = time.monotonic() + 120
+    while not credentials_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("local server did not start:\n" + (state_dir / "server.log").read_text())
+        time.sleep(0.2)
+    try:
+        yield json.loads(credentials_file.read_text()) | {"state_dir": str(state_dir)}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def http(local_server: dict[str, Any]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=local_server["server"], timeout=30) as client:
+        yield client
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["correlation_id"] == response.headers["x-correlation-id"]
+    return body

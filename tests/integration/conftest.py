@@ -1,0 +1,161 @@
+"""Integration fixtures: handlers and the template's resources against in-process moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from werkzeug.test import Client, TestResponse
+
+from orchestrator import aws, secrets
+from orchestrator.http.operator_auth import mint_dev_token
+from orchestrator.settings import get_settings
+from orchestrator_local.gateway import Gateway
+from orchestrator_local.resources import Stack, deploy
+from orchestrator_local.runtime import InProcessRuntime
+from orchestrator_local.template import Template
+
+ADMIN = "admin@example.com"
+
+
+def reset_process_caches() -> None:
+    get_settings.cache_clear()
+    aws.reset_clients()
+    secrets.clear_cache()
+
+
+@pytest.fixture(scope="session")
+def template() -> Template:
+    return Template()
+
+
+@pytest.fixture(scope="session")
+def runtime(template: Template) -> InProcessRuntime:
+    return InProcessRuntime(template)
+
+
+@pytest.fixture
+def stack(template: Template) -> Iterator[Stack]:
+    """A fresh moto account with the template's resources and the functions' environment."""
+    saved = dict(os.environ)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        deployed = deploy(template, prefix="test")
+        os.environ.update(deployed.environment())
+        reset_process_caches()
+        try:
+            yield deployed
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            reset_process_caches()
+
+
+@dataclass
+class Api:
+    """An HTTP client for the template's API, served the way API Gateway calls the handlers."""
+
+    client: Client
+    stack: Stack
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: str | bytes | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> TestResponse:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            data = json.dumps(json_body)
+            all_headers.setdefault("Content-Type", "application/json")
+        return self.client.open(path, method=method, data=data, headers=all_headers, query_string=query)
+
+    def table_items(self) -> list[dict[str, Any]]:
+        client = boto3.client("dynamodb")
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.stack.refs["Table"]}
+        while True:
+            page = client.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture
+def api(stack: Stack, runtime: InProcessRuntime, template: Template) -> Api:
+    return Api(Client(Gateway(runtime.invoke, template)), stack)
+
+
+def operator_token(subject: str, **overrides: Any) -> str:
+    """A dev-key operator JWT (what the local server hands out)."""
+    return mint_dev_token(subject, now=overrides.pop("now", datetime.now(UTC)),
+                          ttl=overrides.pop("ttl", timedelta(hours=1)))
+
+
+@dataclass
+class Tenant:
+    domain_id: str
+    project_id: str
+    admin_token: str
+
+
+@pytest.fixture
+def tenant(api: Api) -> Tenant:
+    """A Domain and Project created through the admin API by ADMIN."""
+    token = operator_token(ADMIN)
+    domain = api.request("POST", "/v1/domains", json_body={"name": "acme"}, token=token)
+    assert domain.status_code == 201, domain.text
+    project = api.request(
+        "POST", f"/v1/domains/{domain.json['id']}/projects", json_body={"name": "fleet"}, token=token
+    )
+    assert project.status_code == 201, project.text
+    return Tenant(domain.json["id"], project.json["id"], token)
+
+
+def mint_enrollment_token(api: Api, tenant: Tenant, **body: Any) -> str:
+    response = api.request(
+        "POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", json_body=body, token=tenant.admin_token
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json["token"])
+
+
+@dataclass
+class RegisteredNode:
+    id: str
+    nsk: str
+    hostname: str
+
+
+def register_node(api: Api, tenant: Tenant, hostname: str, **extra: Any) -> RegisteredNode:
+    body = {"token": mint_enrollment_token(api, tenant), "hostname": hostname, **extra}
+    response = api.request("POST", "/v1/register", json_body=body)
+    assert response.status_code == 201, response.text
+    return RegisteredNode(response.json["node_id"], response.json["node_secret_key"], hostname)
+
+
+def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, Any]:
+    """The response is Problem+JSON with this status and code, and carries a correlation id."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json"), response.headers
+    problem: dict[str, Any] = response.json
+    assert problem["code"] == code, problem
+    assert problem["status"] == status
+    for field in ("type", "title", "detail", "instance", "correlation_id"):
+        assert problem[field], field
+    assert response.headers["X-Correlation-Id"] == problem["correlation_id"]
+    return problem
