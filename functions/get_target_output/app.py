@@ -1,4 +1,4 @@
-"""GET /v1/projects/{project_id}/executions/{execution_id}/targets/{node_id}/output — A target's output: inline bytes or a presigned GET.
+"""GET .../executions/{execution_id}/targets/{node_id}/output — a target's output (inline or presigned GET).
 
 Declared in the template and routed; the behaviour lands with its feature.
 Until then the operation answers 501 ``execution_output_not_provisioned`` (SPEC §13).

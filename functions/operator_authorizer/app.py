@@ -22,12 +22,12 @@ from orchestrator.observability import logger, task_entrypoint
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     scheme, _, token = str(event.get("authorizationToken", "")).partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Exception("Unauthorized")  # noqa: TRY002 - API Gateway's 401 contract
+        raise Exception("Unauthorized")
     try:
         claims = verify_operator_token(token.strip())
     except Unauthenticated:
         logger.info("operator token rejected")
-        raise Exception("Unauthorized") from None  # noqa: TRY002
+        raise Exception("Unauthorized") from None
     policy = APIGatewayAuthorizerResponse.from_route_arn(
         event["methodArn"], principal_id=claims["sub"], context={"subject": claims["sub"]}
     )

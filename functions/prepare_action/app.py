@@ -1,4 +1,4 @@
-"""POST /v1/projects/{project_id}/actions/{action} — Two-phase prepare (`{action}:prepare`): schema, defaults and cohort.
+"""POST /v1/projects/{project_id}/actions/{action} — two-phase prepare (`{action}:prepare`).
 
 Declared in the template and routed; the behaviour lands with its feature.
 Until then the operation answers 501 ``action_prepare_not_provisioned`` (SPEC §13).

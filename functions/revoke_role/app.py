@@ -15,15 +15,25 @@ app = rest_app()
 
 @app.delete("/v1/projects/<project_id>/members/<member>")
 def revoke_project_role(project_id: str, member: str) -> Response[str]:
-    tenancy.revoke(context_for("tenancy"), operator_subject(app), object_type="project", object_id=project_id,
-                   member=checked_subject(member))
+    tenancy.revoke(
+        context_for("tenancy"),
+        operator_subject(app),
+        object_type="project",
+        object_id=project_id,
+        member=checked_subject(member),
+    )
     return Response(status_code=204)
 
 
 @app.delete("/v1/domains/<domain_id>/members/<member>")
 def revoke_domain_role(domain_id: str, member: str) -> Response[str]:
-    tenancy.revoke(context_for("tenancy"), operator_subject(app), object_type="domain", object_id=domain_id,
-                   member=checked_subject(member))
+    tenancy.revoke(
+        context_for("tenancy"),
+        operator_subject(app),
+        object_type="domain",
+        object_id=domain_id,
+        member=checked_subject(member),
+    )
     return Response(status_code=204)
 
 

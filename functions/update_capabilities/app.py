@@ -22,8 +22,11 @@ def update_capabilities(node_id: str) -> Response[str]:
     node = nodes.update_capabilities(ctx, node_item, parse_body(app, CapabilitiesIn).to_domain())
     return json_response(
         200,
-        {"node_id": node.id, "capabilities": capabilities_summary(node.capabilities),
-         "updated_at": rfc3339(node.updated_at)},
+        {
+            "node_id": node.id,
+            "capabilities": capabilities_summary(node.capabilities),
+            "updated_at": rfc3339(node.updated_at),
+        },
     )
 
 

@@ -32,9 +32,22 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared/python"), str(ROOT / "tools")])
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator_local", "--port", str(free_port()), "--state-dir", str(state_dir),
-         "--workers", "2", "--exit-with-parent"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator_local",
+            "--port",
+            str(free_port()),
+            "--state-dir",
+            str(state_dir),
+            "--workers",
+            "2",
+            "--exit-with-parent",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     credentials_file = state_dir / "credentials.json"
     deadline = time.monotonic() + 120

@@ -18,7 +18,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def test_credentials_file_describes_a_working_tenant(local_server: dict[str, Any], http: httpx.Client) -> None:
     assert set(local_server) >= {"server", "domain_id", "project_id", "operator_token", "enrollment_token"}
-    response = http.get(f"/v1/projects/{local_server['project_id']}/nodes", headers=bearer(local_server["operator_token"]))
+    response = http.get(
+        f"/v1/projects/{local_server['project_id']}/nodes", headers=bearer(local_server["operator_token"])
+    )
     assert response.status_code == 200
 
 
@@ -35,33 +37,52 @@ def test_operator_enrolls_two_nodes_and_manages_them(local_server: dict[str, Any
     # Two nodes register.
     nodes = []
     for token, hostname in zip(tokens, ("e2e-web-01", "e2e-web-02"), strict=True):
-        registered = http.post("/v1/register", json={"token": token, "hostname": hostname,
-                                                     "metadata": {"env": "prod", "role": hostname[-2:]}})
+        registered = http.post(
+            "/v1/register",
+            json={"token": token, "hostname": hostname, "metadata": {"env": "prod", "role": hostname[-2:]}},
+        )
         assert registered.status_code == 201, registered.text
         nodes.append(registered.json())
 
     # The same token again, and the same hostname again.
-    problem(http.post("/v1/register", json={"token": tokens[0], "hostname": "e2e-web-03"}), 401,
-            "enrollment_token_invalid")
+    problem(
+        http.post("/v1/register", json={"token": tokens[0], "hostname": "e2e-web-03"}), 401, "enrollment_token_invalid"
+    )
     fresh = http.post(f"/v1/projects/{project}/enrollment-tokens", headers=admin, json={}).json()["token"]
-    problem(http.post("/v1/register", json={"token": fresh, "hostname": "e2e-web-01"}), 409,
-            "hostname_already_registered")
+    problem(
+        http.post("/v1/register", json={"token": fresh, "hostname": "e2e-web-01"}), 409, "hostname_already_registered"
+    )
 
     first, second = nodes
     nsk1, nsk2 = bearer(first["node_secret_key"]), bearer(second["node_secret_key"])
 
     # Capabilities, with both 422 codes.
-    updated = http.put(f"/v1/nodes/{first['node_id']}/capabilities", headers=nsk1,
-                       json={"builtin_actions": [{"name": "restart-agent"}]})
+    updated = http.put(
+        f"/v1/nodes/{first['node_id']}/capabilities",
+        headers=nsk1,
+        json={"builtin_actions": [{"name": "restart-agent"}]},
+    )
     assert updated.status_code == 200
-    problem(http.put(f"/v1/nodes/{first['node_id']}/capabilities", headers=nsk1,
-                     json={"builtin_actions": [{"name": ""}]}), 422, "builtin_action_invalid")
-    problem(http.put(f"/v1/nodes/{first['node_id']}/capabilities", headers=nsk1,
-                     json={"builtin_actions": [{"name": "a"}, {"name": "a"}]}), 422, "builtin_action_duplicate")
+    problem(
+        http.put(f"/v1/nodes/{first['node_id']}/capabilities", headers=nsk1, json={"builtin_actions": [{"name": ""}]}),
+        422,
+        "builtin_action_invalid",
+    )
+    problem(
+        http.put(
+            f"/v1/nodes/{first['node_id']}/capabilities",
+            headers=nsk1,
+            json={"builtin_actions": [{"name": "a"}, {"name": "a"}]},
+        ),
+        422,
+        "builtin_action_duplicate",
+    )
 
     # Heartbeats, and the NSK errors.
     assert http.post(f"/v1/nodes/{first['node_id']}/heartbeat", headers=nsk1, json={}).json() == {
-        "reconcile": False, "rotate_keys": False}
+        "reconcile": False,
+        "rotate_keys": False,
+    }
     problem(http.post(f"/v1/nodes/{first['node_id']}/heartbeat", headers=nsk2, json={}), 403, "nsk_node_mismatch")
     problem(http.post(f"/v1/nodes/{first['node_id']}/heartbeat", json={}), 401, "nsk_revoked")
 
@@ -85,10 +106,13 @@ def test_error_cases_are_problems(local_server: dict[str, Any], http: httpx.Clie
     problem(http.get(f"/v1/projects/{project}/nodes"), 401, "unauthenticated")
     problem(http.get(f"/v1/projects/{project}/nodes", headers=bearer("x.y.z")), 401, "unauthenticated")
     problem(http.get(f"/v1/projects/{project}/nodes", headers=admin, params={"limit": 0}), 400, "invalid_limit")
-    problem(http.get(f"/v1/projects/{project}/nodes", headers=admin, params={"cursor": "nope"}), 400,
-            "invalid_cursor")
-    problem(http.post("/v1/register", content=b"{oops", headers={"content-type": "application/json"}), 400,
-            "invalid_body")
+    problem(http.get(f"/v1/projects/{project}/nodes", headers=admin, params={"cursor": "nope"}), 400, "invalid_cursor")
+    problem(
+        http.post("/v1/register", content=b"{oops", headers={"content-type": "application/json"}), 400, "invalid_body"
+    )
     problem(http.get("/v1/unknown"), 404, "route_not_found")
-    problem(http.post(f"/v1/projects/{project}/executions:dispatch", headers=admin, json={"action": "x"}), 501,
-            "actions_dispatch_not_provisioned")
+    problem(
+        http.post(f"/v1/projects/{project}/executions:dispatch", headers=admin, json={"action": "x"}),
+        501,
+        "actions_dispatch_not_provisioned",
+    )

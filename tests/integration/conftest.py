@@ -102,8 +102,9 @@ def api(stack: Stack, runtime: InProcessRuntime, template: Template) -> Api:
 
 def operator_token(subject: str, **overrides: Any) -> str:
     """A dev-key operator JWT (what the local server hands out)."""
-    return mint_dev_token(subject, now=overrides.pop("now", datetime.now(UTC)),
-                          ttl=overrides.pop("ttl", timedelta(hours=1)))
+    return mint_dev_token(
+        subject, now=overrides.pop("now", datetime.now(UTC)), ttl=overrides.pop("ttl", timedelta(hours=1))
+    )
 
 
 @dataclass
@@ -119,9 +120,7 @@ def tenant(api: Api) -> Tenant:
     token = operator_token(ADMIN)
     domain = api.request("POST", "/v1/domains", json_body={"name": "acme"}, token=token)
     assert domain.status_code == 201, domain.text
-    project = api.request(
-        "POST", f"/v1/domains/{domain.json['id']}/projects", json_body={"name": "fleet"}, token=token
-    )
+    project = api.request("POST", f"/v1/domains/{domain.json['id']}/projects", json_body={"name": "fleet"}, token=token)
     assert project.status_code == 201, project.text
     return Tenant(domain.json["id"], project.json["id"], token)
 

@@ -12,8 +12,12 @@ from tests.integration.conftest import Api, Tenant, assert_problem, register_nod
 
 
 def test_correlation_id_from_the_caller_is_echoed(api: Api, tenant: Tenant) -> None:
-    response = api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=tenant.admin_token,
-                           headers={"X-Correlation-Id": "trace-123"})
+    response = api.request(
+        "GET",
+        f"/v1/projects/{tenant.project_id}/nodes",
+        token=tenant.admin_token,
+        headers={"X-Correlation-Id": "trace-123"},
+    )
     assert response.status_code == 200
     assert response.headers["X-Correlation-Id"] == "trace-123"
     problem = api.request("POST", "/v1/register", json_body={}, headers={"X-Correlation-Id": "trace-456"})
@@ -40,14 +44,23 @@ def test_non_object_json_body_is_400(api: Api, body: str) -> None:
 def test_body_over_the_limit_is_413(api: Api, tenant: Tenant) -> None:
     node = register_node(api, tenant, "web-01")
     huge = '{"builtin_actions": [], "pad": "' + "x" * (1_048_576 + 10) + '"}'
-    response = api.request("PUT", f"/v1/nodes/{node.id}/capabilities", data=huge, token=node.nsk,
-                           headers={"Content-Type": "application/json"})
+    response = api.request(
+        "PUT",
+        f"/v1/nodes/{node.id}/capabilities",
+        data=huge,
+        token=node.nsk,
+        headers={"Content-Type": "application/json"},
+    )
     assert_problem(response, 413, "request_body_too_large")
 
 
 def test_operation_not_yet_provisioned_is_501(api: Api, tenant: Tenant) -> None:
-    response = api.request("POST", f"/v1/projects/{tenant.project_id}/executions:dispatch",
-                           json_body={"action": "restart-agent", "node_id": "x"}, token=tenant.admin_token)
+    response = api.request(
+        "POST",
+        f"/v1/projects/{tenant.project_id}/executions:dispatch",
+        json_body={"action": "restart-agent", "node_id": "x"},
+        token=tenant.admin_token,
+    )
     assert_problem(response, 501, "actions_dispatch_not_provisioned")
 
 

@@ -49,8 +49,9 @@ def test_out_of_range_limit_is_400_never_clamped(api: Api, tenant: Tenant, limit
 
 def test_limit_bounds_are_accepted(api: Api, tenant: Tenant) -> None:
     for limit in ("1", "200"):
-        assert api.request("GET", nodes_path(tenant), token=tenant.admin_token,
-                           query={"limit": limit}).status_code == 200
+        assert (
+            api.request("GET", nodes_path(tenant), token=tenant.admin_token, query={"limit": limit}).status_code == 200
+        )
 
 
 def test_tampered_cursor_is_400(api: Api, tenant: Tenant, three_nodes: list[str]) -> None:
@@ -63,8 +64,12 @@ def test_tampered_cursor_is_400(api: Api, tenant: Tenant, three_nodes: list[str]
 
 
 def test_cursor_of_another_caller_is_403(api: Api, tenant: Tenant, three_nodes: list[str]) -> None:
-    api.request("PUT", f"/v1/projects/{tenant.project_id}/members/bob", json_body={"relation": "viewer"},
-                token=tenant.admin_token)
+    api.request(
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/bob",
+        json_body={"relation": "viewer"},
+        token=tenant.admin_token,
+    )
     cursor = api.request("GET", nodes_path(tenant), token=tenant.admin_token, query={"limit": 1}).json["next_cursor"]
     response = api.request("GET", nodes_path(tenant), token=operator_token("bob"), query={"cursor": cursor})
     assert_problem(response, 403, "cursor_binding_mismatch")
@@ -84,6 +89,5 @@ def test_non_member_cannot_list(api: Api, tenant: Tenant) -> None:
 
 
 def test_unknown_project_is_404(api: Api, tenant: Tenant) -> None:
-    response = api.request("GET", "/v1/projects/0190a8b8-a0c0-7a0a-8a0a-a0a0a0a0a0c0/nodes",
-                           token=tenant.admin_token)
+    response = api.request("GET", "/v1/projects/0190a8b8-a0c0-7a0a-8a0a-a0a0a0a0a0c0/nodes", token=tenant.admin_token)
     assert_problem(response, 404, "project_not_found")

@@ -25,8 +25,11 @@ def routed(stack: Stack, runtime: InProcessRuntime) -> Iterator[None]:
 
 
 def test_lambda_invoke_runs_the_handler_in_process(routed: None) -> None:
-    event = {"type": "TOKEN", "authorizationToken": f"Bearer {operator_token('alice')}",
-             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:local/dev/GET/v1/domains"}
+    event = {
+        "type": "TOKEN",
+        "authorizationToken": f"Bearer {operator_token('alice')}",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:local/dev/GET/v1/domains",
+    }
     response = boto3.client("lambda").invoke(FunctionName="OperatorAuthorizerFunction", Payload=json.dumps(event))
     policy = json.loads(response["Payload"].read())
     assert "FunctionError" not in response

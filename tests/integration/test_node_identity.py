@@ -23,8 +23,10 @@ def test_node_updates_its_capabilities(api: Api, tenant: Tenant, two_nodes: tupl
     response = api.request(
         "PUT",
         f"/v1/nodes/{node.id}/capabilities",
-        json_body={**caps("restart-agent", "collect-logs"),
-                   "hooks": [{"name": "rotate", "checksum": "sha256:" + "c" * 64}]},
+        json_body={
+            **caps("restart-agent", "collect-logs"),
+            "hooks": [{"name": "rotate", "checksum": "sha256:" + "c" * 64}],
+        },
         token=node.nsk,
     )
     assert response.status_code == 200, response.text
@@ -54,8 +56,10 @@ def test_duplicate_builtin_action_is_422_and_changes_nothing(api: Api, two_nodes
 def test_hook_with_malformed_checksum_is_422(api: Api, two_nodes: tuple) -> None:
     node, _ = two_nodes
     response = api.request(
-        "PUT", f"/v1/nodes/{node.id}/capabilities",
-        json_body={"hooks": [{"name": "rotate", "checksum": "md5:abc"}]}, token=node.nsk,
+        "PUT",
+        f"/v1/nodes/{node.id}/capabilities",
+        json_body={"hooks": [{"name": "rotate", "checksum": "md5:abc"}]},
+        token=node.nsk,
     )
     assert_problem(response, 422, "hook_invalid")
 
@@ -82,7 +86,8 @@ def test_unknown_node_with_garbage_key_is_401(api: Api) -> None:
 def test_heartbeat_records_liveness_and_answers_flags(api: Api, tenant: Tenant, two_nodes: tuple) -> None:
     node, _ = two_nodes
     response = api.request(
-        "POST", f"/v1/nodes/{node.id}/heartbeat",
+        "POST",
+        f"/v1/nodes/{node.id}/heartbeat",
         json_body={"node_id": node.id, "status": "healthy", "uptime": "72h", "mesh": {"peer_count": 3}},
         token=node.nsk,
     )
@@ -145,8 +150,9 @@ def test_deregistered_nodes_nsk_cannot_act_for_another_node(api: Api, two_nodes:
 def test_operator_sets_and_removes_labels(api: Api, tenant: Tenant, two_nodes: tuple) -> None:
     node, _ = two_nodes
     path = f"/v1/projects/{tenant.project_id}/nodes/{node.id}"
-    set_response = api.request("PATCH", path, json_body={"labels": {"tier": "edge", "env": "prod"}},
-                               token=tenant.admin_token)
+    set_response = api.request(
+        "PATCH", path, json_body={"labels": {"tier": "edge", "env": "prod"}}, token=tenant.admin_token
+    )
     assert set_response.status_code == 200, set_response.text
     assert set_response.json["labels"] == {"tier": "edge", "env": "prod"}
     removed = api.request("PATCH", path, json_body={"labels": {"tier": None}}, token=tenant.admin_token)
@@ -155,9 +161,17 @@ def test_operator_sets_and_removes_labels(api: Api, tenant: Tenant, two_nodes: t
 
 def test_invalid_label_is_400_and_unknown_node_is_404(api: Api, tenant: Tenant, two_nodes: tuple) -> None:
     node, _ = two_nodes
-    bad = api.request("PATCH", f"/v1/projects/{tenant.project_id}/nodes/{node.id}",
-                      json_body={"labels": {"bad key": "x"}}, token=tenant.admin_token)
+    bad = api.request(
+        "PATCH",
+        f"/v1/projects/{tenant.project_id}/nodes/{node.id}",
+        json_body={"labels": {"bad key": "x"}},
+        token=tenant.admin_token,
+    )
     assert_problem(bad, 400, "invalid_body")
-    missing = api.request("PATCH", f"/v1/projects/{tenant.project_id}/nodes/nope",
-                          json_body={"labels": {"a": "b"}}, token=tenant.admin_token)
+    missing = api.request(
+        "PATCH",
+        f"/v1/projects/{tenant.project_id}/nodes/nope",
+        json_body={"labels": {"a": "b"}},
+        token=tenant.admin_token,
+    )
     assert_problem(missing, 404, "node_not_found")

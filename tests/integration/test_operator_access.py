@@ -17,8 +17,13 @@ def forged(claims: dict, key: bytes | None = None) -> str:
 
 def base_claims(**overrides: object) -> dict:
     now = datetime.now(UTC)
-    claims = {"sub": "alice", "iss": "plexsphere-local", "aud": "plexsphere",
-              "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}
+    claims = {
+        "sub": "alice",
+        "iss": "plexsphere-local",
+        "aud": "plexsphere",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
     claims.update(overrides)
     return claims
 
@@ -59,19 +64,22 @@ def test_domain_creator_is_admin_of_its_projects(api: Api, tenant: Tenant) -> No
 def test_roles_grant_exactly_their_permissions(api: Api, tenant: Tenant) -> None:
     members = f"/v1/projects/{tenant.project_id}/members"
     for subject, relation in (("val", "viewer"), ("oscar", "operator"), ("ada", "admin")):
-        granted = api.request("PUT", f"{members}/{subject}", json_body={"relation": relation},
-                              token=tenant.admin_token)
+        granted = api.request("PUT", f"{members}/{subject}", json_body={"relation": relation}, token=tenant.admin_token)
         assert granted.status_code == 200, granted.text
-        assert granted.json == {"object_type": "project", "object_id": tenant.project_id, "subject": subject,
-                                "relation": relation}
+        assert granted.json == {
+            "object_type": "project",
+            "object_id": tenant.project_id,
+            "subject": subject,
+            "relation": relation,
+        }
 
     def can_list(subject: str) -> int:
-        return api.request("GET", f"/v1/projects/{tenant.project_id}/nodes",
-                           token=operator_token(subject)).status_code
+        return api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=operator_token(subject)).status_code
 
     def can_mint(subject: str) -> int:
-        return api.request("POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens",
-                           token=operator_token(subject)).status_code
+        return api.request(
+            "POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", token=operator_token(subject)
+        ).status_code
 
     assert [can_list(s) for s in ("val", "oscar", "ada", "eve")] == [200, 200, 200, 403]
     assert [can_mint(s) for s in ("val", "oscar", "ada", "eve")] == [403, 403, 201, 403]
@@ -87,25 +95,34 @@ def test_revoked_role_no_longer_grants(api: Api, tenant: Tenant) -> None:
 
 
 def test_project_admin_cannot_grant_domain_roles(api: Api, tenant: Tenant) -> None:
-    api.request("PUT", f"/v1/projects/{tenant.project_id}/members/ada", json_body={"relation": "admin"},
-                token=tenant.admin_token)
-    response = api.request("PUT", f"/v1/domains/{tenant.domain_id}/members/ada", json_body={"relation": "admin"},
-                           token=operator_token("ada"))
+    api.request(
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/ada",
+        json_body={"relation": "admin"},
+        token=tenant.admin_token,
+    )
+    response = api.request(
+        "PUT",
+        f"/v1/domains/{tenant.domain_id}/members/ada",
+        json_body={"relation": "admin"},
+        token=operator_token("ada"),
+    )
     assert_problem(response, 403, "rebac_denied")
 
 
 def test_domain_admin_grant_inherits_every_project(api: Api, tenant: Tenant) -> None:
-    api.request("PUT", f"/v1/domains/{tenant.domain_id}/members/dora", json_body={"relation": "admin"},
-                token=tenant.admin_token)
-    response = api.request("POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens",
-                           token=operator_token("dora"))
+    api.request(
+        "PUT", f"/v1/domains/{tenant.domain_id}/members/dora", json_body={"relation": "admin"}, token=tenant.admin_token
+    )
+    response = api.request("POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", token=operator_token("dora"))
     assert response.status_code == 201
 
 
 def test_non_admin_cannot_create_projects_and_nothing_is_written(api: Api, tenant: Tenant) -> None:
     before = len(api.table_items())
-    response = api.request("POST", f"/v1/domains/{tenant.domain_id}/projects", json_body={"name": "x"},
-                           token=operator_token("eve"))
+    response = api.request(
+        "POST", f"/v1/domains/{tenant.domain_id}/projects", json_body={"name": "x"}, token=operator_token("eve")
+    )
     assert_problem(response, 403, "rebac_denied")
     assert len(api.table_items()) == before
 
@@ -116,12 +133,14 @@ def test_unknown_domain_is_404(api: Api, tenant: Tenant) -> None:
 
 
 def test_domain_admin_changes_the_ceiling(api: Api, tenant: Tenant) -> None:
-    response = api.request("PATCH", f"/v1/domains/{tenant.domain_id}", json_body={"live_execution_ceiling": 7},
-                           token=tenant.admin_token)
+    response = api.request(
+        "PATCH", f"/v1/domains/{tenant.domain_id}", json_body={"live_execution_ceiling": 7}, token=tenant.admin_token
+    )
     assert response.status_code == 200
     assert response.json["live_execution_ceiling"] == 7
-    bad = api.request("PATCH", f"/v1/domains/{tenant.domain_id}", json_body={"live_execution_ceiling": 0},
-                      token=tenant.admin_token)
+    bad = api.request(
+        "PATCH", f"/v1/domains/{tenant.domain_id}", json_body={"live_execution_ceiling": 0}, token=tenant.admin_token
+    )
     assert_problem(bad, 400, "invalid_body")
 
 
@@ -137,6 +156,10 @@ def test_unknown_field_in_operator_body_is_400(api: Api) -> None:
 
 
 def test_invalid_relation_is_400(api: Api, tenant: Tenant) -> None:
-    response = api.request("PUT", f"/v1/projects/{tenant.project_id}/members/bob", json_body={"relation": "owner"},
-                           token=tenant.admin_token)
+    response = api.request(
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/bob",
+        json_body={"relation": "owner"},
+        token=tenant.admin_token,
+    )
     assert_problem(response, 400, "invalid_body")

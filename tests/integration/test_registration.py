@@ -45,8 +45,13 @@ def test_register_returns_node_identity_and_signing_key(api: Api, tenant: Tenant
     response = api.request(
         "POST",
         "/v1/register",
-        json_body={"token": token, "hostname": "web-01", "public_key": "cHVi", "metadata": {"env": "prod"},
-                   "capabilities": CAPABILITIES},
+        json_body={
+            "token": token,
+            "hostname": "web-01",
+            "public_key": "cHVi",
+            "metadata": {"env": "prod"},
+            "capabilities": CAPABILITIES,
+        },
     )
     assert response.status_code == 201, response.text
     body = response.json
@@ -115,9 +120,9 @@ def test_same_hostname_in_another_project_is_allowed(api: Api, tenant: Tenant) -
     other = api.request(
         "POST", f"/v1/domains/{tenant.domain_id}/projects", json_body={"name": "other"}, token=tenant.admin_token
     )
-    token = api.request(
-        "POST", f"/v1/projects/{other.json['id']}/enrollment-tokens", token=tenant.admin_token
-    ).json["token"]
+    token = api.request("POST", f"/v1/projects/{other.json['id']}/enrollment-tokens", token=tenant.admin_token).json[
+        "token"
+    ]
     response = api.request("POST", "/v1/register", json_body={"token": token, "hostname": "web-01"})
     assert response.status_code == 201
 
@@ -153,8 +158,9 @@ def test_register_with_empty_builtin_name_is_422_and_token_survives(api: Api, te
 
 
 def test_metadata_becomes_selectable_labels(api: Api, tenant: Tenant) -> None:
-    register_node(api, tenant, "web-01", metadata={"env": "prod", "kernel": "6.1.0", "nested": {"a": 1},
-                                                    "bad value": "x"})
+    register_node(
+        api, tenant, "web-01", metadata={"env": "prod", "kernel": "6.1.0", "nested": {"a": 1}, "bad value": "x"}
+    )
     listed = api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=tenant.admin_token)
     assert listed.json["items"][0]["labels"] == {"env": "prod", "kernel": "6.1.0"}
 
@@ -168,8 +174,12 @@ def test_mesh_ips_are_allocated_sequentially_per_project(api: Api, tenant: Tenan
 
 
 def test_viewer_cannot_mint_enrollment_tokens(api: Api, tenant: Tenant) -> None:
-    api.request("PUT", f"/v1/projects/{tenant.project_id}/members/viewer@example.com",
-                json_body={"relation": "viewer"}, token=tenant.admin_token)
+    api.request(
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/viewer@example.com",
+        json_body={"relation": "viewer"},
+        token=tenant.admin_token,
+    )
     response = api.request(
         "POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", token=operator_token("viewer@example.com")
     )

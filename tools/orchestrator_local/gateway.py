@@ -173,8 +173,9 @@ class Gateway:
     @staticmethod
     def to_response(result: Any) -> Response:
         if not isinstance(result, dict) or "statusCode" not in result:
-            return Response(json.dumps({"message": "Internal server error"}), status=502,
-                            content_type="application/json")
+            return Response(
+                json.dumps({"message": "Internal server error"}), status=502, content_type="application/json"
+            )
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
         response = Response(data, status=int(result["statusCode"]))

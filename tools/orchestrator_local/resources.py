@@ -35,7 +35,7 @@ class Stack:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
@@ -73,8 +73,9 @@ class Stack:
         return env
 
 
-def deploy(template: Template | None = None, *, prefix: str = "local",
-           parameters: dict[str, str] | None = None) -> Stack:
+def deploy(
+    template: Template | None = None, *, prefix: str = "local", parameters: dict[str, str] | None = None
+) -> Stack:
     """Create every storage, secret, bus and workflow resource of the template."""
     template = template or Template()
     stack = Stack(template, {**template.parameter_defaults(), **(parameters or {})})

@@ -84,7 +84,7 @@ class InProcessRuntime:
             handler = self.handler(logical_id)
             try:
                 return handler(event, LambdaContext(function_name=logical_id))
-            except Exception as exc:  # noqa: BLE001 - reported like the Lambda runtime does
+            except Exception as exc:
                 traceback.print_exc()
                 raise FunctionError(type(exc).__name__, str(exc)) from exc
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from werkzeug.serving import make_server
 
 from orchestrator_local.template import ROOT, Template
@@ -43,15 +44,10 @@ def start_moto() -> tuple[Any, str]:
     host, port = moto.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls back into this server
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/config",
-        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    urllib.request.urlopen(request, timeout=5).read()  # noqa: S310 - loopback only
+    # Step Functions in moto only runs definitions when asked to (moto's config API).
+    httpx.post(
+        f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
+    ).raise_for_status()
     return moto, endpoint
 
 
@@ -60,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_WORKERS", "4")))
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
-    parser.add_argument("--exit-with-parent", action="store_true",
-                        help="stop when the process that started us exits (tests)")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="stop when the process that started us exits (tests)"
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
     args = parser.parse_args(argv)
 

@@ -34,8 +34,22 @@ def _tag(name: str) -> Any:
 
 for _short in ("Ref", "Condition"):
     _CfnLoader.add_constructor(f"!{_short}", _tag(_short))
-for _short in ("GetAtt", "Sub", "If", "Equals", "Join", "Select", "Split", "Not", "And", "Or", "FindInMap",
-               "ImportValue", "GetAZs", "Base64"):
+for _short in (
+    "GetAtt",
+    "Sub",
+    "If",
+    "Equals",
+    "Join",
+    "Select",
+    "Split",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "ImportValue",
+    "GetAZs",
+    "Base64",
+):
     _CfnLoader.add_constructor(f"!{_short}", _tag(f"Fn::{_short}"))
 
 
@@ -136,8 +150,9 @@ class Template:
         config = auth["Authorizers"][name]
         function = config["FunctionArn"]["Fn::GetAtt"][0]
         identity = config.get("Identity", {})
-        return Authorizer(name, function, identity.get("Header", "Authorization"),
-                          int(identity.get("ReauthorizeEvery", 300)))
+        return Authorizer(
+            name, function, identity.get("Header", "Authorization"), int(identity.get("ReauthorizeEvery", 300))
+        )
 
     @property
     def gateway_responses(self) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,7 +20,7 @@ def api_entrypoint(handler: F) -> F:
     wrapped = logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)(
         metrics.log_metrics(tracer.capture_lambda_handler(handler, capture_response=False))
     )
-    return wrapped  # type: ignore[no-any-return]
+    return cast(F, wrapped)
 
 
 def task_entrypoint(handler: F) -> F:
@@ -28,4 +28,4 @@ def task_entrypoint(handler: F) -> F:
     wrapped = logger.inject_lambda_context(
         metrics.log_metrics(tracer.capture_lambda_handler(handler, capture_response=False))
     )
-    return wrapped  # type: ignore[no-any-return]
+    return cast(F, wrapped)

@@ -62,5 +62,5 @@ def signing_public_key_b64() -> str:
 
 def clear_cache() -> None:
     """Forget cached secrets and the provider (tests rotate endpoints and values)."""
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     _provider.cache_clear()

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import InvalidBody, OrchestratorError, RequestBodyTooLarge, RouteNotFound, Unauthenticated
 from orchestrator.http.problem import problem_response
-from orchestrator.observability import logger
+from orchestrator.observability import logger, metrics
 from orchestrator.settings import get_settings
 
 JSON = "application/json"
@@ -42,9 +43,7 @@ class InternalError(OrchestratorError):
 
 def correlation_id(app: APIGatewayRestResolver) -> str:
     """The caller's ``X-Correlation-Id`` when well-formed, else API Gateway's request id."""
-    supplied = app.current_event.headers.get("x-correlation-id") or app.current_event.headers.get(
-        "X-Correlation-Id"
-    )
+    supplied = app.current_event.headers.get("x-correlation-id") or app.current_event.headers.get("X-Correlation-Id")
     if supplied and _CORRELATION_ID.match(supplied):
         return supplied
     request_id = app.current_event.request_context.request_id
@@ -61,20 +60,25 @@ def rest_app() -> APIGatewayRestResolver:
         body = app.current_event.body
         if body is not None and len(body.encode() if isinstance(body, str) else body) > get_settings().max_body_bytes:
             raise RequestBodyTooLarge(f"The request body exceeds {get_settings().max_body_bytes} bytes.")
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         response = next_middleware(app)
         response.headers["X-Correlation-Id"] = cid
         return response
 
     app.use(middlewares=[correlate])
 
-    @app.exception_handler(OrchestratorError)
+    @app.exception_handler(OrchestratorError)  # type: ignore[untyped-decorator]
     def handle_domain_error(error: OrchestratorError) -> Response[str]:
+        metrics.add_metric(
+            name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
+        )
         if error.status >= 500:
             logger.warning("request failed", code=error.problem_code, status=error.status)
         return problem_response(error, instance=app.current_event.path, correlation_id=correlation_id(app))
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def handle_unexpected(error: Exception) -> Response[str]:
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         logger.exception("unexpected error")
         return problem_response(
             InternalError("The request could not be completed."),

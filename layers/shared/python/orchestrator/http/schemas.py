@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from orchestrator.clock import rfc3339
 from orchestrator.domain.labels import is_label_token
 from orchestrator.domain.liveness import node_liveness
-from orchestrator.errors import InvalidParameter
 from orchestrator.domain.models import (
     ActionParameter,
     BinaryInfo,
@@ -30,6 +29,7 @@ from orchestrator.domain.models import (
     Project,
     Relation,
 )
+from orchestrator.errors import InvalidParameter
 
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 SUBJECT = re.compile(r"^[A-Za-z0-9@._:+|-]{1,256}$")
@@ -54,7 +54,10 @@ class ParameterIn(NodeBody):
     def to_domain(self) -> ActionParameter:
         kind = self.type if self.type in {"string", "integer", "number", "boolean", "object", "array"} else "string"
         return ActionParameter(
-            name=self.name, type=kind, required=self.required, description=self.description,  # type: ignore[arg-type]
+            name=self.name,
+            type=kind,
+            required=self.required,
+            description=self.description,
             default=self.default,
         )
 

@@ -95,9 +95,7 @@ def list_nodes(
     return ctx.nodes.list_nodes(project_id, limit=limit, start_key=start_key)
 
 
-def set_labels(
-    ctx: Context, subject: str, project_id: str, node_id: str, changes: dict[str, str | None]
-) -> Node:
+def set_labels(ctx: Context, subject: str, project_id: str, node_id: str, changes: dict[str, str | None]) -> Node:
     """Operator-set labels (a ``None`` value removes the label). Project admins only."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.ADMIN)
     return ctx.nodes.set_labels(node_id, project_id, changes, ctx.clock.now())

@@ -49,8 +49,9 @@ def grant(
     return membership
 
 
-def revoke(ctx: Context, subject: str, *, object_type: Literal["domain", "project"], object_id: str,
-           member: str) -> None:
+def revoke(
+    ctx: Context, subject: str, *, object_type: Literal["domain", "project"], object_id: str, member: str
+) -> None:
     _authorize_membership_change(ctx, subject, object_type, object_id)
     ctx.tenancy.delete_membership(object_type, object_id, member)
 

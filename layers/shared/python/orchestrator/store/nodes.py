@@ -72,8 +72,11 @@ class NodeStore:
                         values={":now": rfc3339(now), ":node": node.id, ":epoch": int(now.timestamp())},
                     ),
                     self.table.put_op(
-                        {**keys.hostname_claim(node.project_id, node.hostname), "type": "hostname_claim",
-                         "node_id": node.id},
+                        {
+                            **keys.hostname_claim(node.project_id, node.hostname),
+                            "type": "hostname_claim",
+                            "node_id": node.id,
+                        },
                         condition=NOT_EXISTS,
                     ),
                     self.table.put_op({**_node_item(node), "nsk_hash": nsk_hash}, condition=NOT_EXISTS),
@@ -168,8 +171,11 @@ class NodeStore:
                 update="SET #status = :gone, deregistered_at = :now, updated_at = :now REMOVE nsk_hash",
                 condition=ACTIVE,
                 names={"#status": "status"},
-                values={":gone": NodeStatus.DEREGISTERED.value, ":now": rfc3339(now),
-                        ":active": NodeStatus.ACTIVE.value},
+                values={
+                    ":gone": NodeStatus.DEREGISTERED.value,
+                    ":now": rfc3339(now),
+                    ":active": NodeStatus.ACTIVE.value,
+                },
             ),
             self.table.delete_op(
                 keys.hostname_claim(node.project_id, node.hostname),
@@ -186,9 +192,7 @@ class NodeStore:
                 raise NodeDeregistered(f"Node {node.id} is already deregistered.") from exc
             raise
 
-    def _update_active(
-        self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False
-    ) -> Item:
+    def _update_active(self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False) -> Item:
         try:
             return self.table.update(
                 keys.node(node_id),

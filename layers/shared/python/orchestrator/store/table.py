@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orchestrator import aws
 from orchestrator.errors import DatastoreUnavailable
 from orchestrator.observability import logger
+from orchestrator.store.keys import Key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -111,26 +112,24 @@ class Table:
     def client(self) -> DynamoDBClient:
         return self._client or aws.dynamodb()
 
-    def get(self, key: Mapping[str, str], *, consistent: bool = False) -> Item | None:
+    def get(self, key: Key, *, consistent: bool = False) -> Item | None:
         with datastore_errors():
-            response = self.client.get_item(
-                TableName=self.name, Key=serialize(key), ConsistentRead=consistent
-            )
+            response = self.client.get_item(TableName=self.name, Key=serialize(key), ConsistentRead=consistent)
         raw = response.get("Item")
         return deserialize(raw) if raw else None
 
-    def batch_get(self, keys: Sequence[Mapping[str, str]]) -> list[Item]:
+    def batch_get(self, keys: Sequence[Key]) -> list[Item]:
         """Up to 100 keys; unprocessed keys are retried."""
         pending: list[dict[str, Any]] = [serialize(k) for k in keys]
         found: list[Item] = []
         while pending:
             with datastore_errors():
-                response = self.client.batch_get_item(
-                    RequestItems={self.name: {"Keys": pending[:100]}}  # type: ignore[dict-item]
+                response: dict[str, Any] = dict(
+                    self.client.batch_get_item(RequestItems={self.name: {"Keys": pending[:100]}})
                 )
             found.extend(deserialize(i) for i in response.get("Responses", {}).get(self.name, []))
             unprocessed = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
-            pending = list(unprocessed) + pending[100:]  # type: ignore[arg-type]
+            pending = list(unprocessed) + pending[100:]
         return found
 
     def put(
@@ -147,7 +146,7 @@ class Table:
 
     def update(
         self,
-        key: Mapping[str, str],
+        key: Key,
         *,
         update: str,
         condition: str | None = None,
@@ -167,7 +166,7 @@ class Table:
         response = self._conditional(lambda: self.client.update_item(**kwargs))
         return deserialize(response.get("Attributes", {}))
 
-    def delete(self, key: Mapping[str, str], *, condition: str | None = None) -> None:
+    def delete(self, key: Key, *, condition: str | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
         self._add_condition(kwargs, condition, None, None)
         self._conditional(lambda: self.client.delete_item(**kwargs))
@@ -180,7 +179,8 @@ class Table:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            error: dict[str, Any] = dict(exc.response)
+            reasons: list[dict[str, Any]] = error.get("CancellationReasons", [])
             codes: list[str | None] = [
                 (r.get("Code") if r.get("Code") not in (None, "None") else None) for r in reasons
             ]
@@ -202,7 +202,7 @@ class Table:
 
     def update_op(
         self,
-        key: Mapping[str, str],
+        key: Key,
         *,
         update: str,
         condition: str | None = None,
@@ -213,14 +213,12 @@ class Table:
         self._add_condition(op, condition, names, values)
         return {"Update": op}  # type: ignore[typeddict-item]
 
-    def condition_check_op(self, key: Mapping[str, str], *, condition: str) -> TransactWriteItemTypeDef:
-        return {
-            "ConditionCheck": {"TableName": self.name, "Key": serialize(key), "ConditionExpression": condition}
-        }
+    def condition_check_op(self, key: Key, *, condition: str) -> TransactWriteItemTypeDef:
+        return {"ConditionCheck": {"TableName": self.name, "Key": serialize(key), "ConditionExpression": condition}}
 
     def delete_op(
         self,
-        key: Mapping[str, str],
+        key: Key,
         *,
         condition: str | None = None,
         values: Mapping[str, Any] | None = None,
@@ -285,6 +283,7 @@ class Table:
                 return call()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raw = exc.response.get("Item")  # type: ignore[typeddict-item]
+                error: dict[str, Any] = dict(exc.response)
+                raw = error.get("Item")
                 raise ConditionFailed(deserialize(raw) if raw else None) from exc
             raise

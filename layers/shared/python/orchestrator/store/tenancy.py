@@ -34,8 +34,11 @@ class TenancyStore:
                     condition=NOT_EXISTS,
                 ),
                 self.table.put_op(
-                    _member_item(Membership(object_type="domain", object_id=domain.id,
-                                            subject=admin_subject, relation=Relation.ADMIN))
+                    _member_item(
+                        Membership(
+                            object_type="domain", object_id=domain.id, subject=admin_subject, relation=Relation.ADMIN
+                        )
+                    )
                 ),
             ]
         )
