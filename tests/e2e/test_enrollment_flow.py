@@ -116,3 +116,61 @@ def test_error_cases_are_problems(local_server: dict[str, Any], http: httpx.Clie
         501,
         "actions_dispatch_not_provisioned",
     )
+
+
+def test_ctrl_c_stops_the_server_and_everything_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.conftest import ROOT, free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared/python"), str(ROOT / "tools")])
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator_local",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(tmp_path),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "credentials.json").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    credentials = __import__("json").loads((tmp_path / "credentials.json").read_text())
+    with httpx.Client(base_url=credentials["server"]) as client:  # warm a worker process
+        client.get(f"/v1/projects/{credentials['project_id']}/nodes", headers=bearer(credentials["operator_token"]))
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the server should have started worker processes"
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+
+    def alive(pid: str) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(")")[-1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [c for c in children if alive(c)], "worker processes outlived the server"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(credentials["server"] + "/v1/register", timeout=2)

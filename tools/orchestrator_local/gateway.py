@@ -33,7 +33,10 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit
 
 
 class Gateway:
-    def __init__(self, invoke: Invoke, template: Template | None = None, stage: str = "dev") -> None:
+    def __init__(
+        self, invoke: Invoke, template: Template | None = None, stage: str = "dev", *, access_log: bool = False
+    ) -> None:
+        self.access_log = access_log
         self.template = template or Template()
         self.invoke = invoke
         self.stage = stage
@@ -51,7 +54,14 @@ class Gateway:
     # WSGI -----------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
+        started = time.perf_counter()
         response = self.handle(request)
+        if self.access_log:
+            elapsed = (time.perf_counter() - started) * 1000
+            print(
+                f"{request.method} {request.full_path.rstrip('?')} -> {response.status_code} ({elapsed:.0f} ms)",
+                flush=True,
+            )
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -59,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the process that started us exits (tests)"
     )
+    parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
     args = parser.parse_args(argv)
 
     os.environ.update(LOCAL_ENV)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's and ours: the gateway logs access itself
     os.environ["POWERTOOLS_LOG_LEVEL"] = args.log_level
     moto, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = WorkerPool(args.workers)
     install_moto_lambda_router(pool.invoke, set(template.functions))
 
-    httpd = make_server("127.0.0.1", args.port, Gateway(pool.invoke, template), threaded=True)
+    gateway = Gateway(pool.invoke, template, access_log=not args.quiet)
+    httpd = make_server("127.0.0.1", args.port, gateway, threaded=True)
     server_url = f"http://127.0.0.1:{httpd.server_port}"
 
     from orchestrator_local.bootstrap import bootstrap

@@ -8,6 +8,7 @@ concurrency across requests and workflow tasks.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -18,6 +19,8 @@ _runtime: InProcessRuntime | None = None
 
 def _initialize() -> None:
     global _runtime  # noqa: PLW0603 - one runtime per worker process
+    # Ctrl-C reaches the whole process group; the server shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _runtime = InProcessRuntime()
 
 
@@ -45,4 +48,4 @@ class WorkerPool:
         self.invoke(logical_id, event)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)
