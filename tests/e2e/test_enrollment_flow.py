@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,6 +119,18 @@ def test_error_cases_are_problems(local_server: dict[str, Any], http: httpx.Clie
     )
 
 
+def child_pids(parent: int) -> list[str]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[1] == str(parent):
+            found.append(stat.parent.name)
+    return found
+
+
 def test_ctrl_c_stops_the_server_and_everything_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
     import signal
@@ -155,7 +168,7 @@ def test_ctrl_c_stops_the_server_and_everything_it_started(tmp_path) -> None:  #
     credentials = __import__("json").loads((tmp_path / "credentials.json").read_text())
     with httpx.Client(base_url=credentials["server"]) as client:  # warm a worker process
         client.get(f"/v1/projects/{credentials['project_id']}/nodes", headers=bearer(credentials["operator_token"]))
-    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    children = child_pids(process.pid)
     assert children, "the server should have started worker processes"
 
     process.send_signal(signal.SIGINT)

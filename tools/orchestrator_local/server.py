@@ -52,7 +52,7 @@ def start_moto() -> tuple[Any, str]:
     return moto, endpoint
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_WORKERS", "4")))
@@ -62,42 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    os.environ.update(LOCAL_ENV)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's and ours: the gateway logs access itself
-    os.environ["POWERTOOLS_LOG_LEVEL"] = args.log_level
-    moto, endpoint = start_moto()
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
 
-    from orchestrator_local.gateway import Gateway
-    from orchestrator_local.resources import deploy
-    from orchestrator_local.runtime import install_moto_lambda_router
-    from orchestrator_local.workers import WorkerPool
-
-    template = Template()
-    stack = deploy(template)
-    os.environ.update(stack.environment())
-
-    pool = WorkerPool(args.workers)
-    install_moto_lambda_router(pool.invoke, set(template.functions))
-
-    gateway = Gateway(pool.invoke, template, access_log=not args.quiet)
-    httpd = make_server("127.0.0.1", args.port, gateway, threaded=True)
-    server_url = f"http://127.0.0.1:{httpd.server_port}"
-
+def write_credentials(state_dir: Path, server_url: str) -> Path:
+    """Bootstrap the demo tenant and write its credentials (owner-readable only)."""
     from orchestrator_local.bootstrap import bootstrap
 
     credentials = bootstrap(server_url)
-    args.state_dir.mkdir(parents=True, exist_ok=True)
-    credentials_file = args.state_dir / "credentials.json"
-    credentials_file.write_text(json.dumps(credentials.as_dict(), indent=2) + "\n")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    credentials_file = state_dir / "credentials.json"
+    credentials_file.touch(mode=0o600)
     credentials_file.chmod(0o600)
+    credentials_file.write_text(json.dumps(credentials.as_dict(), indent=2) + "\n")
+    return credentials_file
 
+
+def stop_event(exit_with_parent: bool) -> threading.Event:
+    """Set on SIGINT/SIGTERM, or (tests) when the parent process goes away."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if args.exit_with_parent:
+    if exit_with_parent:
         parent = os.getppid()
 
         def watch_parent() -> None:
@@ -107,9 +93,34 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
 
         threading.Thread(target=watch_parent, daemon=True).start()
+    return stop
 
-    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
-    serving.start()
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.update(LOCAL_ENV)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = args.log_level
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's and ours: the gateway logs access itself
+    moto, endpoint = start_moto()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+    from orchestrator_local.gateway import Gateway
+    from orchestrator_local.resources import deploy
+    from orchestrator_local.runtime import install_moto_lambda_router
+    from orchestrator_local.workers import WorkerPool
+
+    template = Template()
+    os.environ.update(deploy(template).environment())
+    pool = WorkerPool(args.workers)
+    install_moto_lambda_router(pool.invoke, set(template.functions))
+    httpd = make_server(
+        "127.0.0.1", args.port, Gateway(pool.invoke, template, access_log=not args.quiet), threaded=True
+    )
+    server_url = f"http://127.0.0.1:{httpd.server_port}"
+    credentials_file = write_credentials(args.state_dir, server_url)
+    stop = stop_event(args.exit_with_parent)
+
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     print(f"Action Orchestrator serving on {server_url}", flush=True)
     print(f"  credentials: {credentials_file}", flush=True)
     print(f"  AWS services (moto): {endpoint}", flush=True)
