@@ -140,8 +140,7 @@ class Table:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"TableName": self.name, "Item": serialize(item)}
-        self._add_condition(kwargs, condition, names, values)
+        kwargs: dict[str, Any] = dict(self.put_op(item, condition=condition, names=names, values=values)["Put"])
         self._conditional(lambda: self.client.put_item(**kwargs))
 
     def update(
@@ -155,14 +154,11 @@ class Table:
         returns: str = "ALL_NEW",
     ) -> Item:
         """Conditional update; returns the item as ``returns`` says (ALL_NEW, ALL_OLD, NONE)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": serialize(key),
-            "UpdateExpression": update,
-            "ReturnValues": returns,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        self._add_condition(kwargs, condition, names, values)
+        kwargs: dict[str, Any] = dict(
+            self.update_op(key, update=update, condition=condition, names=names, values=values)["Update"]
+        )
+        kwargs["ReturnValues"] = returns
+        kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         response = self._conditional(lambda: self.client.update_item(**kwargs))
         return deserialize(response.get("Attributes", {}))
 
