@@ -8,7 +8,7 @@ PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: serve test unit integration e2e lint typecheck format cfn-lint sam-validate build bench deploy pr clean
+.PHONY: serve test unit integration e2e lint format build build-check bench deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
@@ -29,8 +29,8 @@ venv: $(VENV)/.installed
 serve: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m orchestrator_local
 
-## test: lint, then every test (unit, integration, e2e)
-test: lint
+## test: lint, sam build, then every test (unit, integration, e2e)
+test: lint build-check
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed
@@ -56,6 +56,13 @@ format: $(VENV)/.installed
 ## build: sam build (no Docker: the layer is built from arm64 wheels)
 build: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam build
+
+# sam build into a throw-away folder: proves the application builds without Docker.
+build-check: $(SAM_VENV)/.installed
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(SAM_VENV)/bin/sam build --build-dir "$$tmp/build" --cache-dir "$$tmp/cache" >"$$tmp/log" 2>&1 \
+		|| { cat "$$tmp/log"; exit 1; }
+	@echo "sam build: ok"
 
 ## bench: cold-start import cost of every handler
 bench: $(VENV)/.installed
