@@ -175,3 +175,16 @@ def test_invalid_label_is_400_and_unknown_node_is_404(api: Api, tenant: Tenant, 
         token=tenant.admin_token,
     )
     assert_problem(missing, 404, "node_not_found")
+
+
+def test_capability_without_a_name_is_422_like_an_empty_one(api: Api, two_nodes: tuple) -> None:
+    node, _ = two_nodes
+    response = api.request(
+        "PUT",
+        f"/v1/nodes/{node.id}/capabilities",
+        json_body={"builtin_actions": [{"description": "no name"}]},
+        token=node.nsk,
+    )
+    assert_problem(response, 422, "builtin_action_invalid")
+    hook = api.request("PUT", f"/v1/nodes/{node.id}/capabilities", json_body={"hooks": [{"name": "h"}]}, token=node.nsk)
+    assert_problem(hook, 422, "hook_invalid")

@@ -163,3 +163,16 @@ def test_invalid_relation_is_400(api: Api, tenant: Tenant) -> None:
         token=tenant.admin_token,
     )
     assert_problem(response, 400, "invalid_body")
+
+
+def test_domain_operator_can_read_in_every_project_but_not_administer(api: Api, tenant: Tenant) -> None:
+    api.request(
+        "PUT",
+        f"/v1/domains/{tenant.domain_id}/members/olga",
+        json_body={"relation": "operator"},
+        token=tenant.admin_token,
+    )
+    listed = api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=operator_token("olga"))
+    assert listed.status_code == 200
+    mint = api.request("POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", token=operator_token("olga"))
+    assert_problem(mint, 403, "rebac_denied")

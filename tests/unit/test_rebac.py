@@ -42,17 +42,30 @@ def test_domain_admin_is_admin_of_every_project(permission: Permission) -> None:
     assert decision.relation_path == ["user:u", "domain:d#admin", f"project:p#{_required(permission)}"]
 
 
-@pytest.mark.parametrize("relation", [Relation.VIEWER, Relation.OPERATOR])
-def test_lesser_domain_relations_do_not_inherit(relation: Relation) -> None:
+@pytest.mark.parametrize("relation", list(Relation))
+@pytest.mark.parametrize("permission", list(Permission))
+def test_domain_relation_holds_on_every_project_at_its_own_level(relation: Relation, permission: Permission) -> None:
     decision = decide_project_access(
         subject="u",
         project_id="p",
         domain_id="d",
-        permission=Permission.READ,
+        permission=permission,
         project_relation=None,
         domain_relation=relation,
     )
-    assert not decision.allowed
+    assert decision.allowed == (permission in ALLOWED[relation])
+
+
+def test_project_and_domain_relations_combine_to_the_stronger() -> None:
+    decision = decide_project_access(
+        subject="u",
+        project_id="p",
+        domain_id="d",
+        permission=Permission.DISPATCH,
+        project_relation=Relation.VIEWER,
+        domain_relation=Relation.OPERATOR,
+    )
+    assert decision.allowed
 
 
 def test_denial_names_the_missing_relation() -> None:

@@ -89,7 +89,7 @@ class Gateway:
         try:
             result = self.invoke(route.function, event)
         except FunctionError:
-            return self.gateway_response("DEFAULT_5XX", request, request_id, status=502)
+            return self.gateway_response("DEFAULT_5XX", request, request_id)
         return self.to_response(result)
 
     # Authorizer -------------------------------------------------------------------

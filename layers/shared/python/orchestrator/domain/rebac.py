@@ -30,20 +30,21 @@ def decide_project_access(
     project_relation: Relation | None,
     domain_relation: Relation | None,
 ) -> Decision:
-    """Allow when the subject's project relation includes the required one, or
-    when the subject is admin of the project's Domain (admin of every project)."""
+    """Allow when the subject's relation on the project, or on its Domain, includes
+    the required one: a Domain relation holds on every project of the Domain
+    (so a Domain admin is admin of all its projects)."""
     required = REQUIRED_RELATION[permission]
     project_ref = f"project:{project_id}#{required.value}"
-    domain_ref = f"domain:{domain_id}#{Relation.ADMIN.value}"
     if project_relation is not None and project_relation.includes(required):
-        return Decision(True, "direct", [f"user:{subject}", project_ref])
-    if domain_relation is Relation.ADMIN:
-        return Decision(True, "domain admin", [f"user:{subject}", domain_ref, project_ref])
+        return Decision(True, "project relation", [f"user:{subject}", project_ref])
+    if domain_relation is not None and domain_relation.includes(required):
+        domain_ref = f"domain:{domain_id}#{domain_relation.value}"
+        return Decision(True, "domain relation", [f"user:{subject}", domain_ref, project_ref])
     held = project_relation.value if project_relation else "none"
     return Decision(
         False,
         f"'{permission.value}' on project {project_id} requires relation '{required.value}' "
-        f"(held: {held}) or admin of domain {domain_id}.",
+        f"on the project or its domain {domain_id} (held on the project: {held}).",
         [f"user:{subject}", project_ref],
     )
 

@@ -63,7 +63,7 @@ class ParameterIn(NodeBody):
 
 
 class BuiltinActionIn(NodeBody):
-    name: str
+    name: str = ""  # missing is "empty": 422 builtin_action_invalid, as the spec says for empty names
     description: str = ""
     parameters: list[ParameterIn] = Field(default_factory=list)
     dangerous: bool = False
@@ -71,10 +71,10 @@ class BuiltinActionIn(NodeBody):
 
 
 class HookIn(NodeBody):
-    name: str
+    name: str = ""  # missing name or checksum: 422 hook_invalid from the domain rules
     description: str = ""
     source: str = "script"
-    checksum: str
+    checksum: str = ""
     parameters: list[ParameterIn] = Field(default_factory=list)
     timeout: str | None = None
     sandbox: str | None = None
