@@ -1,15 +1,11 @@
-"""POST /v1/projects/{project_id}/executions:dispatch — Dispatch an action to a node or a selector cohort.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``actions_dispatch_not_provisioned`` (SPEC §13).
-"""
+"""POST /v1/projects/{project_id}/executions:dispatch (also /executions/dispatch) — dispatch an action."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, operator_subject, rest_app
+from orchestrator.http.dispatching import dispatch_from_request
 from orchestrator.observability import api_entrypoint
 
 app = rest_app()
@@ -18,7 +14,7 @@ app = rest_app()
 @app.post("/v1/projects/<project_id>/executions:dispatch")
 @app.post("/v1/projects/<project_id>/executions/dispatch")
 def dispatch_execution(project_id: str) -> Response[str]:
-    raise NotProvisioned("actions_dispatch_not_provisioned")
+    return json_response(201, dispatch_from_request(app, operator_subject(app), project_id))
 
 
 @api_entrypoint

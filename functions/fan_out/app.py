@@ -1,16 +1,13 @@
-"""Workflow task: append one signed action_request event per target, in batches.
-
-Declared in the template so the deployed shape is complete; the behaviour
-lands with the dispatch and callback features. Until then, an invocation
-fails loudly (no Execution can be created yet, so nothing invokes it).
-"""
+"""Workflow task: append one action_request event per target to the nodes' streams, in batches."""
 
 from typing import Any
 
-from orchestrator.errors import NotProvisioned
 from orchestrator.observability import task_entrypoint
+from orchestrator.services.context import context_for
+from orchestrator.workflow import tasks
 
 
 @task_entrypoint
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotProvisioned("workflow_not_provisioned")
+    result = tasks.fan_out(context_for("workflow"), event["execution_id"])
+    return {"targets": result.targets, "events": result.events, "requests": result.requests}

@@ -1,23 +1,31 @@
-"""GET /v1/projects/{project_id}/executions — List the project's Executions.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``executions_read_not_provisioned`` (SPEC §13).
-"""
+"""GET /v1/projects/{project_id}/executions — creation order, status/action_name filters, cursors."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, operator_subject, query_param, rest_app
+from orchestrator.http.execution_schemas import execution_view, list_filters
+from orchestrator.http.paging import page_body, page_request
 from orchestrator.observability import api_entrypoint
+from orchestrator.services import executions
+from orchestrator.services.context import context_for
 
 app = rest_app()
 
 
 @app.get("/v1/projects/<project_id>/executions")
 def list_executions(project_id: str) -> Response[str]:
-    raise NotProvisioned("executions_read_not_provisioned")
+    ctx = context_for("executions_read")
+    subject = operator_subject(app)
+    status, action = list_filters(query_param(app, "status"), query_param(app, "action_name"))
+    page = page_request(
+        app, subject=subject, route=f"executions:{project_id}", filters={"status": status, "action_name": action}
+    )
+    found, last_key = executions.list_executions(
+        ctx, subject, project_id, status=status, action=action, limit=page.limit, start_key=page.start_key
+    )
+    return json_response(200, page_body([execution_view(e) for e in found], last_key, page))
 
 
 @api_entrypoint

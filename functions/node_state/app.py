@@ -1,23 +1,22 @@
-"""GET /v1/nodes/{node_id}/state — The node's full state for reconciliation.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``node_state_not_provisioned`` (SPEC §13).
-"""
+"""GET /v1/nodes/{node_id}/state — the node's open invocations and signing keys (reconciliation)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, rest_app
+from orchestrator.http.nodes import authenticated_node
 from orchestrator.observability import api_entrypoint
+from orchestrator.services import node_feed
+from orchestrator.services.context import context_for
 
 app = rest_app()
 
 
 @app.get("/v1/nodes/<node_id>/state")
 def node_state(node_id: str) -> Response[str]:
-    raise NotProvisioned("node_state_not_provisioned")
+    ctx = context_for("node_state")
+    return json_response(200, node_feed.node_state(ctx, authenticated_node(app, ctx, node_id)))
 
 
 @api_entrypoint

@@ -1,23 +1,25 @@
-"""PUT /v1/projects/{project_id}/hooks/{name}/baseline — Pin a hook's known-good sha256.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``hook_baselines_not_provisioned`` (SPEC §13).
-"""
+"""PUT /v1/projects/{project_id}/hooks/{name}/baseline — pin a hook's known-good sha256 (admin)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, operator_subject, parse_body, rest_app
+from orchestrator.http.execution_schemas import PinBaselineRequest
 from orchestrator.observability import api_entrypoint
+from orchestrator.services import executions
+from orchestrator.services.context import context_for
 
 app = rest_app()
 
 
 @app.put("/v1/projects/<project_id>/hooks/<name>/baseline")
-def pin_hook_baseline(name: str, project_id: str) -> Response[str]:
-    raise NotProvisioned("hook_baselines_not_provisioned")
+def pin_hook_baseline(project_id: str, name: str) -> Response[str]:
+    request = parse_body(app, PinBaselineRequest)
+    pinned = executions.pin_baseline(
+        context_for("hook_baselines"), operator_subject(app), project_id, name, request.checksum
+    )
+    return json_response(200, pinned)
 
 
 @api_entrypoint

@@ -1,16 +1,12 @@
-"""Workflow task: mark targets still open at the deadline as timeout.
-
-Declared in the template so the deployed shape is complete; the behaviour
-lands with the dispatch and callback features. Until then, an invocation
-fails loudly (no Execution can be created yet, so nothing invokes it).
-"""
+"""Workflow task: at the deadline, every target still open becomes timeout."""
 
 from typing import Any
 
-from orchestrator.errors import NotProvisioned
 from orchestrator.observability import task_entrypoint
+from orchestrator.services.context import context_for
+from orchestrator.workflow import tasks
 
 
 @task_entrypoint
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotProvisioned("workflow_not_provisioned")
+    return tasks.sweep_timeouts(context_for("workflow"), event["execution_id"])

@@ -19,7 +19,7 @@ from orchestrator.http.operator_auth import mint_dev_token
 from orchestrator.settings import get_settings
 from orchestrator_local.gateway import Gateway
 from orchestrator_local.resources import Stack, deploy
-from orchestrator_local.runtime import InProcessRuntime
+from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
 from orchestrator_local.template import Template
 
 ADMIN = "admin@example.com"
@@ -41,20 +41,40 @@ def runtime(template: Template) -> InProcessRuntime:
     return InProcessRuntime(template)
 
 
+PUBLIC_BASE_URL = "http://orchestrator.test"
+
+
 @pytest.fixture
-def stack(template: Template) -> Iterator[Stack]:
-    """A fresh moto account with the template's resources and the functions' environment."""
+def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
+    """A fresh moto account with the template's resources and the functions' environment;
+    the state machine's Lambda tasks run the handlers in-process."""
+    from moto.awslambda.models import LambdaBackend
+
     saved = dict(os.environ)
+    original_invoke = LambdaBackend.invoke
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        deployed = deploy(template, prefix="test")
+        deployed = deploy(
+            template, prefix="test", parameters={"PublicBaseUrl": PUBLIC_BASE_URL, "EventStreamHoldSeconds": "0"}
+        )
         os.environ.update(deployed.environment())
         reset_process_caches()
+        install_moto_lambda_router(runtime.invoke, set(runtime.functions))
         try:
             yield deployed
         finally:
+            stop_workflows(deployed)
+            LambdaBackend.invoke = original_invoke  # type: ignore[method-assign]
             os.environ.clear()
             os.environ.update(saved)
             reset_process_caches()
+
+
+def stop_workflows(deployed: Stack) -> None:
+    """Stop the runs a test left behind, so none outlives its mock."""
+    sfn = boto3.client("stepfunctions")
+    arn = deployed.refs["ExecutionWorkflow"]
+    for run in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING").get("executions", []):
+        sfn.stop_execution(executionArn=run["executionArn"])
 
 
 @dataclass

@@ -10,18 +10,13 @@ import boto3
 import pytest
 
 from orchestrator_local.resources import Stack
-from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
 from tests.integration.conftest import operator_token
 
 
 @pytest.fixture
-def routed(stack: Stack, runtime: InProcessRuntime) -> Iterator[None]:
-    from moto.awslambda.models import LambdaBackend
-
-    before = LambdaBackend.invoke
-    install_moto_lambda_router(runtime.invoke, set(runtime.functions))
+def routed(stack: Stack) -> Iterator[None]:
+    """The stack fixture routes moto's Lambda invocations to the in-process runtime."""
     yield
-    LambdaBackend.invoke = before  # type: ignore[method-assign]
 
 
 def test_lambda_invoke_runs_the_handler_in_process(routed: None) -> None:
@@ -45,24 +40,32 @@ def test_handler_exception_is_a_function_error(routed: None) -> None:
 
 
 def test_template_state_machine_runs_its_lambda_tasks_in_process(routed: None, stack: Stack) -> None:
-    """The template's workflow executes in moto; its FanOut task reaches our handler (which,
-    until dispatch lands, fails with workflow_not_provisioned and is caught by the ASL)."""
+    """The template's workflow executes in moto and its Lambda tasks reach our handlers: for an
+    Execution that does not exist, FanOut fails (ExecutionNotFound), the ASL catches it and
+    Finalize ends the run."""
     sfn = boto3.client("stepfunctions")
     started = sfn.start_execution(
         stateMachineArn=stack.refs["ExecutionWorkflow"],
-        input=json.dumps({"execution_id": "e1", "project_id": "p1", "expires_at": "2030-01-01T00:00:00Z"}),
+        name="no-such-execution",
+        input=json.dumps(
+            {
+                "execution_id": "nope",
+                "project_id": "p1",
+                "expires_at": "2030-01-01T00:00:00Z",
+                "poll_seconds": 1,
+                "failed_step": None,
+            }
+        ),
     )
     deadline = time.monotonic() + 20
-    failure = None
-    while time.monotonic() < deadline and failure is None:
-        history = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
-        for event in history:
-            details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
-            if details:
-                failure = details
-                break
-        time.sleep(0.2)
-    sfn.stop_execution(executionArn=started["executionArn"])
-    assert failure is not None, "the FanOut task never ran"
-    assert failure["error"] == "NotProvisioned"
-    assert json.loads(failure["cause"])["errorType"] == "NotProvisioned"
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=started["executionArn"])
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert described["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    failures = [e["taskFailedEventDetails"] for e in history if "taskFailedEventDetails" in e]
+    assert [f["error"] for f in failures] == ["ExecutionNotFound"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == ["FanOut", "FanOutFailed", "Finalize"]

@@ -25,7 +25,7 @@ EXPECTED_STATUS = {
     "list_nodes.json": (404, "project_not_found"),
     "create_enrollment_token.json": (404, "project_not_found"),
     "create_domain.json": (201, None),
-    "dispatch_execution.json": (501, "actions_dispatch_not_provisioned"),
+    "dispatch_execution.json": (404, "project_not_found"),
 }
 
 

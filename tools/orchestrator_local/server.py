@@ -52,6 +52,17 @@ def start_moto() -> tuple[Any, str]:
     return moto, endpoint
 
 
+class LateInvoker:
+    """The gateway's invoke, bound once the worker pool exists (the port is bound first,
+    because the functions' environment needs the server's URL)."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    def __call__(self, logical_id: str, event: Any) -> Any:
+        return self.target(logical_id, event)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -61,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--exit-with-parent", action="store_true", help="stop when the process that started us exits (tests)"
     )
     parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.add_argument(
+        "--event-hold-seconds",
+        type=float,
+        default=float(os.environ.get("EVENT_HOLD_SECONDS", "2")),
+        help="how long a node's event stream request waits for a first event",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
     return parser.parse_args(argv)
 
@@ -110,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator_local.workers import WorkerPool
 
     template = Template()
-    os.environ.update(deploy(template).environment())
-    pool = WorkerPool(args.workers)
-    install_moto_lambda_router(pool.invoke, set(template.functions))
-    httpd = make_server(
-        "127.0.0.1", args.port, Gateway(pool.invoke, template, access_log=not args.quiet), threaded=True
-    )
+    invoker = LateInvoker()
+    httpd = make_server("127.0.0.1", args.port, Gateway(invoker, template, access_log=not args.quiet), threaded=True)
     server_url = f"http://127.0.0.1:{httpd.server_port}"
+    parameters = {"PublicBaseUrl": server_url, "EventStreamHoldSeconds": str(args.event_hold_seconds)}
+    os.environ.update(deploy(template, parameters=parameters).environment())
+    pool = WorkerPool(args.workers)  # after the environment: workers inherit it
+    invoker.target = pool.invoke
+    install_moto_lambda_router(pool.invoke, set(template.functions))
     credentials_file = write_credentials(args.state_dir, server_url)
     stop = stop_event(args.exit_with_parent)
 

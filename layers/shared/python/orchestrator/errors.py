@@ -43,6 +43,22 @@ class InvalidCursor(OrchestratorError):
     status, code, title = 400, "invalid_cursor", "Invalid cursor"
 
 
+class InvalidTarget(OrchestratorError):
+    status, code, title = 400, "invalid_target", "Invalid target"
+
+
+class ActionNotDeclared(OrchestratorError):
+    status, code, title = 400, "action_not_declared", "Action not declared by the node"
+
+
+class MalformedSelector(OrchestratorError):
+    status, code, title = 400, "malformed_selector", "Malformed selector"
+
+    def __init__(self, detail: str, *, position: int) -> None:
+        super().__init__(detail, position=position)
+        self.position = position
+
+
 # 401 ---------------------------------------------------------------------------
 class Unauthenticated(OrchestratorError):
     status, code, title = 401, "unauthenticated", "Unauthenticated"
@@ -89,6 +105,10 @@ class NodeNotFound(OrchestratorError):
     status, code, title = 404, "node_not_found", "Node not found"
 
 
+class ExecutionNotFound(OrchestratorError):
+    status, code, title = 404, "execution_not_found", "Execution not found"
+
+
 class MemberNotFound(OrchestratorError):
     status, code, title = 404, "member_not_found", "Role grant not found"
 
@@ -102,12 +122,44 @@ class NodeDeregistered(OrchestratorError):
     status, code, title = 409, "node_deregistered", "Node is deregistered"
 
 
+class ExecutionAlreadyTerminal(OrchestratorError):
+    status, code, title = 409, "execution_already_terminal", "Execution already terminal"
+
+
+class InvalidStateTransition(OrchestratorError):
+    status, code, title = 409, "invalid_state_transition", "Invalid state transition"
+
+
+class HookIntegrityViolation(OrchestratorError):
+    status, code, title = 409, "hook_integrity_violation", "Hook integrity violation"
+
+
+class IdempotencyKeyInProgress(OrchestratorError):
+    status, code, title = 409, "idempotency_key_in_progress", "Request with this Idempotency-Key in progress"
+
+
 # 413 ---------------------------------------------------------------------------
 class RequestBodyTooLarge(OrchestratorError):
     status, code, title = 413, "request_body_too_large", "Request body too large"
 
 
 # 422 ---------------------------------------------------------------------------
+class SelectorEmptyCohort(OrchestratorError):
+    status, code, title = 422, "selector_empty_cohort", "Empty cohort"
+
+
+class InvalidParameters(OrchestratorError):
+    status, code, title = 422, "invalid_parameters", "Invalid parameters"
+
+
+class ConfirmationRequired(OrchestratorError):
+    status, code, title = 422, "confirmation_required", "Confirmation required"
+
+
+class IdempotencyKeyReused(OrchestratorError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
+
+
 class BuiltinActionInvalid(OrchestratorError):
     status, code, title = 422, "builtin_action_invalid", "Invalid builtin action"
 
@@ -137,6 +189,13 @@ class NotProvisioned(OrchestratorError):
     @property
     def problem_code(self) -> str:
         return self._operation_code
+
+
+class CapacityExceeded(OrchestratorError):
+    status, code, title = 429, "capacity_exceeded", "Capacity exceeded"
+
+    def __init__(self, detail: str, *, dimension: str, limit: int) -> None:
+        super().__init__(detail, dimension=dimension, limit=limit)
 
 
 class DatastoreUnavailable(OrchestratorError):

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     enrollment_token_ttl_seconds: int = Field(default=86_400, ge=60)
     secret_cache_seconds: int = Field(default=300, ge=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # How long GET /v1/nodes/{id}/events waits for a first event before answering
+    # (API Gateway's integration timeout is 29 s).
+    event_stream_hold_seconds: float = Field(default=20.0, ge=0, le=25)
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.clock import Clock, IdGenerator, SystemClock, Uuid7Generator
 from orchestrator.settings import Settings, get_settings, require
+from orchestrator.store.executions import ExecutionStore
 from orchestrator.store.nodes import NodeStore
 from orchestrator.store.table import Table
 from orchestrator.store.tenancy import TenancyStore
@@ -25,6 +26,10 @@ class Context:
     @property
     def nodes(self) -> NodeStore:
         return NodeStore(self.table)
+
+    @property
+    def executions(self) -> ExecutionStore:
+        return ExecutionStore(self.table)
 
 
 def context_for(operation: str) -> Context:

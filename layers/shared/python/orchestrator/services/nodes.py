@@ -66,12 +66,23 @@ def register(
     )
     nsk = mint_node_secret_key()
     ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now)
+    trust_hooks_on_first_use(ctx, node)
     return Registration(node=node, node_secret_key=nsk, signing_public_key=signing_public_key)
 
 
 def update_capabilities(ctx: Context, node_item: Item, capabilities: Capabilities) -> Node:
     validate_capabilities(capabilities)
-    return ctx.nodes.update_capabilities(node_item["id"], capabilities, ctx.clock.now())
+    node = ctx.nodes.update_capabilities(node_item["id"], capabilities, ctx.clock.now())
+    trust_hooks_on_first_use(ctx, node)
+    return node
+
+
+def trust_hooks_on_first_use(ctx: Context, node: Node) -> None:
+    """The first checksum ever reported for a hook in a project becomes its baseline."""
+    for hook in node.capabilities.hooks:
+        ctx.executions.pin_baseline(
+            node.project_id, hook.name, hook.checksum, by=f"node:{node.id}", now=ctx.clock.now(), only_if_absent=True
+        )
 
 
 HEARTBEAT_FIELDS = ("status", "uptime", "binary_checksum", "timestamp")

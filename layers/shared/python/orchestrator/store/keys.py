@@ -58,3 +58,49 @@ def enrollment_token(token_hash: str) -> Key:
 
 def project_mesh_counter(project_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}
+
+
+# Executions ----------------------------------------------------------------------
+COUNTER_SHARDS = 8
+
+
+def execution(execution_id: str) -> Key:
+    return {"PK": f"EXEC#{execution_id}", "SK": "EXEC"}
+
+
+def target(execution_id: str, node_id: str) -> Key:
+    return {"PK": f"EXEC#{execution_id}", "SK": f"TARGET#{node_id}"}
+
+
+def counter_shard(execution_id: str, shard: int) -> Key:
+    return {"PK": f"EXEC#{execution_id}", "SK": f"COUNTER#{shard:02d}"}
+
+
+def shard_of(node_id: str) -> int:
+    """Stable shard of a node's counter deltas (spreads one Execution's writes)."""
+    return sum(node_id.encode()) % COUNTER_SHARDS
+
+
+def project_executions_gsi1(project_id: str) -> str:
+    return f"PROJECT#{project_id}#EXECS"
+
+
+def project_status_gsi2(project_id: str, status: str) -> str:
+    return f"PROJECT#{project_id}#STATUS#{status}"
+
+
+def project_action_gsi3(project_id: str, action: str) -> str:
+    return f"PROJECT#{project_id}#ACTION#{action}"
+
+
+def node_open_targets_gsi2(node_id: str) -> str:
+    """Sparse: only non-terminal targets carry it."""
+    return f"NODE#{node_id}#OPEN"
+
+
+def node_event(node_id: str, event_id: str) -> Key:
+    return {"PK": f"NODE#{node_id}", "SK": f"EVENT#{event_id}"}
+
+
+def hook_baseline(project_id: str, hook: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": f"BASELINE#{hook}"}

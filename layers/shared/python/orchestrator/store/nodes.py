@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -115,6 +116,13 @@ class NodeStore:
         )
         return [node_from_item(i) for i in items], last
 
+    def iter_project_nodes(self, project_id: str) -> Iterator[Node]:
+        """Every node of the project (all pages), in registration order."""
+        for item in self.table.query_all(
+            index="GSI1", key_condition="GSI1PK = :pk", values={":pk": keys.project_nodes_gsi1(project_id)}
+        ):
+            yield node_from_item(item)
+
     # Updates -----------------------------------------------------------------
     def update_capabilities(self, node_id: str, capabilities: Capabilities, now: datetime) -> Node:
         item = self._update_active(
@@ -150,6 +158,20 @@ class NodeStore:
                 raise NodeNotFound(f"Node {node_id} does not exist in this project.") from exc
             raise NodeDeregistered(f"Node {node_id} is deregistered.") from exc
         return node_from_item(item)
+
+    def mark_events_delivered(self, node_id: str, event_id: str) -> None:
+        """Advance the node's delivery cursor (never backwards: UUIDv7 ids sort by time)."""
+        try:
+            self.table.update(
+                keys.node(node_id),
+                update="SET events_delivered_through = :e",
+                condition="attribute_exists(PK) AND (attribute_not_exists(events_delivered_through) "
+                "OR events_delivered_through < :e)",
+                values={":e": event_id},
+                returns="NONE",
+            )
+        except ConditionFailed:
+            return  # a concurrent stream already delivered further
 
     def heartbeat(self, node_id: str, now: datetime, report: dict[str, Any]) -> tuple[bool, bool]:
         """Record the heartbeat; return and clear the (reconcile, rotate_keys) requests."""

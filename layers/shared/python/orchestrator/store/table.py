@@ -7,6 +7,7 @@ caller (the store module that knows which transition failed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -52,9 +53,10 @@ class ConditionFailed(Exception):
 class TransactionCanceled(Exception):
     """A transaction was cancelled; ``reasons[i]`` is the code for the i-th operation."""
 
-    def __init__(self, reasons: list[str | None]) -> None:
+    def __init__(self, reasons: list[str | None], items: list[Item | None] | None = None) -> None:
         super().__init__(f"transaction canceled: {reasons}")
         self.reasons = reasons
+        self.items = items or [None] * len(reasons)
 
 
 def _plain(value: Any) -> Any:
@@ -132,6 +134,60 @@ class Table:
             pending = list(unprocessed) + pending[100:]
         return found
 
+    def batch_put(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Unconditional puts, 25 per request, retrying unprocessed items with backoff.
+        Returns the number of requests made (the cost callers report)."""
+        requests = 0
+        pending = [{"PutRequest": {"Item": serialize(item)}} for item in items]
+        attempt = 0
+        while pending:
+            chunk, pending = pending[:25], pending[25:]
+            with datastore_errors():
+                response: dict[str, Any] = dict(
+                    self.client.batch_write_item(RequestItems={self.name: chunk})  # type: ignore[dict-item]
+                )
+            requests += 1
+            unprocessed = response.get("UnprocessedItems", {}).get(self.name, [])
+            if unprocessed:
+                attempt += 1
+                if attempt > 8:
+                    raise DatastoreUnavailable("The datastore is temporarily unavailable.")
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+                pending = list(unprocessed) + pending
+        return requests
+
+    def query_all(
+        self,
+        *,
+        index: str | None,
+        key_condition: str,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None = None,
+        filter_expression: str | None = None,
+        consistent: bool = False,
+    ) -> Iterator[Item]:
+        """Every item of a query, page after page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": serialize(values),
+        }
+        if index:
+            kwargs["IndexName"] = index
+        elif consistent:
+            kwargs["ConsistentRead"] = True
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        while True:
+            with datastore_errors():
+                response: dict[str, Any] = dict(self.client.query(**kwargs))
+            yield from (deserialize(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put(
         self,
         item: Mapping[str, Any],
@@ -182,7 +238,8 @@ class Table:
             ]
             if any(c in OUTAGE_CODES or c == "ThrottlingError" for c in codes):
                 raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
-            raise TransactionCanceled(codes) from exc
+            old_items = [deserialize(r["Item"]) if r.get("Item") else None for r in reasons]
+            raise TransactionCanceled(codes, old_items) from exc
 
     def put_op(
         self,
@@ -204,9 +261,12 @@ class Table:
         condition: str | None = None,
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
+        old_on_failure: bool = False,
     ) -> TransactWriteItemTypeDef:
         op: dict[str, Any] = {"TableName": self.name, "Key": serialize(key), "UpdateExpression": update}
         self._add_condition(op, condition, names, values)
+        if old_on_failure:
+            op["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Update": op}  # type: ignore[typeddict-item]
 
     def condition_check_op(self, key: Key, *, condition: str) -> TransactWriteItemTypeDef:
@@ -230,13 +290,15 @@ class Table:
         key_condition: str,
         values: Mapping[str, Any],
         names: Mapping[str, str] | None = None,
+        filter_expression: str | None = None,
         limit: int,
         start_key: Mapping[str, Any] | None = None,
         forward: bool = True,
     ) -> tuple[list[Item], dict[str, Any] | None]:
         """One page of a query: at most ``limit`` items, and the key to continue
         from, which is None exactly when there is nothing more (one extra item
-        is read to know, so a full last page does not yield an empty next page)."""
+        is read to know, so a full last page does not yield an empty next page).
+        With a filter, DynamoDB pages are read until the page is full."""
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key_condition,
@@ -248,11 +310,18 @@ class Table:
             kwargs["IndexName"] = index
         if names:
             kwargs["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
         if start_key:
             kwargs["ExclusiveStartKey"] = serialize(start_key)
-        with datastore_errors():
-            response = self.client.query(**kwargs)
-        items = [deserialize(i) for i in response.get("Items", [])]
+        items: list[Item] = []
+        while len(items) <= limit:
+            with datastore_errors():
+                response: dict[str, Any] = dict(self.client.query(**kwargs))
+            items.extend(deserialize(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         if len(items) <= limit:
             return items, None
         items = items[:limit]

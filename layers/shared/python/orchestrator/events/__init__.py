@@ -1,0 +1,1 @@
+"""Events to nodes: signed envelopes and their SSE framing (SPEC §11)."""

@@ -1,0 +1,60 @@
+"""Dispatch at the edge: body → command (400s), Idempotency-Key, Execution projection."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from orchestrator.domain.executions import RateControl, TargetStatus
+from orchestrator.domain.selectors import parse_selector
+from orchestrator.errors import InvalidTarget
+from orchestrator.http.api import parse_body
+from orchestrator.http.execution_schemas import DispatchRequest, execution_view
+from orchestrator.services import executions as reads
+from orchestrator.services.context import context_for
+from orchestrator.services.dispatch import DispatchCommand, dispatch
+from orchestrator.services.idempotency import run_once
+from orchestrator.services.workflow_port import StepFunctionsStarter
+from orchestrator.settings import require
+
+OPERATION = "actions_dispatch"
+
+
+def command_from(request: DispatchRequest) -> DispatchCommand:
+    """Exactly one of node_id/selector (400 invalid_target); the selector parsed (400 malformed_selector)."""
+    if (request.node_id is None) == (request.selector is None):
+        raise InvalidTarget("Give exactly one of node_id or selector.")
+    return DispatchCommand(
+        action=request.action,
+        type=request.type,
+        parameters=request.parameters,
+        timeout_seconds=request.timeout_seconds,
+        node_id=request.node_id,
+        selector=parse_selector(request.selector) if request.selector is not None else None,
+        confirmation=request.confirmation,
+        rate=RateControl(**request.rate.model_dump()) if request.rate else None,
+    )
+
+
+def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id: str) -> dict[str, Any]:
+    """Dispatch the request's body; with an Idempotency-Key, at most once per key."""
+    ctx = context_for(OPERATION)
+    request: DispatchRequest = parse_body(app, DispatchRequest)
+    command = command_from(request)
+    workflow = StepFunctionsStarter(require(ctx.settings.state_machine_arn, f"{OPERATION}_not_provisioned"))
+    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
+
+    def run() -> str:
+        execution, _ = dispatch(ctx, subject, project_id, command, workflow)
+        return execution.id
+
+    if not key:
+        execution, targets = dispatch(ctx, subject, project_id, command, workflow)
+        counts = {s.value: 0 for s in TargetStatus} | {TargetStatus.PENDING.value: len(targets)}
+        return execution_view(execution, counts=counts, targets=targets)
+    scoped = hashlib.sha256(f"{project_id}\n{subject}\n{key}".encode()).hexdigest()
+    execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run)
+    detail = reads.get_execution(ctx, subject, project_id, execution_id)
+    return execution_view(detail.execution, status=detail.status, counts=detail.counts, targets=detail.targets)

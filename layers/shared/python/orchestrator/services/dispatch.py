@@ -1,0 +1,129 @@
+"""Dispatch (SPEC §6), step by step and in that order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.domain.dispatch import (
+    CohortMember,
+    check_confirmation,
+    check_hook_integrity,
+    declaration,
+    declaring_members,
+    validate_parameters,
+)
+from orchestrator.domain.executions import ActionType, Execution, RateControl, Target, TargetStatus
+from orchestrator.domain.models import Permission, Project
+from orchestrator.domain.selectors import Selector
+from orchestrator.errors import (
+    ActionNotDeclared,
+    NodeNotFound,
+    SelectorEmptyCohort,
+)
+from orchestrator.observability import logger
+from orchestrator.services.access import authorize_project
+from orchestrator.services.context import Context
+from orchestrator.services.workflow_port import WorkflowStarter
+from orchestrator.store.nodes import node_from_item
+
+
+@dataclass(frozen=True)
+class DispatchCommand:
+    """A validated dispatch body (exactly one of ``node_id``/``selector``)."""
+
+    action: str
+    type: ActionType
+    parameters: dict[str, Any]
+    timeout_seconds: int
+    node_id: str | None
+    selector: Selector | None
+    confirmation: bool
+    rate: RateControl | None = None
+    triggered_by: dict[str, Any] = field(default_factory=dict)
+
+
+def dispatch(
+    ctx: Context, subject: str, project_id: str, command: DispatchCommand, workflow: WorkflowStarter
+) -> tuple[Execution, list[Target]]:
+    """Authorize, resolve the cohort, gate it, take a capacity slot, persist, start the workflow."""
+    project = authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)  # step 2
+    members = resolve_cohort(ctx, project, command)  # step 3
+    if command.type == "hook":  # step 4
+        check_hook_integrity(command.action, members, ctx.executions.baseline(project.id, command.action))
+    declarations = [m.declaration for m in members]  # step 5
+    validate_parameters(command.parameters, declarations)
+    check_confirmation(declarations, command.confirmation)
+
+    now = ctx.clock.now()
+    execution = Execution(
+        id=ctx.ids.new_id(),
+        project_id=project.id,
+        domain_id=project.domain_id,
+        action=command.action,
+        type=command.type,
+        parameters=command.parameters,
+        timeout_seconds=command.timeout_seconds,
+        status=TargetStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=command.timeout_seconds),
+        triggered_by={"type": "operator", "subject": subject, **command.triggered_by},
+        target_count=len(members),
+        selector=str(command.selector) if command.selector else None,
+        node_id=command.node_id,
+        rate=command.rate,
+    )
+    ctx.executions.create(execution)  # step 6: slot and Execution, atomically
+    targets = [
+        Target(
+            execution_id=execution.id,
+            node_id=m.node.id,
+            hostname=m.node.hostname,
+            status=TargetStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        for m in members
+    ]
+    try:  # step 7
+        ctx.executions.put_targets(execution, targets)
+        ctx.executions.mark_workflow_started(execution.id, workflow.start(execution))
+    except Exception:
+        _abandon(ctx, execution)
+        raise
+    return execution, targets
+
+
+def _abandon(ctx: Context, execution: Execution) -> None:
+    """Undo a dispatch that took its slot but could not start: no leaked slot, no
+    Execution that never ends."""
+    logger.warning("dispatch abandoned", execution_id=execution.id)
+    now = ctx.clock.now()
+    ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error="dispatch_failed")
+    ctx.executions.set_status(
+        execution.id, execution.project_id, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed"
+    )
+    ctx.executions.release_slot(execution.id, execution.domain_id, now)
+
+
+def resolve_cohort(ctx: Context, project: Project, command: DispatchCommand) -> list[CohortMember]:
+    if command.node_id is not None:
+        item = ctx.nodes.get_node_item(command.node_id)
+        if item is None or item.get("project_id") != project.id or item.get("status") != "active":
+            raise NodeNotFound(f"Node {command.node_id} is not a registered node of this project.")
+        node = node_from_item(item)
+        found = declaration(node, command.action, command.type)
+        if found is None:
+            raise ActionNotDeclared(f"Node {node.id} does not declare {command.type} action {command.action!r}.")
+        return [CohortMember(node, found)]
+    assert command.selector is not None
+    selector = command.selector
+    matching = (n for n in ctx.nodes.iter_project_nodes(project.id) if selector.matches(n.labels))
+    members = declaring_members(matching, command.action, command.type)
+    if not members:
+        raise SelectorEmptyCohort(
+            f"No active node matching {str(selector)!r} declares {command.type} action {command.action!r}."
+        )
+    return members

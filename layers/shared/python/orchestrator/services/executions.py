@@ -1,0 +1,63 @@
+"""Operator reads of Executions, and hook baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts
+from orchestrator.domain.models import Permission
+from orchestrator.errors import ExecutionNotFound
+from orchestrator.services.access import authorize_project
+from orchestrator.services.context import Context
+
+
+@dataclass(frozen=True)
+class ExecutionDetail:
+    execution: Execution
+    status: TargetStatus
+    counts: dict[str, int]
+    targets: list[Target]
+
+
+def live_status(execution: Execution, counts: dict[str, int]) -> TargetStatus:
+    """The stored status once final; before that, the aggregate of the exact counters."""
+    if execution.status.is_terminal:
+        return execution.status
+    return aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
+
+
+def load_execution(ctx: Context, project_id: str, execution_id: str) -> Execution:
+    execution = ctx.executions.get(execution_id)
+    if execution is None or execution.project_id != project_id:
+        raise ExecutionNotFound(f"Execution {execution_id} does not exist in this project.")
+    return execution
+
+
+def get_execution(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    execution = load_execution(ctx, project_id, execution_id)
+    counts = ctx.executions.counts(execution.id, execution.target_count)
+    return ExecutionDetail(execution, live_status(execution, counts), counts, ctx.executions.targets(execution.id))
+
+
+def list_executions(
+    ctx: Context,
+    subject: str,
+    project_id: str,
+    *,
+    status: str | None,
+    action: str | None,
+    limit: int,
+    start_key: dict[str, Any] | None,
+) -> tuple[list[Execution], dict[str, Any] | None]:
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    return ctx.executions.list_page(project_id, status=status, action=action, limit=limit, start_key=start_key)
+
+
+def pin_baseline(ctx: Context, subject: str, project_id: str, hook: str, checksum: str) -> dict[str, str]:
+    """An operator re-pins a hook's known-good checksum (admin)."""
+    authorize_project(ctx.tenancy, subject, project_id, Permission.ADMIN)
+    now = ctx.clock.now()
+    ctx.executions.pin_baseline(project_id, hook, checksum, by=f"user:{subject}", now=now)
+    return {"hook": hook, "checksum": checksum, "pinned_by": f"user:{subject}"}

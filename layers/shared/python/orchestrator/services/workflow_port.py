@@ -1,0 +1,58 @@
+"""The port through which a dispatch starts its workflow (Step Functions in AWS and locally)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator import aws
+from orchestrator.clock import rfc3339
+from orchestrator.domain.executions import Execution
+from orchestrator.errors import DependencyUnavailable
+
+MIN_POLL_SECONDS = 1
+MAX_POLL_SECONDS = 15
+
+
+def poll_seconds(timeout_seconds: int) -> int:
+    """How often the workflow checks for early completion: ~30 checks per timeout, 1..15 s."""
+    return max(MIN_POLL_SECONDS, min(MAX_POLL_SECONDS, math.ceil(timeout_seconds / 30)))
+
+
+def workflow_input(execution: Execution) -> dict[str, object]:
+    return {
+        "execution_id": execution.id,
+        "project_id": execution.project_id,
+        "expires_at": rfc3339(execution.expires_at),
+        "poll_seconds": poll_seconds(execution.timeout_seconds),
+        "failed_step": None,
+    }
+
+
+class WorkflowStarter(Protocol):
+    def start(self, execution: Execution) -> str: ...
+
+
+class StepFunctionsStarter:
+    """Starts the Execution workflow; the Execution id is the (idempotent) run name."""
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.state_machine_arn = state_machine_arn
+
+    def start(self, execution: Execution) -> str:
+        try:
+            response = aws.stepfunctions().start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=execution.id,
+                input=json.dumps(workflow_input(execution)),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{execution.id}"
+            raise DependencyUnavailable("The workflow service is unavailable.") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable("The workflow service is unavailable.") from exc
+        return response["executionArn"]

@@ -1,0 +1,432 @@
+"""Executions, targets, counter shards, node events and hook baselines.
+
+Counters: each target transition is one transaction that updates the target
+(conditionally) and adds +1/-1 to one of ``COUNTER_SHARDS`` counter items of
+its Execution, so counts stay exact without one hot item. Shards hold deltas
+from the initial all-``pending`` state; :meth:`ExecutionStore.counts` sums them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.domain.executions import OPEN, Execution, OutputRef, RateControl, Target, TargetStatus
+from orchestrator.errors import CapacityExceeded, DomainNotFound
+from orchestrator.store import keys
+from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled
+
+NOT_EXISTS = "attribute_not_exists(PK)"
+EVENT_RETENTION_SECONDS = 48 * 3600
+TRANSACT_LIMIT = 100
+
+
+def _ts(value: datetime | None) -> str | None:
+    return rfc3339(value) if value else None
+
+
+class ExecutionStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # Creation ------------------------------------------------------------------------
+    def create(self, execution: Execution) -> None:
+        """Take a slot under the Domain's live ceiling and write the Execution, atomically."""
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        keys.domain(execution.domain_id),
+                        update="ADD live_executions :one",
+                        condition="attribute_exists(PK) AND live_executions < live_execution_ceiling",
+                        values={":one": 1},
+                        old_on_failure=True,
+                    ),
+                    self.table.put_op(execution_item(execution), condition=NOT_EXISTS),
+                ]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                domain = exc.items[0]
+                if domain is None:
+                    raise DomainNotFound(f"Domain {execution.domain_id} does not exist.") from exc
+                ceiling = int(domain.get("live_execution_ceiling", 0))
+                raise CapacityExceeded(
+                    f"The domain already has {domain.get('live_executions', 0)} live executions (ceiling {ceiling}).",
+                    dimension="action_executions",
+                    limit=ceiling,
+                ) from exc
+            raise
+
+    def put_targets(self, execution: Execution, targets: Sequence[Target]) -> int:
+        """Write the pending targets in batches; returns the number of requests."""
+        return self.table.batch_put([target_item(execution, t) for t in targets])
+
+    # Reads ----------------------------------------------------------------------------
+    def get_item(self, execution_id: str, *, consistent: bool = False) -> Item | None:
+        return self.table.get(keys.execution(execution_id), consistent=consistent)
+
+    def get(self, execution_id: str) -> Execution | None:
+        item = self.get_item(execution_id)
+        return execution_from_item(item) if item else None
+
+    def targets(self, execution_id: str) -> list[Target]:
+        return [
+            target_from_item(i)
+            for i in self.table.query_all(
+                index=None,
+                key_condition="PK = :pk AND begins_with(SK, :t)",
+                values={":pk": f"EXEC#{execution_id}", ":t": "TARGET#"},
+            )
+        ]
+
+    def target_items(self, execution_id: str, *, only_open: bool = False) -> list[Item]:
+        filter_expression = "#s IN (:p, :a, :st)" if only_open else None
+        values: dict[str, Any] = {":pk": f"EXEC#{execution_id}", ":t": "TARGET#"}
+        names = None
+        if only_open:
+            values |= {":p": "pending", ":a": "ack", ":st": "started"}
+            names = {"#s": "status"}
+        return list(
+            self.table.query_all(
+                index=None,
+                key_condition="PK = :pk AND begins_with(SK, :t)",
+                values=values,
+                names=names,
+                filter_expression=filter_expression,
+            )
+        )
+
+    def counts(self, execution_id: str, target_count: int) -> dict[str, int]:
+        """Exact per-status counts: the sum of every shard's deltas."""
+        totals: Counter[str] = Counter()
+        for shard in self.table.query_all(
+            index=None,
+            key_condition="PK = :pk AND begins_with(SK, :c)",
+            values={":pk": f"EXEC#{execution_id}", ":c": "COUNTER#"},
+            consistent=True,
+        ):
+            for status in TargetStatus:
+                totals[status.value] += int(shard.get(status.value, 0))
+        totals[TargetStatus.PENDING.value] += target_count
+        return {status.value: totals[status.value] for status in TargetStatus}
+
+    def list_page(
+        self,
+        project_id: str,
+        *,
+        status: str | None,
+        action: str | None,
+        limit: int,
+        start_key: dict[str, Any] | None,
+    ) -> tuple[list[Execution], dict[str, Any] | None]:
+        """Creation order. ``action`` uses GSI3, ``status`` GSI2, both: GSI3 filtered by status."""
+        if action is not None:
+            items, last = self.table.query_page(
+                index="GSI3",
+                key_condition="GSI3PK = :pk",
+                values={":pk": keys.project_action_gsi3(project_id, action)} | ({":s": status} if status else {}),
+                names={"#s": "status"} if status else None,
+                filter_expression="#s = :s" if status else None,
+                limit=limit,
+                start_key=start_key,
+            )
+        elif status is not None:
+            items, last = self.table.query_page(
+                index="GSI2",
+                key_condition="GSI2PK = :pk",
+                values={":pk": keys.project_status_gsi2(project_id, status)},
+                limit=limit,
+                start_key=start_key,
+            )
+        else:
+            items, last = self.table.query_page(
+                index="GSI1",
+                key_condition="GSI1PK = :pk",
+                values={":pk": keys.project_executions_gsi1(project_id)},
+                limit=limit,
+                start_key=start_key,
+            )
+        return [execution_from_item(i) for i in items], last
+
+    def node_open_targets(self, node_id: str) -> list[Item]:
+        return list(
+            self.table.query_all(
+                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": keys.node_open_targets_gsi2(node_id)}
+            )
+        )
+
+    # Status, slot ------------------------------------------------------------------------
+    def set_status(
+        self,
+        execution_id: str,
+        project_id: str,
+        status: TargetStatus,
+        now: datetime,
+        *,
+        terminal: bool = False,
+        started: bool = False,
+        error: str | None = None,
+    ) -> None:
+        """Record the aggregate status (and move the Execution in the status index)."""
+        sets = ["#s = :s", "updated_at = :now", "GSI2PK = :g"]
+        values: dict[str, Any] = {
+            ":s": status.value,
+            ":now": rfc3339(now),
+            ":g": keys.project_status_gsi2(project_id, status.value),
+        }
+        if terminal:
+            sets.append("completed_at = if_not_exists(completed_at, :now)")
+        if started:
+            sets.append("started_at = if_not_exists(started_at, :now)")
+        if error:
+            sets.append("#e = :e")
+            values[":e"] = error
+        self.table.update(
+            keys.execution(execution_id),
+            update="SET " + ", ".join(sets),
+            condition="attribute_exists(PK)",
+            names={"#s": "status", **({"#e": "error"} if error else {})},
+            values=values,
+            returns="NONE",
+        )
+
+    def release_slot(self, execution_id: str, domain_id: str, now: datetime) -> bool:
+        """Give the Domain slot back exactly once; False if it was already released."""
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        keys.execution(execution_id),
+                        update="SET slot_released_at = :now",
+                        condition="attribute_exists(PK) AND attribute_not_exists(slot_released_at)",
+                        values={":now": rfc3339(now)},
+                    ),
+                    self.table.update_op(
+                        keys.domain(domain_id), update="ADD live_executions :minus", values={":minus": -1}
+                    ),
+                ]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def mark_workflow_started(self, execution_id: str, workflow_arn: str) -> None:
+        self.table.update(
+            keys.execution(execution_id), update="SET workflow_arn = :w", values={":w": workflow_arn}, returns="NONE"
+        )
+
+    # Target transitions ----------------------------------------------------------------
+    def close_open_targets(
+        self, execution_id: str, to: TargetStatus, now: datetime, *, error: str | None = None
+    ) -> int:
+        """Move every still-open target to ``to`` (timeout, cancelled); returns how many moved.
+        Chunks of targets and their shard deltas go in one transaction each; a chunk that
+        races with a callback is retried target by target."""
+        moved = 0
+        open_items = self.target_items(execution_id, only_open=True)
+        for start in range(0, len(open_items), TRANSACT_LIMIT - keys.COUNTER_SHARDS):
+            chunk = open_items[start : start + TRANSACT_LIMIT - keys.COUNTER_SHARDS]
+            try:
+                self.table.transact(self._close_ops(execution_id, chunk, to, now, error))
+                moved += len(chunk)
+            except TransactionCanceled:
+                for item in chunk:
+                    try:
+                        self.table.transact(self._close_ops(execution_id, [item], to, now, error))
+                        moved += 1
+                    except TransactionCanceled:
+                        continue  # it moved on its own meanwhile
+        return moved
+
+    def _close_ops(
+        self, execution_id: str, items: Sequence[Item], to: TargetStatus, now: datetime, error: str | None
+    ) -> list[Any]:
+        deltas: dict[int, Counter[str]] = {}
+        ops: list[Any] = []
+        for item in items:
+            old = TargetStatus(item["status"])
+            ops.append(self.target_transition_op(execution_id, item["node_id"], old, to, now, error=error))
+            shard = deltas.setdefault(keys.shard_of(item["node_id"]), Counter())
+            shard[old.value] -= 1
+            shard[to.value] += 1
+        ops += [self.shard_op(execution_id, shard, delta) for shard, delta in deltas.items()]
+        return ops
+
+    def target_transition_op(
+        self,
+        execution_id: str,
+        node_id: str,
+        old: TargetStatus,
+        new: TargetStatus,
+        now: datetime,
+        *,
+        error: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Any:
+        """Conditional move of one target from ``old`` to ``new`` (as a transaction item)."""
+        sets = ["#s = :new", "updated_at = :now"]
+        values: dict[str, Any] = {":new": new.value, ":old": old.value, ":now": rfc3339(now)}
+        if error is not None:
+            sets.append("#e = :e")
+            values[":e"] = error
+        for index, (name, value) in enumerate((extra or {}).items()):
+            sets.append(f"{name} = :x{index}")
+            values[f":x{index}"] = value
+        update = "SET " + ", ".join(sets)
+        if new.is_terminal:
+            update += " REMOVE GSI2PK, GSI2SK"
+        return self.table.update_op(
+            keys.target(execution_id, node_id),
+            update=update,
+            condition="#s = :old",
+            names={"#s": "status", **({"#e": "error"} if error is not None else {})},
+            values=values,
+        )
+
+    def shard_op(self, execution_id: str, shard: int, delta: Counter[str]) -> Any:
+        names = {f"#c{i}": status for i, status in enumerate(delta)}
+        values = {f":c{i}": amount for i, amount in enumerate(delta.values())}
+        update = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(delta)))
+        return self.table.update_op(keys.counter_shard(execution_id, shard), update=update, names=names, values=values)
+
+    # Node events ----------------------------------------------------------------------
+    def append_events(self, events: Iterable[Item], now: datetime) -> int:
+        """Append events to nodes' streams (batched); returns the number of requests."""
+        ttl = int(now.timestamp()) + EVENT_RETENTION_SECONDS
+        return self.table.batch_put(
+            [{**keys.node_event(e["node_id"], e["event_id"]), "type": "node_event", "ttl": ttl, **e} for e in events]
+        )
+
+    def events_after(self, node_id: str, after_event_id: str | None, limit: int) -> list[Item]:
+        if after_event_id:
+            condition, values = (
+                "PK = :pk AND SK > :after",
+                {":pk": f"NODE#{node_id}", ":after": f"EVENT#{after_event_id}"},
+            )
+        else:
+            condition, values = "PK = :pk AND begins_with(SK, :e)", {":pk": f"NODE#{node_id}", ":e": "EVENT#"}
+        items, _ = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit + 1)
+        # BETWEEN is inclusive: drop the event the node already has.
+        return [i for i in items if i["SK"] != f"EVENT#{after_event_id}"][:limit]
+
+    # Hook baselines -----------------------------------------------------------------------
+    def baseline(self, project_id: str, hook: str) -> str | None:
+        item = self.table.get(keys.hook_baseline(project_id, hook), consistent=True)
+        return str(item["checksum"]) if item else None
+
+    def pin_baseline(
+        self, project_id: str, hook: str, checksum: str, *, by: str, now: datetime, only_if_absent: bool = False
+    ) -> bool:
+        """Pin (or, trust on first use, pin only if none is pinned yet). True if written."""
+        try:
+            self.table.put(
+                {
+                    **keys.hook_baseline(project_id, hook),
+                    "type": "hook_baseline",
+                    "hook": hook,
+                    "checksum": checksum,
+                    "pinned_by": by,
+                    "pinned_at": rfc3339(now),
+                },
+                condition=NOT_EXISTS if only_if_absent else None,
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+
+def execution_item(execution: Execution) -> Item:
+    return {
+        **keys.execution(execution.id),
+        "type": "execution",
+        "id": execution.id,
+        "project_id": execution.project_id,
+        "domain_id": execution.domain_id,
+        "action": execution.action,
+        "action_type": execution.type,
+        "parameters": execution.parameters,
+        "timeout_seconds": execution.timeout_seconds,
+        "status": execution.status.value,
+        "created_at": rfc3339(execution.created_at),
+        "updated_at": rfc3339(execution.updated_at),
+        "expires_at": rfc3339(execution.expires_at),
+        "triggered_by": execution.triggered_by,
+        "target_count": execution.target_count,
+        "selector": execution.selector,
+        "node_id": execution.node_id,
+        "rate": execution.rate.model_dump(exclude_none=True) if execution.rate else None,
+        "GSI1PK": keys.project_executions_gsi1(execution.project_id),
+        "GSI1SK": execution.id,
+        "GSI2PK": keys.project_status_gsi2(execution.project_id, execution.status.value),
+        "GSI2SK": execution.id,
+        "GSI3PK": keys.project_action_gsi3(execution.project_id, execution.action),
+        "GSI3SK": execution.id,
+    }
+
+
+def execution_from_item(item: Item) -> Execution:
+    return Execution(
+        id=item["id"],
+        project_id=item["project_id"],
+        domain_id=item["domain_id"],
+        action=item["action"],
+        type=item["action_type"],
+        parameters=item.get("parameters", {}),
+        timeout_seconds=item["timeout_seconds"],
+        status=TargetStatus(item["status"]),
+        created_at=parse_rfc3339(item["created_at"]),
+        updated_at=parse_rfc3339(item["updated_at"]),
+        started_at=parse_rfc3339(item["started_at"]) if item.get("started_at") else None,
+        completed_at=parse_rfc3339(item["completed_at"]) if item.get("completed_at") else None,
+        expires_at=parse_rfc3339(item["expires_at"]),
+        triggered_by=item.get("triggered_by", {}),
+        target_count=item["target_count"],
+        selector=item.get("selector"),
+        node_id=item.get("node_id"),
+        rate=RateControl.model_validate(item["rate"]) if item.get("rate") else None,
+        cancel_requested=bool(item.get("cancel_requested_at")),
+    )
+
+
+def target_item(execution: Execution, target: Target) -> Item:
+    item: Item = {
+        **keys.target(execution.id, target.node_id),
+        "type": "target",
+        "execution_id": execution.id,
+        "project_id": execution.project_id,
+        "node_id": target.node_id,
+        "hostname": target.hostname,
+        "status": target.status.value,
+        "created_at": rfc3339(target.created_at),
+        "updated_at": rfc3339(target.updated_at),
+        # Denormalized so a node's state needs no Execution reads.
+        "action": execution.action,
+        "action_type": execution.type,
+        "parameters": execution.parameters,
+        "timeout_seconds": execution.timeout_seconds,
+        "expires_at": rfc3339(execution.expires_at),
+    }
+    if target.status in OPEN:
+        item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id)
+        item["GSI2SK"] = execution.id
+    return item
+
+
+def target_from_item(item: Item) -> Target:
+    return Target(
+        execution_id=item["execution_id"],
+        node_id=item["node_id"],
+        hostname=item.get("hostname", ""),
+        status=TargetStatus(item["status"]),
+        created_at=parse_rfc3339(item["created_at"]),
+        updated_at=parse_rfc3339(item["updated_at"]),
+        exit_code=item.get("exit_code"),
+        error=item.get("error"),
+        output_ref=OutputRef.model_validate(item["output_ref"]) if item.get("output_ref") else None,
+    )

@@ -1,0 +1,1 @@
+"""What the Step Functions tasks call."""

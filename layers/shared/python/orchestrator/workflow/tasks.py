@@ -1,0 +1,150 @@
+"""The Execution workflow's tasks: fan-out, progress, timeouts, finalize.
+
+Each task takes only the Execution id (the state stays far below Step
+Functions' 256 KB payload limit whatever the cohort size) and is idempotent,
+so the state machine can retry any of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrator import aws
+from orchestrator.clock import rfc3339
+from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.errors import ExecutionNotFound
+from orchestrator.observability import logger
+from orchestrator.services.context import Context
+from orchestrator.store.table import Item
+
+EVENT_SOURCE = "plexsphere.orchestrator"
+
+
+@dataclass(frozen=True)
+class FanOutResult:
+    targets: int
+    events: int
+    requests: int
+
+
+def _execution(ctx: Context, execution_id: str) -> Execution:
+    execution = ctx.executions.get(execution_id)
+    if execution is None:
+        raise ExecutionNotFound(f"Execution {execution_id} does not exist.")
+    return execution
+
+
+def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/nodes/{node_id}/executions/{execution_id}"
+
+
+def action_request_events(ctx: Context, execution: Execution, targets: list[Item], base_url: str) -> Iterator[Item]:
+    checksum = ctx.executions.baseline(execution.project_id, execution.action) if execution.type == "hook" else None
+    for target in targets:
+        event_id = ctx.ids.new_id()
+        occurred_at = rfc3339(ctx.clock.now())
+        payload: dict[str, Any] = {
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "execution_id": execution.id,
+            "node_id": target["node_id"],
+            "action": execution.action,
+            "type": execution.type,
+            "parameters": execution.parameters,
+            "timeout_seconds": execution.timeout_seconds,
+            "timeout": go_duration(execution.timeout_seconds),
+            "callback_url": callback_url(base_url, target["node_id"], execution.id),
+            "triggered_by": execution.triggered_by,
+        }
+        if checksum is not None:
+            payload["checksum"] = checksum
+        yield {
+            "node_id": target["node_id"],
+            "event_id": event_id,
+            "event_type": "action_request",
+            "occurred_at": occurred_at,
+            "payload": payload,
+            "execution_id": execution.id,
+        }
+
+
+def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
+    """Append one ``action_request`` to each open target's node stream, in batches."""
+    execution = _execution(ctx, execution_id)
+    base_url = ctx.settings.public_base_url or ""
+    targets = ctx.executions.target_items(execution.id, only_open=True)
+    events = list(action_request_events(ctx, execution, targets, base_url))
+    requests = ctx.executions.append_events(events, ctx.clock.now()) if events else 0
+    ctx.executions.set_status(execution.id, execution.project_id, execution.status, ctx.clock.now(), started=True)
+    logger.info("fan-out done", execution_id=execution.id, targets=len(targets), requests=requests)
+    return FanOutResult(targets=len(targets), events=len(events), requests=requests)
+
+
+def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
+    """Exact counts; records the aggregate when it changed (it feeds the status index)."""
+    execution = _execution(ctx, execution_id)
+    counts = ctx.executions.counts(execution.id, execution.target_count)
+    status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
+    open_count = sum(counts[s.value] for s in TargetStatus if not s.is_terminal)
+    if status is not execution.status and not status.is_terminal:
+        ctx.executions.set_status(execution.id, execution.project_id, status, ctx.clock.now())
+    return {"all_terminal": open_count == 0, "open": open_count, "status": status.value}
+
+
+def sweep_timeouts(ctx: Context, execution_id: str) -> dict[str, int]:
+    """At the deadline: every target still open becomes ``timeout``."""
+    moved = ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now())
+    return {"timed_out": moved}
+
+
+def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None) -> dict[str, Any]:
+    """Close what is still open (only after a failed step), set the final aggregate,
+    release the capacity slot exactly once, and announce the outcome."""
+    found = ctx.executions.get(execution_id)
+    if found is None:  # nothing was persisted (or it is gone): nothing to finalize
+        logger.warning("finalize of an unknown execution", execution_id=execution_id)
+        return {"status": None, "slot_released": False}
+    execution = found
+    now = ctx.clock.now()
+    if failed_step is not None:
+        ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error=f"{failed_step}_failed")
+    counts = ctx.executions.counts(execution.id, execution.target_count)
+    status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
+    if not status.is_terminal:  # defensive: never leave an Execution that never ends
+        ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now)
+        counts = ctx.executions.counts(execution.id, execution.target_count)
+        status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
+    ctx.executions.set_status(execution.id, execution.project_id, status, now, terminal=True)
+    released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
+    if released:
+        _announce(ctx, execution, status, counts)
+    return {"status": status.value, "slot_released": released}
+
+
+def _announce(ctx: Context, execution: Execution, status: TargetStatus, counts: dict[str, int]) -> None:
+    bus = ctx.settings.event_bus_name
+    if not bus:
+        return
+    detail_type = "execution.completed" if status is TargetStatus.SUCCEEDED else "execution.failed"
+    detail = {
+        "execution_id": execution.id,
+        "project_id": execution.project_id,
+        "action": execution.action,
+        "type": execution.type,
+        "status": status.value,
+        "counts": counts,
+    }
+    try:
+        aws.events().put_events(
+            Entries=[
+                {"Source": EVENT_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus}
+            ]
+        )
+    except (ClientError, BotoCoreError):
+        # The outcome is already recorded; the announcement is best effort and logged.
+        logger.warning("execution event not published", execution_id=execution.id)
