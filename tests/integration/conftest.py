@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,7 +75,12 @@ def stop_workflows(deployed: Stack) -> None:
     sfn = boto3.client("stepfunctions")
     arn = deployed.refs["ExecutionWorkflow"]
     for run in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING").get("executions", []):
-        sfn.stop_execution(executionArn=run["executionArn"])
+        for _ in range(20):
+            try:
+                sfn.stop_execution(executionArn=run["executionArn"])
+                break
+            except AttributeError:  # moto: the run's worker has not started yet
+                time.sleep(0.05)
 
 
 @dataclass

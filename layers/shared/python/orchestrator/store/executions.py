@@ -304,13 +304,9 @@ class ExecutionStore:
         )
 
     def events_after(self, node_id: str, after_event_id: str | None, limit: int) -> list[Item]:
-        if after_event_id:
-            condition, values = (
-                "PK = :pk AND SK > :after",
-                {":pk": f"NODE#{node_id}", ":after": f"EVENT#{after_event_id}"},
-            )
-        else:
-            condition, values = "PK = :pk AND begins_with(SK, :e)", {":pk": f"NODE#{node_id}", ":e": "EVENT#"}
+        """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
+        values = {":pk": f"NODE#{node_id}", ":after": f"EVENT#{after_event_id or ''}", ":end": "EVENT$"}
+        condition = "PK = :pk AND SK BETWEEN :after AND :end"  # "$" sorts right after "#"
         items, _ = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit + 1)
         # BETWEEN is inclusive: drop the event the node already has.
         return [i for i in items if i["SK"] != f"EVENT#{after_event_id}"][:limit]
