@@ -55,6 +55,6 @@ def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id:
         counts = {s.value: 0 for s in TargetStatus} | {TargetStatus.PENDING.value: len(targets)}
         return execution_view(execution, counts=counts, targets=targets)
     scoped = hashlib.sha256(f"{project_id}\n{subject}\n{key}".encode()).hexdigest()
-    execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run)
+    execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run, app.lambda_context)
     detail = reads.get_execution(ctx, subject, project_id, execution_id)
     return execution_view(detail.execution, status=detail.status, counts=detail.counts, targets=detail.targets)

@@ -38,7 +38,9 @@ class IdempotentResult(BaseModel):
     execution_id: str
 
 
-def run_once(table_name: str, key: str, body: dict[str, Any], operation: Callable[[], str]) -> tuple[str, bool]:
+def run_once(
+    table_name: str, key: str, body: dict[str, Any], operation: Callable[[], str], lambda_context: Any = None
+) -> tuple[str, bool]:
     """Run ``operation`` (which returns an Execution id) at most once per key.
     Returns the id and whether this call ran it (False: a replay)."""
     ran = False
@@ -62,6 +64,12 @@ def run_once(table_name: str, key: str, body: dict[str, Any], operation: Callabl
         expires_after_seconds=RETENTION_SECONDS,
         raise_on_no_idempotency_key=True,
     )
+    if lambda_context is not None:
+        # Lets an in-progress record expire with the invocation, so a crashed try can be retried.
+        config.register_lambda_context(lambda_context)
+    if lambda_context is not None:
+        # Lets an in-progress record expire with the invocation, so a crashed try can be retried.
+        config.register_lambda_context(lambda_context)
     guarded = idempotent_function(
         data_keyword_argument="request",
         persistence_store=persistence,
