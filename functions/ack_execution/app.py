@@ -1,23 +1,27 @@
-"""POST /v1/nodes/{node_id}/executions/{execution_id}/ack — Agent ack/nack of an invocation.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``execution_callback_not_provisioned`` (SPEC §13).
-"""
+"""POST /v1/nodes/{node_id}/executions/{execution_id}/ack — accepted → ack, rejected → failed."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, parse_body, rest_app
+from orchestrator.http.callback_schemas import AckIn, check_execution_id
+from orchestrator.http.nodes import authenticated_reporter
 from orchestrator.observability import api_entrypoint
+from orchestrator.services import callbacks
+from orchestrator.services.context import context_for
 
 app = rest_app()
 
 
 @app.post("/v1/nodes/<node_id>/executions/<execution_id>/ack")
-def ack_execution(execution_id: str, node_id: str) -> Response[str]:
-    raise NotProvisioned("execution_callback_not_provisioned")
+def ack_execution(node_id: str, execution_id: str) -> Response[str]:
+    ctx = context_for("execution_callback")
+    actor = authenticated_reporter(app, ctx, node_id, execution_id)
+    request = parse_body(app, AckIn)
+    check_execution_id(request.execution_id, execution_id)
+    outcome = callbacks.report(ctx, node_id, execution_id, request.to_report(), actor=actor)
+    return json_response(200, {"status": outcome.status.value})
 
 
 @api_entrypoint

@@ -1,23 +1,28 @@
-"""POST /v1/nodes/{node_id}/executions/{execution_id}/result — Agent result of an invocation.
-
-Declared in the template and routed; the behaviour lands with its feature.
-Until then the operation answers 501 ``execution_callback_not_provisioned`` (SPEC §13).
-"""
+"""POST /v1/nodes/{node_id}/executions/{execution_id}/result — the agent's final result."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from orchestrator.errors import NotProvisioned
-from orchestrator.http.api import rest_app
+from orchestrator.http.api import json_response, parse_body, rest_app
+from orchestrator.http.callback_schemas import ResultIn, check_execution_id
+from orchestrator.http.nodes import authenticated_reporter
 from orchestrator.observability import api_entrypoint
+from orchestrator.services import callbacks
+from orchestrator.services.context import context_for
 
 app = rest_app()
 
 
 @app.post("/v1/nodes/<node_id>/executions/<execution_id>/result")
-def execution_result(execution_id: str, node_id: str) -> Response[str]:
-    raise NotProvisioned("execution_callback_not_provisioned")
+def execution_result(node_id: str, execution_id: str) -> Response[str]:
+    ctx = context_for("execution_callback")
+    actor = authenticated_reporter(app, ctx, node_id, execution_id)
+    request = parse_body(app, ResultIn)
+    check_execution_id(request.execution_id, execution_id)
+    report = callbacks.result_report(ctx, node_id, execution_id, request.report_fields())
+    outcome = callbacks.report(ctx, node_id, execution_id, report, actor=actor)
+    return json_response(200, {"status": outcome.status.value})
 
 
 @api_entrypoint

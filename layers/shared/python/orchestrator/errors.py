@@ -68,6 +68,10 @@ class EnrollmentTokenInvalid(OrchestratorError):
     status, code, title = 401, "enrollment_token_invalid", "Invalid enrollment token"
 
 
+class InvalidCallbackToken(OrchestratorError):
+    status, code, title = 401, "invalid_callback_token", "Invalid callback token"
+
+
 class NskRevoked(OrchestratorError):
     status, code, title = 401, "nsk_revoked", "Node credential invalid or revoked"
 
@@ -109,6 +113,10 @@ class ExecutionNotFound(OrchestratorError):
     status, code, title = 404, "execution_not_found", "Execution not found"
 
 
+class OutputNotFound(OrchestratorError):
+    status, code, title = 404, "output_not_found", "Output not found"
+
+
 class MemberNotFound(OrchestratorError):
     status, code, title = 404, "member_not_found", "Role grant not found"
 
@@ -143,7 +151,19 @@ class RequestBodyTooLarge(OrchestratorError):
     status, code, title = 413, "request_body_too_large", "Request body too large"
 
 
+class InlineOutputTooLarge(OrchestratorError):
+    status, code, title = 413, "inline_output_too_large", "Inline output too large"
+
+
+class ResultOutputTooLarge(OrchestratorError):
+    status, code, title = 413, "result_output_too_large", "Result output too large"
+
+
 # 422 ---------------------------------------------------------------------------
+class InvalidOutputReference(OrchestratorError):
+    status, code, title = 422, "invalid_output_reference", "Invalid output reference"
+
+
 class SelectorEmptyCohort(OrchestratorError):
     status, code, title = 422, "selector_empty_cohort", "Empty cohort"
 

@@ -49,6 +49,10 @@ def cursor_key() -> bytes:
     return _secret(require(get_settings().cursor_key_secret_name, "cursor_key_not_provisioned")).encode()
 
 
+def callback_key() -> bytes:
+    return _secret(require(get_settings().callback_key_secret_name, "callback_key_not_provisioned")).encode()
+
+
 def signing_key() -> Ed25519PrivateKey:
     secret = _secret(require(get_settings().signing_key_secret_name, "signing_key_not_provisioned"))
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(secret.encode()).digest())

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from orchestrator.clock import rfc3339
 from orchestrator.domain.dispatch import (
     CohortMember,
     check_confirmation,
@@ -76,6 +77,16 @@ def dispatch(
         rate=command.rate,
     )
     ctx.executions.create(execution)  # step 6: slot and Execution, atomically
+    ctx.executions.record(
+        execution.id,
+        {
+            "id": ctx.ids.new_id(),
+            "status": TargetStatus.PENDING.value,
+            "occurred_at": rfc3339(now),
+            "actor": f"user:{subject}",
+            "detail": {"dispatched_to": len(members)},
+        },
+    )
     targets = [
         Target(
             execution_id=execution.id,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts
 from orchestrator.domain.models import Permission
-from orchestrator.errors import ExecutionNotFound
+from orchestrator.errors import ExecutionNotFound, OutputNotFound
+from orchestrator.services import outputs
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 
@@ -61,3 +63,35 @@ def pin_baseline(ctx: Context, subject: str, project_id: str, hook: str, checksu
     now = ctx.clock.now()
     ctx.executions.pin_baseline(project_id, hook, checksum, by=f"user:{subject}", now=now)
     return {"hook": hook, "checksum": checksum, "pinned_by": f"user:{subject}"}
+
+
+def target_output(ctx: Context, subject: str, project_id: str, execution_id: str, node_id: str) -> dict[str, Any]:
+    """Inline output bytes (base64) or a short-lived presigned GET for stored ones."""
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    execution = load_execution(ctx, project_id, execution_id)
+    item = ctx.executions.get_target_item(execution.id, node_id)
+    if item is None:
+        raise ExecutionNotFound(f"Node {node_id} is not a target of execution {execution_id}.")
+    ref = item.get("output_ref")
+    if not ref:
+        raise OutputNotFound(f"Node {node_id} has reported no output for execution {execution_id}.")
+    if ref["kind"] == "inline":
+        data = item.get("output_inline") or b""
+        return {"kind": "inline", "size": len(data), "content_base64": base64.b64encode(bytes(data)).decode()}
+    return {
+        "kind": "object_store",
+        "size": ref.get("size"),
+        "sha256": ref["sha256"],
+        "url": outputs.presign_get(ref["bucket"], ref["key"]),
+        "expires_in": outputs.URL_EXPIRY_SECONDS,
+    }
+
+
+def audit_trail(
+    ctx: Context, subject: str, project_id: str, execution_id: str, *, limit: int, start_key: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    execution = load_execution(ctx, project_id, execution_id)
+    items, last = ctx.executions.audit_page(execution.id, limit=limit, start_key=start_key)
+    fields = ("id", "status", "occurred_at", "node_id", "detail", "actor")
+    return [{k: i[k] for k in fields if k in i} for i in items], last

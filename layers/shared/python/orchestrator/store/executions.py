@@ -268,6 +268,7 @@ class ExecutionStore:
         *,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
+        old_on_failure: bool = False,
     ) -> Any:
         """Conditional move of one target from ``old`` to ``new`` (as a transaction item)."""
         sets = ["#s = :new", "updated_at = :now"]
@@ -287,7 +288,70 @@ class ExecutionStore:
             condition="#s = :old",
             names={"#s": "status", **({"#e": "error"} if error is not None else {})},
             values=values,
+            old_on_failure=old_on_failure,
         )
+
+    def transition_target(
+        self,
+        execution_id: str,
+        node_id: str,
+        old: TargetStatus,
+        new: TargetStatus,
+        now: datetime,
+        *,
+        audit: Item,
+        error: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """One target's move, its counter delta and its audit event: one conditional transaction.
+        Raises :class:`TargetChanged` with the target as it is when ``old`` was not its state."""
+        delta: Counter[str] = Counter({old.value: -1, new.value: 1})
+        try:
+            self.table.transact(
+                [
+                    self.target_transition_op(
+                        execution_id, node_id, old, new, now, error=error, extra=extra, old_on_failure=True
+                    ),
+                    self.shard_op(execution_id, keys.shard_of(node_id), delta),
+                    self.table.put_op(audit_item(execution_id, audit)),
+                ]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                raise TargetChanged(exc.items[0]) from exc
+            raise
+
+    def get_target_item(self, execution_id: str, node_id: str) -> Item | None:
+        return self.table.get(keys.target(execution_id, node_id), consistent=True)
+
+    # Audit trail ------------------------------------------------------------------------
+    def record(self, execution_id: str, event: Item) -> None:
+        self.table.put(audit_item(execution_id, event))
+
+    def audit_page(
+        self, execution_id: str, *, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        return self.table.query_page(
+            index=None,
+            key_condition="PK = :pk AND begins_with(SK, :a)",
+            values={":pk": f"EXEC#{execution_id}", ":a": "AUDIT#"},
+            limit=limit,
+            start_key=start_key,
+        )
+
+    def request_cancel(self, execution_id: str, now: datetime) -> bool:
+        """Flag the Execution cancelled by an operator, unless it already ended. False if it had."""
+        try:
+            self.table.update(
+                keys.execution(execution_id),
+                update="SET cancel_requested_at = if_not_exists(cancel_requested_at, :now)",
+                condition="attribute_exists(PK) AND attribute_not_exists(completed_at)",
+                values={":now": rfc3339(now)},
+                returns="NONE",
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def shard_op(self, execution_id: str, shard: int, delta: Counter[str]) -> Any:
         names = {f"#c{i}": status for i, status in enumerate(delta)}
@@ -335,6 +399,18 @@ class ExecutionStore:
         except ConditionFailed:
             return False
         return True
+
+
+class TargetChanged(Exception):
+    """The target was not in the expected state; ``item`` is how it is now (None: no such target)."""
+
+    def __init__(self, item: Item | None) -> None:
+        super().__init__("target changed")
+        self.item = item
+
+
+def audit_item(execution_id: str, event: Item) -> Item:
+    return {**keys.audit_event(execution_id, event["id"]), "type": "audit", "execution_id": execution_id, **event}
 
 
 def execution_item(execution: Execution) -> Item:

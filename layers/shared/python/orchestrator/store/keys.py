@@ -104,3 +104,7 @@ def node_event(node_id: str, event_id: str) -> Key:
 
 def hook_baseline(project_id: str, hook: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": f"BASELINE#{hook}"}
+
+
+def audit_event(execution_id: str, event_id: str) -> Key:
+    return {"PK": f"EXEC#{execution_id}", "SK": f"AUDIT#{event_id}"}

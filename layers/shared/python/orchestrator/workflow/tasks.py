@@ -10,19 +10,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator import aws
+from orchestrator import aws, secrets
 from orchestrator.clock import rfc3339
 from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.http import callback_tokens
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.store.table import Item
 
 EVENT_SOURCE = "plexsphere.orchestrator"
+CALLBACK_TOKEN_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
 
 def action_request_events(ctx: Context, execution: Execution, targets: list[Item], base_url: str) -> Iterator[Item]:
     checksum = ctx.executions.baseline(execution.project_id, execution.action) if execution.type == "hook" else None
+    callback_key = secrets.callback_key()
+    token_expiry = execution.expires_at + CALLBACK_TOKEN_GRACE
     for target in targets:
         event_id = ctx.ids.new_id()
         occurred_at = rfc3339(ctx.clock.now())
@@ -59,6 +64,8 @@ def action_request_events(ctx: Context, execution: Execution, targets: list[Item
             "timeout_seconds": execution.timeout_seconds,
             "timeout": go_duration(execution.timeout_seconds),
             "callback_url": callback_url(base_url, target["node_id"], execution.id),
+            # For a reporter that is not the node (e.g. an external workflow); bound to this target.
+            "callback_token": callback_tokens.mint(execution.id, target["node_id"], token_expiry, callback_key),
             "triggered_by": execution.triggered_by,
         }
         if checksum is not None:
@@ -122,6 +129,16 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
     ctx.executions.set_status(execution.id, execution.project_id, status, now, terminal=True)
     released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
     if released:
+        ctx.executions.record(
+            execution.id,
+            {
+                "id": ctx.ids.new_id(),
+                "status": status.value,
+                "occurred_at": rfc3339(now),
+                "actor": "workflow",
+                "detail": {"counts": counts},
+            },
+        )
         _announce(ctx, execution, status, counts)
     return {"status": status.value, "slot_released": released}
 

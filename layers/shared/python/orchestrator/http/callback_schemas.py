@@ -1,0 +1,97 @@
+"""Node report bodies (SPEC §5): the unified callback and the agent's ack/result pair."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictInt, model_validator
+
+from orchestrator.domain.executions import TargetStatus
+from orchestrator.domain.transitions import ACK_STATUS, RESULT_STATUS
+from orchestrator.errors import InvalidBody
+from orchestrator.http.schemas import NodeBody
+from orchestrator.services.callbacks import Report, decode_inline
+
+Text = Annotated[str, Field(max_length=4096)]
+
+
+class OutputIn(NodeBody):
+    inline: str | None = None
+    object_key: Annotated[str, Field(max_length=1024)] | None = None
+    sha256: Annotated[str, Field(pattern=r"^(sha256:)?[0-9a-fA-F]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_tier(self) -> OutputIn:
+        if (self.inline is None) == (self.object_key is None):
+            raise ValueError("give exactly one of output.inline or output.object_key")
+        if self.object_key is not None and self.sha256 is None:
+            raise ValueError("output.sha256 is required with output.object_key")
+        return self
+
+
+class CallbackIn(NodeBody):
+    status: Literal["ack", "started", "succeeded", "failed", "cancelled", "timeout"]
+    exit_code: StrictInt | None = None
+    error: Text | None = None
+    declared_output_bytes: Annotated[StrictInt, Field(ge=0, le=5 * 1024**3)] | None = None
+    output: OutputIn | None = None
+
+    def to_report(self) -> Report:
+        inline = decode_inline(self.output.inline) if self.output and self.output.inline is not None else None
+        return Report(
+            status=TargetStatus(self.status),
+            exit_code=self.exit_code,
+            error=self.error,
+            inline_output=inline,
+            object_key=self.output.object_key if self.output else None,
+            sha256=self.output.sha256 if self.output else None,
+            declared_output_bytes=self.declared_output_bytes,
+        )
+
+
+class AckIn(NodeBody):
+    execution_id: str | None = None
+    status: Literal["accepted", "rejected"]
+    reason: Text = ""
+
+    def to_report(self) -> Report:
+        status = ACK_STATUS[self.status]
+        rejected = status is TargetStatus.FAILED
+        return Report(
+            status=status,
+            error=(self.reason or "rejected by node") if rejected else None,
+            agent_style=True,
+            detail={"ack": self.status, **({"reason": self.reason} if self.reason else {})},
+        )
+
+
+class ResultIn(NodeBody):
+    execution_id: str | None = None
+    status: Literal["success", "failure", "failed", "error", "timeout", "cancelled"]
+    exit_code: StrictInt | None = None
+    stdout: str = ""
+    stderr: str = ""
+    duration: Annotated[str, Field(max_length=64)] | None = None
+    finished_at: Annotated[str, Field(max_length=64)] | None = None
+    triggered_by: dict[str, Any] | None = None
+
+    def report_fields(self) -> dict[str, Any]:
+        detail = {
+            k: v
+            for k, v in (("duration", self.duration), ("finished_at", self.finished_at), ("reported", self.status))
+            if v
+        }
+        failed = RESULT_STATUS[self.status] is TargetStatus.FAILED
+        return {
+            "status": RESULT_STATUS[self.status],
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "detail": detail,
+            "error": (self.stderr[-512:] or f"reported {self.status}") if failed else None,
+        }
+
+
+def check_execution_id(body_execution_id: str | None, path_execution_id: str) -> None:
+    if body_execution_id and body_execution_id != path_execution_id:
+        raise InvalidBody("execution_id in the body does not match the path.")

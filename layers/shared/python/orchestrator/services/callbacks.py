@@ -1,0 +1,204 @@
+"""Node reports (SPEC §5, §8, §10): every accepted transition is one conditional write.
+
+The hot path is two datastore requests: the credential check (one read of the
+node, none for a callback token) and one transaction that moves the target,
+adds its counter delta and appends its audit event. The transaction assumes
+the most likely current state; if the target is elsewhere, the failed
+condition returns it, and the move is retried from there or refused with the
+spec's 409.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from orchestrator.clock import rfc3339
+from orchestrator.domain.executions import TargetStatus
+from orchestrator.domain.transitions import allowed, check_transition, likely_predecessor
+from orchestrator.errors import (
+    ExecutionNotFound,
+    InlineOutputTooLarge,
+    InvalidBody,
+    InvalidOutputReference,
+    ResultOutputTooLarge,
+)
+from orchestrator.services import outputs
+from orchestrator.services.context import Context
+from orchestrator.settings import require
+from orchestrator.store.executions import TargetChanged
+from orchestrator.store.table import Item
+
+RESULT_STREAM_CEILING = 64 * 1024
+OPERATION = "execution_callback"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A node's report, in control-plane terms."""
+
+    status: TargetStatus
+    exit_code: int | None = None
+    error: str | None = None
+    inline_output: bytes | None = None
+    object_key: str | None = None
+    sha256: str | None = None
+    declared_output_bytes: int | None = None
+    agent_style: bool = False
+    detail: dict[str, Any] | None = None
+    stored_output_ref: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: TargetStatus
+    output_upload_url: str | None = None
+    output_object_key: str | None = None
+
+
+def decode_inline(encoded: str) -> bytes:
+    """Base64 inline output, at most 16 KiB decoded (413 ``inline_output_too_large``)."""
+    if len(encoded) > 4 * (outputs.INLINE_CEILING_BYTES // 3 + 1) + 4:
+        raise InlineOutputTooLarge(f"Inline output is limited to {outputs.INLINE_CEILING_BYTES} bytes.")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidBody("output.inline must be base64.") from exc
+    if len(data) > outputs.INLINE_CEILING_BYTES:
+        raise InlineOutputTooLarge(f"Inline output is limited to {outputs.INLINE_CEILING_BYTES} bytes.")
+    return data
+
+
+def report(ctx: Context, node_id: str, execution_id: str, report: Report, *, actor: str) -> Outcome:
+    """Apply one report to the (node, execution) target."""
+    return _Reporter(ctx, node_id, execution_id, report, actor).apply()
+
+
+@dataclass
+class _Reporter:
+    ctx: Context
+    node_id: str
+    execution_id: str
+    report: Report
+    actor: str
+
+    def apply(self) -> Outcome:
+        extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report)
+        old = likely_predecessor(self.report.status, agent_style=self.report.agent_style)
+        current = self._move(old, extra)
+        if current is not None:  # the guess was wrong: retry once from the actual state
+            if current.get("status") is None:
+                raise ExecutionNotFound(f"Node {self.node_id} has no invocation of execution {self.execution_id}.")
+            old = TargetStatus(current["status"])
+            if not allowed(old, self.report.status):
+                self._refuse(old)
+            again = self._move(old, extra)
+            if again is not None:  # it moved meanwhile: a concurrent report won
+                self._refuse(TargetStatus(again["status"]))
+        declared = self.report.declared_output_bytes or 0
+        first_callback = old is TargetStatus.PENDING and not self.report.status.is_terminal
+        if declared > outputs.INLINE_CEILING_BYTES and first_callback:
+            bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
+            key = outputs.object_key(self.execution_id, self.node_id)
+            return Outcome(self.report.status, outputs.presign_put(bucket, key, declared), key)
+        return Outcome(self.report.status)
+
+    def _move(self, old: TargetStatus, extra: dict[str, Any]) -> Item | None:
+        """Try the move from ``old``: None when it committed, else the target as it is
+        (``{}`` when there is no such target)."""
+        try:
+            self.ctx.executions.transition_target(
+                self.execution_id,
+                self.node_id,
+                old,
+                self.report.status,
+                self.ctx.clock.now(),
+                audit=_audit(self.ctx, self.node_id, self.report.status, self.report.detail, self.actor),
+                error=self.report.error,
+                extra=extra,
+            )
+        except TargetChanged as changed:
+            return changed.item or {}
+        return None
+
+    def _refuse(self, actual: TargetStatus) -> NoReturn:
+        """Raise the 409; a late report after the end is recorded in the audit trail."""
+        if actual.is_terminal:
+            detail = {"refused": self.report.status.value, "reason": "late_report"}
+            self.ctx.executions.record(self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.actor))
+        check_transition(actual, self.report.status)
+        raise AssertionError("unreachable: the transition was checked as not allowed")  # pragma: no cover
+
+
+def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, Any] | None, actor: str) -> Item:
+    event: Item = {
+        "id": ctx.ids.new_id(),
+        "status": status.value,
+        "occurred_at": rfc3339(ctx.clock.now()),
+        "node_id": node_id,
+        "actor": actor,
+    }
+    if detail:
+        event["detail"] = detail
+    return event
+
+
+def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report) -> dict[str, Any]:
+    """Validate and place the output before any state change (bad input writes nothing)."""
+    extra: dict[str, Any] = {}
+    if report.exit_code is not None:
+        extra["exit_code"] = report.exit_code
+    if report.stored_output_ref is not None:
+        extra["output_ref"] = report.stored_output_ref
+        return extra
+    if report.inline_output is not None:
+        extra["output_inline"] = report.inline_output
+        extra["output_ref"] = {"kind": "inline", "inline_bytes": len(report.inline_output)}
+        return extra
+    if report.object_key is not None:
+        bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
+        expected = outputs.object_key(execution_id, node_id)
+        if report.object_key != expected:
+            raise InvalidOutputReference(f"output.object_key must be the key issued for this target ({expected}).")
+        stored = outputs.digest(bucket, expected)
+        if stored is None:
+            raise InvalidOutputReference("No object was uploaded under output.object_key.")
+        sha256 = (report.sha256 or "").removeprefix("sha256:").lower()
+        if stored[0] != sha256:
+            raise InvalidOutputReference("The uploaded object's SHA-256 does not match output.sha256.")
+        extra["output_ref"] = {
+            "kind": "object_store",
+            "bucket": bucket,
+            "key": expected,
+            "sha256": stored[0],
+            "size": stored[1],
+        }
+    return extra
+
+
+def result_report(ctx: Context, node_id: str, execution_id: str, body: dict[str, Any]) -> Report:
+    """Map an agent ``/result`` body (status already mapped) to a report: stdout/stderr are at
+    most 64 KiB each; together over 16 KiB they go to the object store, put there by the
+    control plane itself."""
+    stdout, stderr = body.get("stdout") or "", body.get("stderr") or ""
+    for name, text in (("stdout", stdout), ("stderr", stderr)):
+        if len(text.encode()) > RESULT_STREAM_CEILING:
+            raise ResultOutputTooLarge(f"{name} is limited to {RESULT_STREAM_CEILING} bytes.")
+    document = json.dumps({"stdout": stdout, "stderr": stderr}, separators=(",", ":")).encode()
+    common: dict[str, Any] = {
+        "status": body["status"],
+        "exit_code": body.get("exit_code"),
+        "error": body.get("error"),
+        "agent_style": True,
+        "detail": body.get("detail"),
+    }
+    if len(stdout.encode()) + len(stderr.encode()) <= outputs.INLINE_CEILING_BYTES:
+        return Report(inline_output=document, **common)
+    bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
+    key = outputs.object_key(execution_id, node_id, ".json")
+    sha256 = outputs.put(bucket, key, document, "application/json")
+    stored = {"kind": "object_store", "bucket": bucket, "key": key, "sha256": sha256, "size": len(document)}
+    return Report(stored_output_ref=stored, **common)

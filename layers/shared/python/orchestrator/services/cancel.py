@@ -1,0 +1,64 @@
+"""Operator cancel (SPEC §9): open targets become cancelled, nodes get action_cancel."""
+
+from __future__ import annotations
+
+from orchestrator.clock import rfc3339
+from orchestrator.domain.executions import Execution, TargetStatus
+from orchestrator.domain.models import Permission
+from orchestrator.errors import ExecutionAlreadyTerminal
+from orchestrator.services.access import authorize_project
+from orchestrator.services.context import Context
+from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
+from orchestrator.workflow import tasks
+
+
+def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
+    """Cancel a live Execution; 409 ``execution_already_terminal`` when it already ended."""
+    authorize_project(ctx.tenancy, subject, project_id, Permission.CANCEL)
+    execution = load_execution(ctx, project_id, execution_id)
+    now = ctx.clock.now()
+    if execution.status.is_terminal or not ctx.executions.request_cancel(execution.id, now):
+        raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
+    open_items = ctx.executions.target_items(execution.id, only_open=True)
+    ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, error="cancelled by operator")
+    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items])
+    ctx.executions.record(
+        execution.id,
+        {
+            "id": ctx.ids.new_id(),
+            "status": TargetStatus.CANCELLED.value,
+            "occurred_at": rfc3339(now),
+            "actor": f"user:{subject}",
+            "detail": {"cancelled_targets": len(open_items)},
+        },
+    )
+    # Release the slot now rather than at the workflow's next progress check (exactly once either way).
+    tasks.finalize(ctx, execution.id)
+    return get_execution(ctx, subject, project_id, execution.id)
+
+
+def _notify_nodes(ctx: Context, execution: Execution, node_ids: list[str]) -> None:
+    now = ctx.clock.now()
+    events = []
+    for node_id in node_ids:
+        event_id = ctx.ids.new_id()
+        payload = {
+            "event_id": event_id,
+            "occurred_at": rfc3339(now),
+            "execution_id": execution.id,
+            "node_id": node_id,
+            "action": execution.action,
+            "reason": "cancelled by operator",
+        }
+        events.append(
+            {
+                "node_id": node_id,
+                "event_id": event_id,
+                "event_type": "action_cancel",
+                "occurred_at": rfc3339(now),
+                "payload": payload,
+                "execution_id": execution.id,
+            }
+        )
+    if events:
+        ctx.executions.append_events(events, now)
