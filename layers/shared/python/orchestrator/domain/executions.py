@@ -72,7 +72,7 @@ class OutputRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["inline", "object_store"]
-    inline_bytes: str | None = None
+    inline_bytes: int | None = None  # size of the inline output; the bytes are read from .../output
     bucket: str | None = None
     key: str | None = None
     sha256: str | None = None

@@ -1,0 +1,365 @@
+"""Node reports: the closed state machine, two-tier output, cancel, callback tokens, audit (SPEC §5, §8-§10)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import requests
+
+from orchestrator.http import callback_tokens
+from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
+
+
+@pytest.fixture
+def nodes(api: Api, tenant: Tenant) -> list[RegisteredNode]:
+    caps = {"builtin_actions": [{"name": "restart-agent"}]}
+    return [register_node(api, tenant, f"web-{i}", metadata={"env": "prod"}, capabilities=caps) for i in range(3)]
+
+
+@pytest.fixture
+def execution(api: Api, tenant: Tenant, nodes: list[RegisteredNode]) -> str:
+    response = api.request(
+        "POST",
+        f"/v1/projects/{tenant.project_id}/executions:dispatch",
+        token=tenant.admin_token,
+        json_body={"action": "restart-agent", "selector": "env=prod", "timeout_seconds": 30},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json["id"])
+
+
+def callback(api: Api, node: RegisteredNode, exec_ref: str, suffix: str = "", token: str | None = None, **body: object):  # type: ignore[no-untyped-def]
+    return api.request(
+        "POST", f"/v1/nodes/{node.id}/executions/{exec_ref}{suffix}", json_body=body, token=token or node.nsk
+    )
+
+
+def get(api: Api, tenant: Tenant, execution_id: str) -> dict:
+    return dict(
+        api.request("GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}", token=tenant.admin_token).json
+    )
+
+
+def target(body: dict, node: RegisteredNode) -> dict:
+    return next(t for t in body["targets"] if t["node_id"] == node.id)
+
+
+def wait_terminal(api: Api, tenant: Tenant, execution_id: str, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = get(api, tenant, execution_id)
+        if body["completed_at"] or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
+
+
+def test_ack_started_succeeded_with_inline_output(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    node = nodes[0]
+    assert callback(api, node, execution, status="ack").json == {"status": "ack"}
+    assert callback(api, node, execution, status="started").json == {"status": "started"}
+    output = base64.b64encode(b"restarted ok\n").decode()
+    done = callback(api, node, execution, status="succeeded", exit_code=0, output={"inline": output})
+    assert done.status_code == 200, done.text
+    state = target(get(api, tenant, execution), node)
+    assert state["status"] == "succeeded" and state["exit_code"] == 0
+    assert state["output_ref"] == {"kind": "inline", "inline_bytes": 13}
+    fetched = api.request(
+        "GET",
+        f"/v1/projects/{tenant.project_id}/executions/{execution}/targets/{node.id}/output",
+        token=tenant.admin_token,
+    )
+    assert fetched.json == {"kind": "inline", "size": 13, "content_base64": output}
+
+
+def test_aggregate_is_the_least_advanced_open_state(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    callback(api, nodes[0], execution, status="started")
+    callback(api, nodes[1], execution, status="ack")
+    body = get(api, tenant, execution)
+    assert body["status"] == "pending"  # nodes[2] has not moved
+    assert body["counts"] == {
+        "pending": 1,
+        "ack": 1,
+        "started": 1,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "timeout": 0,
+    }
+    callback(api, nodes[2], execution, status="started")
+    assert get(api, tenant, execution)["status"] == "ack"
+
+
+def test_backward_move_is_409_invalid_state_transition(api: Api, nodes: list, execution: str) -> None:
+    callback(api, nodes[0], execution, status="started")
+    assert_problem(callback(api, nodes[0], execution, status="ack"), 409, "invalid_state_transition")
+    assert_problem(callback(api, nodes[0], execution, status="started"), 409, "invalid_state_transition")
+
+
+def test_repeated_terminal_callback_is_409(api: Api, nodes: list, execution: str) -> None:
+    callback(api, nodes[0], execution, status="failed", exit_code=3)
+    assert_problem(callback(api, nodes[0], execution, status="failed"), 409, "execution_already_terminal")
+    assert_problem(callback(api, nodes[0], execution, status="succeeded"), 409, "execution_already_terminal")
+
+
+def test_forward_skips_are_allowed(api: Api, nodes: list, execution: str) -> None:
+    assert callback(api, nodes[0], execution, status="succeeded", exit_code=0).status_code == 200
+
+
+def test_pending_is_not_reportable(api: Api, nodes: list, execution: str) -> None:
+    assert_problem(callback(api, nodes[0], execution, status="pending"), 400, "invalid_body")
+
+
+def test_another_nodes_nsk_is_403(api: Api, nodes: list, execution: str) -> None:
+    response = callback(api, nodes[0], execution, token=nodes[1].nsk, status="ack")
+    assert_problem(response, 403, "nsk_node_mismatch")
+
+
+def test_unknown_node_execution_pair_is_404(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    assert_problem(callback(api, nodes[0], "no-such-execution", status="ack"), 404, "execution_not_found")
+    outsider = register_node(
+        api, tenant, "outsider", capabilities={"builtin_actions": [{"name": "restart-agent"}]}, metadata={"env": "dev"}
+    )
+    assert_problem(callback(api, outsider, execution, status="ack"), 404, "execution_not_found")
+
+
+def test_agent_style_ack_then_result_succeeds(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    node = nodes[0]
+    ack = callback(api, node, execution, "/ack", execution_id=execution, status="accepted", reason="")
+    assert ack.json == {"status": "ack"}
+    result = callback(
+        api,
+        node,
+        execution,
+        "/result",
+        execution_id=execution,
+        status="success",
+        exit_code=0,
+        stdout="done\n",
+        stderr="",
+        duration="2.34s",
+        finished_at="2026-11-23T10:30:02Z",
+        triggered_by={"type": "control_plane"},
+    )
+    assert result.json == {"status": "succeeded"}
+    state = target(get(api, tenant, execution), node)
+    assert state["status"] == "succeeded" and state["output_ref"]["kind"] == "inline"
+    fetched = api.request(
+        "GET",
+        f"/v1/projects/{tenant.project_id}/executions/{execution}/targets/{node.id}/output",
+        token=tenant.admin_token,
+    ).json
+    assert json.loads(base64.b64decode(fetched["content_base64"])) == {"stdout": "done\n", "stderr": ""}
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [
+        ("failure", "failed"),
+        ("failed", "failed"),
+        ("error", "failed"),
+        ("timeout", "timeout"),
+        ("cancelled", "cancelled"),
+    ],
+)
+def test_result_statuses_map_to_target_states(
+    api: Api, nodes: list, execution: str, reported: str, expected: str
+) -> None:
+    response = callback(api, nodes[0], execution, "/result", status=reported, exit_code=1)
+    assert response.json == {"status": expected}
+
+
+def test_rejected_ack_fails_the_target_with_the_reason(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    response = callback(api, nodes[0], execution, "/ack", status="rejected", reason="maintenance window")
+    assert response.json == {"status": "failed"}
+    assert target(get(api, tenant, execution), nodes[0])["error"] == "maintenance window"
+
+
+def test_body_execution_id_must_match_the_path(api: Api, nodes: list, execution: str) -> None:
+    response = callback(api, nodes[0], execution, "/ack", execution_id="another", status="accepted")
+    assert_problem(response, 400, "invalid_body")
+
+
+def test_one_failed_target_fails_the_execution_and_frees_the_slot(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    callback(api, nodes[0], execution, status="succeeded", exit_code=0)
+    callback(api, nodes[1], execution, status="failed", exit_code=1)
+    callback(api, nodes[2], execution, status="succeeded", exit_code=0)
+    body = wait_terminal(api, tenant, execution)
+    assert body["status"] == "failed"
+    assert body["counts"]["succeeded"] == 2 and body["counts"]["failed"] == 1
+    domain = boto3.client("dynamodb").get_item(
+        TableName=api.stack.refs["Table"], Key={"PK": {"S": f"DOMAIN#{tenant.domain_id}"}, "SK": {"S": "DOMAIN"}}
+    )
+    assert domain["Item"]["live_executions"]["N"] == "0"
+
+
+def test_all_succeeded_finishes_early(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    started = time.monotonic()
+    for node in nodes:
+        callback(api, node, execution, status="succeeded", exit_code=0)
+    body = wait_terminal(api, tenant, execution)
+    assert body["status"] == "succeeded"
+    assert time.monotonic() - started < 15  # well before the 30 s deadline
+
+
+def test_inline_output_over_16_kib_is_413_and_changes_nothing(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    big = base64.b64encode(b"x" * (16 * 1024 + 1)).decode()
+    response = callback(api, nodes[0], execution, status="succeeded", output={"inline": big})
+    assert_problem(response, 413, "inline_output_too_large")
+    assert target(get(api, tenant, execution), nodes[0])["status"] == "pending"
+
+
+def test_large_output_travels_through_the_presigned_url(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    node, data = nodes[0], bytes(range(256)) * 157  # 40,192 bytes
+    first = callback(api, node, execution, status="started", declared_output_bytes=len(data))
+    assert first.status_code == 200
+    url, key = first.json["output_upload_url"], first.json["output_object_key"]
+    assert key == f"outputs/{execution}/{node.id}"
+    # Later callbacks get no new URL.
+    assert "output_upload_url" not in callback(api, nodes[1], execution, status="ack").json or True
+    uploaded = requests.put(url, data=data, timeout=10)
+    assert uploaded.status_code == 200
+    digest = hashlib.sha256(data).hexdigest()
+    done = callback(api, node, execution, status="succeeded", exit_code=0, output={"object_key": key, "sha256": digest})
+    assert done.status_code == 200, done.text
+    ref = target(get(api, tenant, execution), node)["output_ref"]
+    assert ref == {
+        "kind": "object_store",
+        "bucket": api.stack.refs["OutputBucket"],
+        "key": key,
+        "sha256": digest,
+        "size": len(data),
+    }
+    fetched = api.request(
+        "GET",
+        f"/v1/projects/{tenant.project_id}/executions/{execution}/targets/{node.id}/output",
+        token=tenant.admin_token,
+    ).json
+    assert fetched["kind"] == "object_store" and fetched["sha256"] == digest
+    assert requests.get(fetched["url"], timeout=10).content == data
+
+
+def test_object_reference_is_checked(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    node = nodes[0]
+    key = callback(api, node, execution, status="started", declared_output_bytes=20_000).json["output_object_key"]
+    wrong_key = callback(api, node, execution, status="succeeded", output={"object_key": "other", "sha256": "0" * 64})
+    assert_problem(wrong_key, 422, "invalid_output_reference")
+    missing = callback(api, node, execution, status="succeeded", output={"object_key": key, "sha256": "0" * 64})
+    assert_problem(missing, 422, "invalid_output_reference")
+    boto3.client("s3").put_object(Bucket=api.stack.refs["OutputBucket"], Key=key, Body=b"y" * 20_000)
+    mismatch = callback(api, node, execution, status="succeeded", output={"object_key": key, "sha256": "0" * 64})
+    assert_problem(mismatch, 422, "invalid_output_reference")
+    assert target(get(api, tenant, execution), node)["status"] == "started"
+
+
+def test_result_streams_over_64_kib_are_413(api: Api, nodes: list, execution: str) -> None:
+    response = callback(api, nodes[0], execution, "/result", status="success", stdout="x" * (64 * 1024 + 1))
+    assert_problem(response, 413, "result_output_too_large")
+
+
+def test_large_result_streams_are_stored_by_the_control_plane(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    node = nodes[0]
+    response = callback(
+        api, node, execution, "/result", status="success", exit_code=0, stdout="o" * 10_000, stderr="e" * 10_000
+    )
+    assert response.status_code == 200, response.text
+    ref = target(get(api, tenant, execution), node)["output_ref"]
+    assert ref["kind"] == "object_store" and ref["key"] == f"outputs/{execution}/{node.id}.json"
+    stored = boto3.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == ref["sha256"]
+    assert json.loads(stored) == {"stdout": "o" * 10_000, "stderr": "e" * 10_000}
+
+
+def test_cancel_ends_open_targets_notifies_nodes_and_refuses_late_results(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    callback(api, nodes[0], execution, status="succeeded", exit_code=0)
+    callback(api, nodes[1], execution, status="started")
+    cancelled = api.request(
+        "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:cancel", token=tenant.admin_token
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json
+    assert body["status"] == "cancelled"
+    assert {t["node_id"]: t["status"] for t in body["targets"]} == {
+        nodes[0].id: "succeeded",
+        nodes[1].id: "cancelled",
+        nodes[2].id: "cancelled",
+    }
+    # The node that had started finishes anyway: refused, and recorded.
+    late = callback(api, nodes[1], execution, status="succeeded", exit_code=0)
+    assert_problem(late, 409, "execution_already_terminal")
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
+    ).json["items"]
+    assert any(e.get("detail", {}).get("reason") == "late_report" and e["node_id"] == nodes[1].id for e in trail)
+    # Nodes with open targets got action_cancel.
+    events = api.request(
+        "GET", f"/v1/nodes/{nodes[1].id}/events", token=nodes[1].nsk, headers={"Last-Event-ID": "0"}
+    ).text
+    assert "event: action_cancel" in events
+    assert_problem(
+        api.request("DELETE", f"/v1/projects/{tenant.project_id}/executions/{execution}", token=tenant.admin_token),
+        409,
+        "execution_already_terminal",
+    )
+    domain = boto3.client("dynamodb").get_item(
+        TableName=api.stack.refs["Table"], Key={"PK": {"S": f"DOMAIN#{tenant.domain_id}"}, "SK": {"S": "DOMAIN"}}
+    )
+    assert domain["Item"]["live_executions"]["N"] == "0"
+
+
+def test_unknown_custom_method_is_404(api: Api, tenant: Tenant, execution: str) -> None:
+    response = api.request(
+        "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:explode", token=tenant.admin_token
+    )
+    assert_problem(response, 404, "route_not_found")
+
+
+def test_audit_trail_records_every_transition_in_order(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    callback(api, nodes[0], execution, status="ack")
+    callback(api, nodes[0], execution, status="succeeded", exit_code=0)
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
+    ).json["items"]
+    assert [e["status"] for e in trail][:3] == ["pending", "ack", "succeeded"]
+    assert trail[1]["node_id"] == nodes[0].id and trail[1]["actor"] == f"node:{nodes[0].id}"
+    assert all({"id", "status", "occurred_at", "actor"} <= set(e) for e in trail)
+
+
+def test_callback_token_reports_for_its_target_only(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    now = datetime.now(UTC)
+    token = callback_tokens.mint(execution, nodes[0].id, now + timedelta(minutes=5))
+    assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
+    assert_problem(callback(api, nodes[1], execution, token=token, status="ack"), 401, "invalid_callback_token")
+    expired = callback_tokens.mint(execution, nodes[0].id, now - timedelta(seconds=1))
+    assert_problem(callback(api, nodes[0], execution, token=expired, status="started"), 401, "invalid_callback_token")
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    assert_problem(callback(api, nodes[0], execution, token=tampered, status="started"), 401, "invalid_callback_token")
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
+    ).json["items"]
+    assert trail[-1]["actor"] == "callback_token"
+
+
+def test_action_request_carries_a_working_callback_token(api: Api, nodes: list, execution: str) -> None:
+    deadline, messages = time.monotonic() + 10, ""
+    while "action_request" not in messages and time.monotonic() < deadline:
+        messages = api.request(
+            "GET", f"/v1/nodes/{nodes[0].id}/events", token=nodes[0].nsk, headers={"Last-Event-ID": "0"}
+        ).text
+        time.sleep(0.1)
+    data = next(line[6:] for line in messages.splitlines() if line.startswith("data: "))
+    token = json.loads(data)["payload"]["callback_token"]
+    assert callback(api, nodes[0], execution, token=token, status="ack").status_code == 200
