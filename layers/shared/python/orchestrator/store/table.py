@@ -61,7 +61,7 @@ class TransactionCanceled(Exception):
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return bytes(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
