@@ -61,7 +61,7 @@ class TransactionCanceled(Exception):
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Binary):
-        return bytes(value)
+        return bytes(value.value)  # type: ignore[attr-defined]
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
