@@ -1,0 +1,142 @@
+"""Stateful property test: random report sequences against the real store (moto, in-process).
+
+Whatever nodes report, in whatever order, the stored target states equal a
+model of SPEC §8, every target's audit history is a path of the machine, and
+the exact counters (and so the aggregate) match the targets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from itertools import count
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts, aggregate_status
+from orchestrator.domain.models import Domain
+from orchestrator.domain.transitions import allowed
+from orchestrator.errors import ExecutionAlreadyTerminal, InvalidStateTransition
+from orchestrator.services import callbacks
+from orchestrator.services.context import Context, context_for
+from orchestrator_local.resources import Stack
+
+NODES = 4
+REPORTABLE = [s for s in TargetStatus if s is not TargetStatus.PENDING]
+_serial = count()
+
+
+class ReportSequences(RuleBasedStateMachine):
+    ctx: Context
+
+    def __init__(self) -> None:
+        super().__init__()
+        ctx = self.ctx
+        now = ctx.clock.now()
+        run = next(_serial)
+        self.execution_id = f"exec-{run}"
+        self.nodes = [f"node-{run}-{i}" for i in range(NODES)]
+        self.model = dict.fromkeys(self.nodes, TargetStatus.PENDING)
+        self.cancelled = False
+        execution = Execution(
+            id=self.execution_id,
+            project_id="p",
+            domain_id="d",
+            action="a",
+            type="builtin",
+            timeout_seconds=60,
+            status=TargetStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(seconds=60),
+            target_count=NODES,
+        )
+        ctx.executions.create(execution)
+        ctx.executions.put_targets(
+            execution,
+            [
+                Target(
+                    execution_id=self.execution_id,
+                    node_id=n,
+                    status=TargetStatus.PENDING,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for n in self.nodes
+            ],
+        )
+
+    def teardown(self) -> None:
+        # moto copies the whole table for every transaction: keep it small between examples.
+        client, table = self.ctx.table.client, self.ctx.table.name
+        for item in self.ctx.table.query_all(
+            index=None, key_condition="PK = :pk", values={":pk": f"EXEC#{self.execution_id}"}
+        ):
+            client.delete_item(TableName=table, Key={"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}})
+
+    @rule(node=st.integers(0, NODES - 1), status=st.sampled_from(REPORTABLE), agent_style=st.booleans())
+    def report(self, node: int, status: TargetStatus, agent_style: bool) -> None:
+        node_id = self.nodes[node]
+        before = self.model[node_id]
+        try:
+            callbacks.report(
+                self.ctx,
+                node_id,
+                self.execution_id,
+                callbacks.Report(status=status, agent_style=agent_style),
+                actor="test",
+            )
+        except ExecutionAlreadyTerminal:
+            assert before.is_terminal
+        except InvalidStateTransition:
+            assert not before.is_terminal and status.rank <= before.rank
+        else:
+            assert allowed(before, status)
+            self.model[node_id] = status
+
+    @precondition(lambda self: not self.cancelled)
+    @rule()
+    def operator_cancels(self) -> None:
+        self.ctx.executions.close_open_targets(self.execution_id, TargetStatus.CANCELLED, self.ctx.clock.now())
+        self.cancelled = True
+        for node_id, state in self.model.items():
+            if not state.is_terminal:
+                self.model[node_id] = TargetStatus.CANCELLED
+
+    @invariant()
+    def stored_targets_match_the_model(self) -> None:
+        stored = {t.node_id: t.status for t in self.ctx.executions.targets(self.execution_id)}
+        assert stored == self.model
+
+    @invariant()
+    def counters_and_aggregate_match_the_targets(self) -> None:
+        counts = self.ctx.executions.counts(self.execution_id, NODES)
+        expected = Counter(s.value for s in self.model.values())
+        assert {k: v for k, v in counts.items() if v} == dict(expected)
+        assert aggregate_from_counts(counts) == aggregate_status(self.model.values())
+
+    @invariant()
+    def each_history_is_a_path_of_the_machine(self) -> None:
+        items, _ = self.ctx.executions.audit_page(self.execution_id, limit=200, start_key=None)
+        for node_id in self.nodes:
+            path = [
+                TargetStatus(i["status"])
+                for i in items
+                if i.get("node_id") == node_id and not i.get("detail", {}).get("refused")
+            ]
+            ranks = [s.rank for s in path]
+            assert ranks == sorted(set(ranks)), path  # strictly forward, no repeats
+            assert sum(s.is_terminal for s in path) <= 1
+
+
+def test_random_report_sequences_keep_the_machine_closed(stack: Stack) -> None:
+    ctx = context_for("test")
+    ctx.tenancy.create_domain(
+        Domain(id="d", name="d", live_execution_ceiling=10_000, created_at=ctx.clock.now()), admin_subject="x"
+    )
+    ReportSequences.ctx = ctx
+    runner = ReportSequences.TestCase()
+    runner.settings = settings(max_examples=10, stateful_step_count=10, deadline=None)
+    runner.runTest()
