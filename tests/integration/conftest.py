@@ -18,6 +18,7 @@ from werkzeug.test import Client, TestResponse
 from orchestrator import aws, secrets
 from orchestrator.http.operator_auth import mint_dev_token
 from orchestrator.settings import get_settings
+from orchestrator_local import moto_patches
 from orchestrator_local.gateway import Gateway
 from orchestrator_local.resources import Stack, deploy
 from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
@@ -51,6 +52,7 @@ def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
     the state machine's Lambda tasks run the handlers in-process."""
     from moto.awslambda.models import LambdaBackend
 
+    moto_patches.install()
     saved = dict(os.environ)
     original_invoke = LambdaBackend.invoke
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(LOCAL_ENV)
     os.environ["POWERTOOLS_LOG_LEVEL"] = args.log_level
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's and ours: the gateway logs access itself
+    from orchestrator_local import moto_patches
+
+    moto_patches.install()
     moto, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
@@ -131,11 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     httpd = make_server("127.0.0.1", args.port, Gateway(invoker, template, access_log=not args.quiet), threaded=True)
     server_url = f"http://127.0.0.1:{httpd.server_port}"
     parameters = {"PublicBaseUrl": server_url, "EventStreamHoldSeconds": str(args.event_hold_seconds)}
-    os.environ.update(deploy(template, parameters=parameters).environment())
+    stack = deploy(template, parameters=parameters)
+    os.environ.update(stack.environment())
     pool = WorkerPool(args.workers)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
     credentials_file = write_credentials(args.state_dir, server_url)
+    # Where the local AWS services are, for tools and tests that look behind the API.
+    (args.state_dir / "services.json").write_text(
+        json.dumps(
+            {
+                "aws_endpoint": endpoint,
+                "table": stack.refs["Table"],
+                "bucket": stack.refs["OutputBucket"],
+                "state_machine": stack.refs["ExecutionWorkflow"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     stop = stop_event(args.exit_with_parent)
 
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -1,0 +1,130 @@
+"""Two DynamoDB fidelity fixes for moto, installed by local mode, the tests and the benches.
+
+1. **Atomic conditional writes.** moto server is multi-threaded and does not
+   serialize writes: two conditional writes (or transactions) on one item can
+   both pass their condition. DynamoDB never allows that, and the ceiling, the
+   state machine and "exactly one winner" depend on it. One lock makes every
+   write and transaction atomic, as DynamoDB's are.
+2. **Transactions without whole-table copies.** moto snapshots every table a
+   transaction touches (``copy.deepcopy``) to roll back, which makes each
+   transaction O(table size): registering the thousandth node took seconds.
+   This version checks every condition first and writes only when all hold
+   (DynamoDB's semantics), keeping copies of the touched items alone for the
+   unlikely failure while writing.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+_LOCK = threading.RLock()
+_installed = False
+
+
+def install() -> None:
+    global _installed  # noqa: PLW0603 - patched once per process
+    if _installed:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name, None)
+        if original is not None:
+            setattr(DynamoDBBackend, name, _locked(original))
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    _installed = True
+
+
+def _locked(method: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    wrapper.__wrapped__ = method  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.exceptions import TooManyTransactionsException, TransactionCanceledException
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    with _LOCK:
+        plan, errors = _check(self, transact_items)
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        _write(self, plan)
+
+
+Step = tuple[str, dict[str, Any], str, dict[str, Any]]
+
+
+def _key_of(self: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        key: dict[str, Any] = op["Key"]
+        return key
+    table = self.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def _check(self: Any, transact_items: list[dict[str, Any]]) -> tuple[list[Step], list[Any]]:
+    """Every condition, evaluated before anything is written."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import MultipleTransactionsException, TransactWriteSingleOpException
+
+    seen: set[tuple[str, str]] = set()
+    plan: list[Step] = []
+    errors: list[Any] = []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        key = _key_of(self, op_type, op)
+        marker = (str(op["TableName"]), str(dict(sorted(key.items()))))
+        if marker in seen:
+            raise MultipleTransactionsException()
+        seen.add(marker)
+        current = self.get_item(op["TableName"], key)
+        condition = op.get("ConditionExpression")
+        holds = condition is None or get_filter_expression(
+            condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        ).expr(current)
+        if holds:
+            errors.append((None, None, None))
+        else:
+            wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+            old = current.to_json()["Attributes"] if current and wants_old else None
+            errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        plan.append((op_type, op, op["TableName"], key))
+    return plan, errors
+
+
+def _write(self: Any, plan: list[Step]) -> None:
+    """Apply the checked writes; restore the touched items if one of them fails."""
+    before = [(name, key, copy.deepcopy(self.get_item(name, key))) for _, _, name, key in plan]
+    try:
+        for op_type, op, table_name, key in plan:
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"])
+            elif op_type == "Delete":
+                self.delete_item(table_name, key)
+            elif op_type == "Update":
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=op.get("ExpressionAttributeNames"),
+                    expression_attribute_values=op.get("ExpressionAttributeValues"),
+                )
+    except Exception:
+        for table_name, key, item in before:
+            if item is None:
+                self.delete_item(table_name, key)
+            else:
+                self.put_item(table_name, item.to_json()["Attributes"])
+        raise
