@@ -66,6 +66,7 @@ class Execution(BaseModel):
     node_id: str | None = None
     rate: RateControl | None = None
     cancel_requested: bool = False
+    released: int | None = None  # targets sent their action_request so far (rate control)
 
 
 class OutputRef(BaseModel):

@@ -96,10 +96,11 @@ def dispatch(
             created_at=now,
             updated_at=now,
         )
-        for m in members
+        for m in sorted(members, key=lambda m: m.node.id)  # the order targets are released in
     ]
+    first_wave = command.rate.max_concurrency if command.rate else None
     try:  # step 7
-        ctx.executions.put_targets(execution, targets)
+        ctx.executions.put_targets(execution, targets, visible=first_wave)
         ctx.executions.mark_workflow_started(execution.id, workflow.start(execution))
     except Exception:
         _abandon(ctx, execution)

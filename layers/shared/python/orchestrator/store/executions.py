@@ -61,9 +61,36 @@ class ExecutionStore:
                 ) from exc
             raise
 
-    def put_targets(self, execution: Execution, targets: Sequence[Target]) -> int:
-        """Write the pending targets in batches; returns the number of requests."""
-        return self.table.batch_put([target_item(execution, t) for t in targets])
+    def put_targets(self, execution: Execution, targets: Sequence[Target], *, visible: int | None = None) -> int:
+        """Write the pending targets in batches; returns the number of requests. Only the first
+        ``visible`` (all when None) appear in their node's state until released."""
+        limit = len(targets) if visible is None else visible
+        return self.table.batch_put([target_item(execution, t, listed=i < limit) for i, t in enumerate(targets)])
+
+    def release_targets(self, execution_id: str, node_ids: Sequence[str]) -> list[str]:
+        """Make held-back pending targets visible to their nodes; returns those released
+        (a target that moved on meanwhile is skipped)."""
+        released = []
+        for node_id in node_ids:
+            try:
+                self.table.update(
+                    keys.target(execution_id, node_id),
+                    update="SET GSI2PK = :pk, GSI2SK = :sk",
+                    condition="#s = :pending",
+                    names={"#s": "status"},
+                    values={":pk": keys.node_open_targets_gsi2(node_id), ":sk": execution_id, ":pending": "pending"},
+                    returns="NONE",
+                )
+            except ConditionFailed:
+                continue
+            released.append(node_id)
+        return released
+
+    def set_released(self, execution_id: str, released: int) -> None:
+        """How many targets (in node-id order) have been sent their action_request."""
+        self.table.update(
+            keys.execution(execution_id), update="SET released = :r", values={":r": released}, returns="NONE"
+        )
 
     # Reads ----------------------------------------------------------------------------
     def get_item(self, execution_id: str, *, consistent: bool = False) -> Item | None:
@@ -243,6 +270,19 @@ class ExecutionStore:
                     except TransactionCanceled:
                         continue  # it moved on its own meanwhile
         return moved
+
+    def close_target(
+        self, execution_id: str, node_id: str, to: TargetStatus, now: datetime, *, error: str | None = None
+    ) -> bool:
+        """Close one open target (with its counter delta); False if it was no longer open."""
+        item = self.get_target_item(execution_id, node_id)
+        if item is None or TargetStatus(item["status"]).is_terminal:
+            return False
+        try:
+            self.table.transact(self._close_ops(execution_id, [item], to, now, error))
+        except TransactionCanceled:
+            return False
+        return True
 
     def _close_ops(
         self, execution_id: str, items: Sequence[Item], to: TargetStatus, now: datetime, error: str | None
@@ -463,10 +503,11 @@ def execution_from_item(item: Item) -> Execution:
         node_id=item.get("node_id"),
         rate=RateControl.model_validate(item["rate"]) if item.get("rate") else None,
         cancel_requested=bool(item.get("cancel_requested_at")),
+        released=item.get("released"),
     )
 
 
-def target_item(execution: Execution, target: Target) -> Item:
+def target_item(execution: Execution, target: Target, *, listed: bool = True) -> Item:
     item: Item = {
         **keys.target(execution.id, target.node_id),
         "type": "target",
@@ -484,7 +525,7 @@ def target_item(execution: Execution, target: Target) -> Item:
         "timeout_seconds": execution.timeout_seconds,
         "expires_at": rfc3339(execution.expires_at),
     }
-    if target.status in OPEN:
+    if target.status in OPEN and listed:
         item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id)
         item["GSI2SK"] = execution.id
     return item

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws, secrets
 from orchestrator.clock import rfc3339
-from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.executions import OPEN, Execution, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.http import callback_tokens
 from orchestrator.observability import logger
@@ -83,19 +83,56 @@ def action_request_events(ctx: Context, execution: Execution, targets: list[Item
 def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
     """Append one ``action_request`` to each open target's node stream, in batches."""
     execution = _execution(ctx, execution_id)
-    base_url = ctx.settings.public_base_url or ""
     targets = ctx.executions.target_items(execution.id, only_open=True)
-    events = list(action_request_events(ctx, execution, targets, base_url))
-    requests = ctx.executions.append_events(events, ctx.clock.now()) if events else 0
+    wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(targets)
+    requests = _send(ctx, execution, targets[:wave])
+    ctx.executions.set_released(execution.id, min(wave, execution.target_count))
     ctx.executions.set_status(execution.id, execution.project_id, execution.status, ctx.clock.now(), started=True)
-    logger.info("fan-out done", execution_id=execution.id, targets=len(targets), requests=requests)
-    return FanOutResult(targets=len(targets), events=len(events), requests=requests)
+    logger.info(
+        "fan-out done", execution_id=execution.id, targets=len(targets), sent=min(wave, len(targets)), requests=requests
+    )
+    return FanOutResult(targets=len(targets), events=min(wave, len(targets)), requests=requests)
+
+
+def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
+    """Append the action_request events of ``targets``; returns the datastore requests made."""
+    events = list(action_request_events(ctx, execution, targets, ctx.settings.public_base_url or ""))
+    return ctx.executions.append_events(events, ctx.clock.now()) if events else 0
+
+
+def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, int]) -> None:
+    """SPEC §9 rate control: keep at most ``max_concurrency`` released targets in flight; once
+    ``max_errors`` targets failed, the targets not yet released become cancelled."""
+    rate, released = execution.rate, execution.released or 0
+    if rate is None or released >= execution.target_count:
+        return
+    targets = ctx.executions.target_items(execution.id)  # node-id order, as released
+    held = [t for t in targets[released:] if t["status"] == TargetStatus.PENDING.value]
+    if rate.max_errors is not None and counts[TargetStatus.FAILED.value] >= rate.max_errors:
+        now = ctx.clock.now()
+        for target in held:
+            ctx.executions.close_target(
+                execution.id, target["node_id"], TargetStatus.CANCELLED, now, error="max_errors_reached"
+            )
+        ctx.executions.set_released(execution.id, execution.target_count)
+        return
+    in_flight = sum(1 for t in targets[:released] if TargetStatus(t["status"]) in OPEN)
+    room = max(0, (rate.max_concurrency or len(targets)) - in_flight)
+    wave = held[:room]
+    if not wave:
+        return
+    released_ids = set(ctx.executions.release_targets(execution.id, [t["node_id"] for t in wave]))
+    _send(ctx, execution, [t for t in wave if t["node_id"] in released_ids])
+    ctx.executions.set_released(execution.id, released + len(wave))
 
 
 def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
     """Exact counts; records the aggregate when it changed (it feeds the status index)."""
     execution = _execution(ctx, execution_id)
     counts = ctx.executions.counts(execution.id, execution.target_count)
+    if execution.rate is not None:
+        _rate_controlled_step(ctx, execution, counts)
+        counts = ctx.executions.counts(execution.id, execution.target_count)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     open_count = sum(counts[s.value] for s in TargetStatus if not s.is_terminal)
     if status is not execution.status and not status.is_terminal:
