@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from orchestrator.domain.executions import RateControl, TargetStatus
 from orchestrator.domain.selectors import parse_selector
-from orchestrator.errors import InvalidTarget
+from orchestrator.errors import InvalidParameter, InvalidTarget
 from orchestrator.http.api import parse_body
-from orchestrator.http.execution_schemas import DispatchRequest, execution_view
+from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PrepareRequest, execution_view
 from orchestrator.services import executions as reads
 from orchestrator.services.context import context_for
 from orchestrator.services.dispatch import DispatchCommand, dispatch
@@ -58,3 +59,12 @@ def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id:
     execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run, app.lambda_context)
     detail = reads.get_execution(ctx, subject, project_id, execution_id)
     return execution_view(detail.execution, status=detail.status, counts=detail.counts, targets=detail.targets)
+
+
+def prepare_command(action: str, request: PrepareRequest) -> DispatchCommand:
+    """A prepare body as the dispatch command it previews (same target rules, no parameters)."""
+    if not re.match(ACTION_NAME, action):
+        raise InvalidParameter("The action name in the path is not valid.")
+    return command_from(
+        DispatchRequest(action=action, type=request.type, node_id=request.node_id, selector=request.selector)
+    )

@@ -31,6 +31,12 @@ class DispatchRequest(OperatorBody):
     rate: RateIn | None = None
 
 
+class PrepareRequest(OperatorBody):
+    type: Literal["builtin", "hook"] = "builtin"
+    node_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    selector: Annotated[str, Field(max_length=1024)] | None = None
+
+
 class PinBaselineRequest(OperatorBody):
     checksum: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
