@@ -53,7 +53,9 @@ class ReportSequences(RuleBasedStateMachine):
             expires_at=now + timedelta(seconds=60),
             target_count=NODES,
         )
-        ctx.executions.create(execution)
+        ctx.executions.create(
+            execution, {"id": f"audit-{run}", "status": "pending", "occurred_at": "now", "actor": "test"}
+        )
         ctx.executions.put_targets(
             execution,
             [

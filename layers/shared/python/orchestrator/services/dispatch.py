@@ -76,17 +76,14 @@ def dispatch(
         node_id=command.node_id,
         rate=command.rate,
     )
-    ctx.executions.create(execution)  # step 6: slot and Execution, atomically
-    ctx.executions.record(
-        execution.id,
-        {
-            "id": ctx.ids.new_id(),
-            "status": TargetStatus.PENDING.value,
-            "occurred_at": rfc3339(now),
-            "actor": f"user:{subject}",
-            "detail": {"dispatched_to": len(members)},
-        },
-    )
+    audit = {
+        "id": ctx.ids.new_id(),
+        "status": TargetStatus.PENDING.value,
+        "occurred_at": rfc3339(now),
+        "actor": f"user:{subject}",
+        "detail": {"dispatched_to": len(members)},
+    }
+    ctx.executions.create(execution, audit)  # step 6: slot, Execution and audit event, atomically
     targets = [
         Target(
             execution_id=execution.id,

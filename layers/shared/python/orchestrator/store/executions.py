@@ -33,8 +33,9 @@ class ExecutionStore:
         self.table = table
 
     # Creation ------------------------------------------------------------------------
-    def create(self, execution: Execution) -> None:
-        """Take a slot under the Domain's live ceiling and write the Execution, atomically."""
+    def create(self, execution: Execution, audit: Item) -> None:
+        """Take a slot under the Domain's live ceiling, write the Execution and its first audit
+        event, atomically."""
         try:
             self.table.transact(
                 [
@@ -46,6 +47,7 @@ class ExecutionStore:
                         old_on_failure=True,
                     ),
                     self.table.put_op(execution_item(execution), condition=NOT_EXISTS),
+                    self.table.put_op(audit_item(execution.id, audit)),
                 ]
             )
         except TransactionCanceled as exc:
@@ -85,6 +87,15 @@ class ExecutionStore:
                 continue
             released.append(node_id)
         return released
+
+    def mark_fanned_out(self, execution_id: str, released: int, now: datetime) -> None:
+        """After the first fan-out wave: started_at, and how many targets were sent."""
+        self.table.update(
+            keys.execution(execution_id),
+            update="SET started_at = if_not_exists(started_at, :now), updated_at = :now, released = :r",
+            values={":now": rfc3339(now), ":r": released},
+            returns="NONE",
+        )
 
     def set_released(self, execution_id: str, released: int) -> None:
         """How many targets (in node-id order) have been sent their action_request."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ Item = dict[str, Any]
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+BATCH_PARALLELISM = 8  # batch writes in flight at once (boto3 clients are thread-safe)
 
 OUTAGE_CODES = frozenset(
     {
@@ -137,25 +140,32 @@ class Table:
         return found
 
     def batch_put(self, items: Sequence[Mapping[str, Any]]) -> int:
-        """Unconditional puts, 25 per request, retrying unprocessed items with backoff.
-        Returns the number of requests made (the cost callers report)."""
-        requests = 0
-        pending = [{"PutRequest": {"Item": serialize(item)}} for item in items]
-        attempt = 0
+        """Unconditional puts, 25 per request, up to ``BATCH_PARALLELISM`` requests in flight,
+        each retrying its unprocessed items with backoff. Returns the number of requests made
+        (the cost callers report)."""
+        chunks = [
+            [{"PutRequest": {"Item": serialize(item)}} for item in items[start : start + 25]]
+            for start in range(0, len(items), 25)
+        ]
+        if len(chunks) <= 1:
+            return sum(self._write_chunk(chunk) for chunk in chunks)
+        with ThreadPoolExecutor(max_workers=min(BATCH_PARALLELISM, len(chunks))) as pool:
+            return sum(pool.map(self._write_chunk, chunks))
+
+    def _write_chunk(self, chunk: list[dict[str, Any]]) -> int:
+        requests, attempt, pending = 0, 0, chunk
         while pending:
-            chunk, pending = pending[:25], pending[25:]
             with datastore_errors():
                 response: dict[str, Any] = dict(
-                    self.client.batch_write_item(RequestItems={self.name: chunk})  # type: ignore[dict-item]
+                    self.client.batch_write_item(RequestItems={self.name: pending})  # type: ignore[dict-item]
                 )
             requests += 1
-            unprocessed = response.get("UnprocessedItems", {}).get(self.name, [])
-            if unprocessed:
+            pending = response.get("UnprocessedItems", {}).get(self.name, [])
+            if pending:
                 attempt += 1
                 if attempt > 8:
                     raise DatastoreUnavailable("The datastore is temporarily unavailable.")
                 time.sleep(min(0.05 * 2**attempt, 1.0))
-                pending = list(unprocessed) + pending
         return requests
 
     def query_all(

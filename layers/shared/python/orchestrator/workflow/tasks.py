@@ -86,8 +86,7 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
     targets = ctx.executions.target_items(execution.id, only_open=True)
     wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(targets)
     requests = _send(ctx, execution, targets[:wave])
-    ctx.executions.set_released(execution.id, min(wave, execution.target_count))
-    ctx.executions.set_status(execution.id, execution.project_id, execution.status, ctx.clock.now(), started=True)
+    ctx.executions.mark_fanned_out(execution.id, min(wave, execution.target_count), ctx.clock.now())
     logger.info(
         "fan-out done", execution_id=execution.id, targets=len(targets), sent=min(wave, len(targets)), requests=requests
     )
