@@ -112,7 +112,7 @@ def test_error_cases_are_problems(local_server: dict[str, Any], http: httpx.Clie
         http.post("/v1/register", content=b"{oops", headers={"content-type": "application/json"}), 400, "invalid_body"
     )
     problem(http.get("/v1/unknown"), 404, "route_not_found")
-    problem(http.delete(f"/v1/projects/{project}/executions/x", headers=admin), 501, "execution_cancel_not_provisioned")
+    problem(http.delete(f"/v1/projects/{project}/executions/x", headers=admin), 404, "execution_not_found")
 
 
 def child_pids(parent: int) -> list[str]:

@@ -54,11 +54,6 @@ def test_body_over_the_limit_is_413(api: Api, tenant: Tenant) -> None:
     assert_problem(response, 413, "request_body_too_large")
 
 
-def test_operation_not_yet_provisioned_is_501(api: Api, tenant: Tenant) -> None:
-    response = api.request("DELETE", f"/v1/projects/{tenant.project_id}/executions/x", token=tenant.admin_token)
-    assert_problem(response, 501, "execution_cancel_not_provisioned")
-
-
 def test_dispatch_without_a_state_machine_is_501(api: Api, tenant: Tenant) -> None:
     del os.environ["STATE_MACHINE_ARN"]
     get_settings.cache_clear()

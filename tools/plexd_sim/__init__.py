@@ -1,0 +1,42 @@
+"""A node simulator that speaks the ``plexd`` agent's wire format (SPEC §16).
+
+Library first: :class:`SimulatedFleet` enrolls nodes, follows their signed
+event streams, answers action requests and records everything it saw;
+:class:`EnvelopeVerifier` is the receiving side of SPEC §11 on its own.
+``python -m plexd_sim --help`` runs a fleet from the command line.
+"""
+
+from plexd_sim.simulator import (
+    ActionRequest,
+    Activity,
+    CallbackResponse,
+    CallbackStyle,
+    HeartbeatSent,
+    NodeProblem,
+    Outcome,
+    ReceivedEvent,
+    SimulatedFleet,
+    SimulatedNode,
+    SimulatorError,
+    VerificationFailure,
+)
+from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent, load_public_key
+
+__all__ = [
+    "ActionRequest",
+    "Activity",
+    "CallbackResponse",
+    "CallbackStyle",
+    "EnvelopeRejected",
+    "EnvelopeVerifier",
+    "HeartbeatSent",
+    "NodeProblem",
+    "Outcome",
+    "ReceivedEvent",
+    "SimulatedFleet",
+    "SimulatedNode",
+    "SimulatorError",
+    "VerificationFailure",
+    "VerifiedEvent",
+    "load_public_key",
+]

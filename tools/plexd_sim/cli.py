@@ -1,0 +1,203 @@
+"""``python -m plexd_sim``: run a simulated fleet against a control plane until Ctrl-C.
+
+    python -m plexd_sim --nodes 5 --label env=prod --action restart-agent --duration 1 --outcome success
+
+Server, operator token and project come from ``.local/credentials.json``
+(what ``make serve`` writes) unless given as flags. One line is printed per
+received event, rejected event, callback answer and failed heartbeat; a
+summary at the end. Nodes are deregistered on exit unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from plexd_sim.simulator import (
+    OUTCOMES,
+    ActionRequest,
+    Activity,
+    CallbackResponse,
+    HeartbeatSent,
+    NodeProblem,
+    Outcome,
+    OutcomeRule,
+    ReceivedEvent,
+    SimulatedFleet,
+    SimulatedNode,
+    SimulatorError,
+    VerificationFailure,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CREDENTIALS = ROOT / ".local" / "credentials.json"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m plexd_sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    target = parser.add_argument_group("control plane (default: from --credentials)")
+    target.add_argument("--credentials", type=Path, default=DEFAULT_CREDENTIALS, help="%(default)s")
+    target.add_argument("--server", help="base URL, e.g. http://127.0.0.1:3000")
+    target.add_argument("--token", help="operator JWT (admin: it mints enrollment tokens)")
+    target.add_argument("--project", help="project id")
+    fleet = parser.add_argument_group("fleet")
+    fleet.add_argument("--nodes", type=int, default=5, help="how many nodes to register (default %(default)s)")
+    fleet.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="node label (repeatable)")
+    fleet.add_argument("--action", action="append", default=[], help="declared builtin action (default restart-agent)")
+    fleet.add_argument("--hook", action="append", default=[], help="declared hook (repeatable)")
+    fleet.add_argument("--hostname-prefix", help="hostnames are PREFIX-001... (default sim-<random>)")
+    behaviour = parser.add_argument_group("behaviour")
+    behaviour.add_argument("--duration", type=float, default=1.0, help="seconds each action 'runs' (%(default)s)")
+    behaviour.add_argument("--outcome", choices=OUTCOMES, default="success", help="(default %(default)s)")
+    behaviour.add_argument("--failure-rate", type=float, help="fail this fraction of requests at random instead")
+    behaviour.add_argument("--callback-style", choices=("plexd", "unified"), default="plexd")
+    behaviour.add_argument("--heartbeat-interval", type=float, default=30.0, help="seconds (%(default)s)")
+    behaviour.add_argument("--concurrency", type=int, default=8, help="event stream readers (%(default)s)")
+    behaviour.add_argument("--run-for", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    behaviour.add_argument("--keep", action="store_true", help="do not deregister the nodes on exit")
+    behaviour.add_argument("--quiet", action="store_true", help="only the summary")
+    args = parser.parse_args(argv)
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
+    if args.failure_rate is not None and not 0 <= args.failure_rate <= 1:
+        parser.error("--failure-rate must be between 0 and 1")
+    try:
+        args.labels = dict(iter_labels(args.label))
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def iter_labels(pairs: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """``key=value`` strings as pairs."""
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"label must be key=value: {pair!r}")
+        yield key, value
+
+
+def connection(args: argparse.Namespace) -> tuple[str, str, str]:
+    """Server, operator token, project: flags first, then the credentials file."""
+    stored: dict[str, Any] = {}
+    if not (args.server and args.token and args.project):
+        try:
+            stored = json.loads(args.credentials.read_text())
+        except (OSError, ValueError) as error:
+            raise SystemExit(
+                f"plexd-sim: cannot read {args.credentials} ({error}); run `make serve` or pass flags"
+            ) from error
+    return (
+        args.server or stored["server"],
+        args.token or stored["operator_token"],
+        args.project or stored["project_id"],
+    )
+
+
+def outcome_rule(args: argparse.Namespace) -> OutcomeRule:
+    if args.failure_rate is None:
+        outcome: Outcome = args.outcome
+        return outcome
+    rate: float = args.failure_rate
+    chance = random.Random()  # noqa: S311 - a demo's coin, not a secret
+
+    def decide(_node: SimulatedNode, _request: ActionRequest) -> Outcome:
+        return "failure" if chance.random() < rate else "success"
+
+    return decide
+
+
+def describe(activity: Activity) -> str | None:
+    """The line printed for one activity, or ``None`` for routine heartbeats."""
+    match activity:
+        case ReceivedEvent(hostname=host, event_type=kind, event_id=event_id, payload=payload):
+            extra = ""
+            if "execution_id" in payload:
+                extra = f" execution={payload['execution_id']} action={payload.get('action', '')}"
+            return f"{host}  event {kind} id={event_id}{extra}"
+        case VerificationFailure(hostname=host, event_type=kind, event_id=event_id, reason=reason, detail=detail):
+            return f"{host}  REJECTED {kind} id={event_id}: {reason} ({detail})"
+        case CallbackResponse(hostname=host, kind=kind, status=status, execution_id=execution_id):
+            answer = activity.error or f"{activity.status_code}{f' {activity.code}' if activity.code else ''}"
+            if activity.not_provisioned:
+                answer += " (callbacks not available)"
+            return f"{host}  {kind} {status} execution={execution_id} -> {answer}"
+        case HeartbeatSent(hostname=host, status_code=status_code, error=error):
+            return None if status_code == 200 else f"{host}  heartbeat -> {error or status_code}"
+        case NodeProblem(hostname=host, where=where, status_code=status_code, detail=detail):
+            return f"{host or '-'}  problem in {where}: {status_code or ''} {detail}".rstrip()
+    return None
+
+
+class Printer:
+    """Prints one timestamped line per activity, whole lines even from many threads."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, activity: Activity) -> None:
+        line = describe(activity)
+        if line is not None:
+            self.line(line)
+
+    def line(self, text: str) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+        with self._lock:
+            print(f"{stamp}  {text}", file=self._stream, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    server, token, project = connection(args)
+    printer = Printer(sys.stdout)
+    fleet = SimulatedFleet(
+        server,
+        token,
+        project,
+        outcome=outcome_rule(args),
+        duration=args.duration,
+        heartbeat_interval=args.heartbeat_interval,
+        stream_concurrency=args.concurrency,
+        callback_style=args.callback_style,
+        listener=None if args.quiet else printer,
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        try:
+            nodes = fleet.enroll(
+                args.nodes,
+                labels=args.labels,
+                builtin_actions=args.action or ["restart-agent"],
+                hooks=args.hook,
+                hostname_prefix=args.hostname_prefix,
+            )
+        except SimulatorError as error:
+            printer.line(f"enrollment failed: {error}")
+            return 1
+        for node in nodes:
+            printer.line(f"{node.hostname}  registered node_id={node.node_id} mesh_ip={node.mesh_ip}")
+        fleet.start()
+        printer.line(f"{len(nodes)} nodes following {server}; Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait(args.run_for)
+        printer.line("stopping...")
+        fleet.stop()
+        if not args.keep:
+            printer.line(f"deregistered {fleet.deregister_all()} nodes")
+        printer.line("summary " + json.dumps(fleet.summary(), sort_keys=True))
+        return 0
+    finally:
+        fleet.close()
