@@ -363,3 +363,20 @@ def test_action_request_carries_a_working_callback_token(api: Api, nodes: list, 
     data = next(line[6:] for line in messages.splitlines() if line.startswith("data: "))
     token = json.loads(data)["payload"]["callback_token"]
     assert callback(api, nodes[0], execution, token=token, status="ack").status_code == 200
+
+
+def test_cancel_after_every_target_ended_is_409_and_keeps_the_outcome(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    for node in nodes:
+        callback(api, node, execution, status="failed", exit_code=1)
+    response = api.request(
+        "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:cancel", token=tenant.admin_token
+    )
+    assert_problem(response, 409, "execution_already_terminal")
+    assert wait_terminal(api, tenant, execution)["status"] == "failed"
+
+
+def test_result_duration_may_be_seconds(api: Api, nodes: list, execution: str) -> None:
+    response = callback(api, nodes[0], execution, "/result", status="success", exit_code=0, duration=2.5)
+    assert response.json == {"status": "succeeded"}

@@ -464,3 +464,16 @@ def test_spelling_with_slash_is_the_same_operation(api: Api, tenant: Tenant, fle
         token=tenant.admin_token,
     )
     assert response.status_code == 201
+
+
+def test_idempotent_replay_still_checks_access_first(api: Api, tenant: Tenant, fleet: dict) -> None:
+    body = {"action": "restart-agent", "selector": "env=prod"}
+    assert dispatch(api, tenant, headers={"Idempotency-Key": "k-9"}, **body).status_code == 201
+    api.request(
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/val",
+        json_body={"relation": "viewer"},
+        token=tenant.admin_token,
+    )
+    replay = dispatch(api, tenant, token=operator_token("val"), headers={"Idempotency-Key": "k-9"}, **body)
+    assert_problem(replay, 403, "rebac_denied")

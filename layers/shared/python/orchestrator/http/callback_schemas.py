@@ -71,15 +71,14 @@ class ResultIn(NodeBody):
     exit_code: StrictInt | None = None
     stdout: str = ""
     stderr: str = ""
-    duration: Annotated[str, Field(max_length=64)] | None = None
+    duration: Annotated[str, Field(max_length=64)] | float | None = None  # "2.34s" (plexd) or seconds
     finished_at: Annotated[str, Field(max_length=64)] | None = None
     triggered_by: dict[str, Any] | None = None
 
     def report_fields(self) -> dict[str, Any]:
+        duration = f"{self.duration}s" if isinstance(self.duration, int | float) else self.duration
         detail = {
-            k: v
-            for k, v in (("duration", self.duration), ("finished_at", self.finished_at), ("reported", self.status))
-            if v
+            k: v for k, v in (("duration", duration), ("finished_at", self.finished_at), ("reported", self.status)) if v
         }
         failed = RESULT_STATUS[self.status] is TargetStatus.FAILED
         return {

@@ -9,11 +9,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from orchestrator.domain.executions import RateControl, TargetStatus
+from orchestrator.domain.models import Permission
 from orchestrator.domain.selectors import parse_selector
 from orchestrator.errors import InvalidParameter, InvalidTarget
 from orchestrator.http.api import parse_body
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PrepareRequest, execution_view
 from orchestrator.services import executions as reads
+from orchestrator.services.access import authorize_project
 from orchestrator.services.context import context_for
 from orchestrator.services.dispatch import DispatchCommand, dispatch
 from orchestrator.services.idempotency import run_once
@@ -55,6 +57,8 @@ def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id:
         execution, targets = dispatch(ctx, subject, project_id, command, workflow)
         counts = {s.value: 0 for s in TargetStatus} | {TargetStatus.PENDING.value: len(targets)}
         return execution_view(execution, counts=counts, targets=targets)
+    # ReBAC comes before anything else, replays included (SPEC §6 step 2).
+    authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)
     scoped = hashlib.sha256(f"{project_id}\n{subject}\n{key}".encode()).hexdigest()
     execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run, app.lambda_context)
     detail = reads.get_execution(ctx, subject, project_id, execution_id)

@@ -102,3 +102,10 @@ def list_filters(status: str | None, action: str | None) -> tuple[str | None, st
     if action is not None and not re.match(ACTION_NAME, action):
         raise InvalidParameter("action_name is not a valid action name.")
     return status, action
+
+
+def checked_action_name(name: str) -> str:
+    """An action or hook name from the path (400 invalid_parameter)."""
+    if not re.match(ACTION_NAME, name):
+        raise InvalidParameter("The action or hook name in the path is not valid.")
+    return name

@@ -149,6 +149,8 @@ def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, A
 def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report) -> dict[str, Any]:
     """Validate and place the output before any state change (bad input writes nothing)."""
     extra: dict[str, Any] = {}
+    if (report.declared_output_bytes or 0) > outputs.INLINE_CEILING_BYTES:
+        require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")  # before, not after, the move
     if report.exit_code is not None:
         extra["exit_code"] = report.exit_code
     if report.stored_output_ref is not None:

@@ -17,11 +17,13 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     authorize_project(ctx.tenancy, subject, project_id, Permission.CANCEL)
     execution = load_execution(ctx, project_id, execution_id)
     now = ctx.clock.now()
-    if execution.status.is_terminal or not ctx.executions.request_cancel(execution.id, now):
-        raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
     open_items = ctx.executions.target_items(execution.id, only_open=True)
+    # Every target already ended (even if the workflow has not finalized yet): nothing to cancel.
+    if not open_items or not ctx.executions.request_cancel(execution.id, now):
+        raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
     ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, error="cancelled by operator")
-    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items])
+    # Only nodes that were sent the request (rate control may have held some back) hear of it.
+    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if item.get("GSI2PK")])
     ctx.executions.record(
         execution.id,
         {

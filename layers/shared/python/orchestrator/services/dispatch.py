@@ -111,9 +111,7 @@ def _abandon(ctx: Context, execution: Execution) -> None:
     logger.warning("dispatch abandoned", execution_id=execution.id)
     now = ctx.clock.now()
     ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error="dispatch_failed")
-    ctx.executions.set_status(
-        execution.id, execution.project_id, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed"
-    )
+    ctx.executions.set_status(execution, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed")
     ctx.executions.release_slot(execution.id, execution.domain_id, now)
 
 

@@ -161,14 +161,20 @@ class ExecutionStore:
         limit: int,
         start_key: dict[str, Any] | None,
     ) -> tuple[list[Execution], dict[str, Any] | None]:
-        """Creation order. ``action`` uses GSI3, ``status`` GSI2, both: GSI3 filtered by status."""
-        if action is not None:
+        """Creation order. ``action`` uses GSI3, ``status`` GSI2, both GSI4: always an index."""
+        if action is not None and status is not None:
+            items, last = self.table.query_page(
+                index="GSI4",
+                key_condition="GSI4PK = :pk",
+                values={":pk": keys.project_action_status_gsi4(project_id, action, status)},
+                limit=limit,
+                start_key=start_key,
+            )
+        elif action is not None:
             items, last = self.table.query_page(
                 index="GSI3",
                 key_condition="GSI3PK = :pk",
-                values={":pk": keys.project_action_gsi3(project_id, action)} | ({":s": status} if status else {}),
-                names={"#s": "status"} if status else None,
-                filter_expression="#s = :s" if status else None,
+                values={":pk": keys.project_action_gsi3(project_id, action)},
                 limit=limit,
                 start_key=start_key,
             )
@@ -200,8 +206,7 @@ class ExecutionStore:
     # Status, slot ------------------------------------------------------------------------
     def set_status(
         self,
-        execution_id: str,
-        project_id: str,
+        execution: Execution,
         status: TargetStatus,
         now: datetime,
         *,
@@ -209,12 +214,14 @@ class ExecutionStore:
         started: bool = False,
         error: str | None = None,
     ) -> None:
-        """Record the aggregate status (and move the Execution in the status index)."""
-        sets = ["#s = :s", "updated_at = :now", "GSI2PK = :g"]
+        """Record the aggregate status (and move the Execution in the status indexes)."""
+        execution_id = execution.id
+        sets = ["#s = :s", "updated_at = :now", "GSI2PK = :g", "GSI4PK = :g4"]
         values: dict[str, Any] = {
             ":s": status.value,
             ":now": rfc3339(now),
-            ":g": keys.project_status_gsi2(project_id, status.value),
+            ":g": keys.project_status_gsi2(execution.project_id, status.value),
+            ":g4": keys.project_action_status_gsi4(execution.project_id, execution.action, status.value),
         }
         if terminal:
             sets.append("completed_at = if_not_exists(completed_at, :now)")
@@ -490,6 +497,8 @@ def execution_item(execution: Execution) -> Item:
         "GSI2SK": execution.id,
         "GSI3PK": keys.project_action_gsi3(execution.project_id, execution.action),
         "GSI3SK": execution.id,
+        "GSI4PK": keys.project_action_status_gsi4(execution.project_id, execution.action, execution.status.value),
+        "GSI4SK": execution.id,
     }
 
 

@@ -93,6 +93,10 @@ def project_action_gsi3(project_id: str, action: str) -> str:
     return f"PROJECT#{project_id}#ACTION#{action}"
 
 
+def project_action_status_gsi4(project_id: str, action: str, status: str) -> str:
+    return f"PROJECT#{project_id}#ACTION#{action}#STATUS#{status}"
+
+
 def node_open_targets_gsi2(node_id: str) -> str:
     """Sparse: only non-terminal targets carry it."""
     return f"NODE#{node_id}#OPEN"

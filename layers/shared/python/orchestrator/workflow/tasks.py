@@ -135,7 +135,7 @@ def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     open_count = sum(counts[s.value] for s in TargetStatus if not s.is_terminal)
     if status is not execution.status and not status.is_terminal:
-        ctx.executions.set_status(execution.id, execution.project_id, status, ctx.clock.now())
+        ctx.executions.set_status(execution, status, ctx.clock.now())
     return {"all_terminal": open_count == 0, "open": open_count, "status": status.value}
 
 
@@ -162,7 +162,7 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
         ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now)
         counts = ctx.executions.counts(execution.id, execution.target_count)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
-    ctx.executions.set_status(execution.id, execution.project_id, status, now, terminal=True)
+    ctx.executions.set_status(execution, status, now, terminal=True)
     released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
     if released:
         ctx.executions.record(
