@@ -8,7 +8,7 @@ PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: serve test unit integration e2e lint format build build-check bench deploy pr clean venv
+.PHONY: serve test unit integration e2e lint format build build-check bench bench-dispatch deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
@@ -64,9 +64,14 @@ build-check: $(SAM_VENV)/.installed
 		|| { cat "$$tmp/log"; exit 1; }
 	@echo "sam build: ok"
 
-## bench: cold-start import cost of every handler
+## bench: cold-start import cost of every handler, then dispatch at scale
 bench: $(VENV)/.installed
 	$(PY) bench/coldstart.py
+	$(PY) bench/dispatch.py
+
+## bench-dispatch: wall time and DynamoDB requests of dispatch and fan-out (SIZES=1,100 for a quick run)
+bench-dispatch: $(VENV)/.installed
+	$(PY) bench/dispatch.py $(if $(SIZES),--sizes $(SIZES))
 
 deploy: build
 	$(SAM_VENV)/bin/sam deploy --config-env $(or $(ENV),dev)
