@@ -8,7 +8,7 @@ PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: serve test unit integration e2e lint format build build-check bench bench-dispatch deploy pr clean venv
+.PHONY: serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
@@ -64,14 +64,19 @@ build-check: $(SAM_VENV)/.installed
 		|| { cat "$$tmp/log"; exit 1; }
 	@echo "sam build: ok"
 
-## bench: cold-start import cost of every handler, then dispatch at scale
+## bench: cold-start import cost of every handler, dispatch at scale, callbacks per second
 bench: $(VENV)/.installed
 	$(PY) bench/coldstart.py
 	$(PY) bench/dispatch.py
+	$(PY) bench/callbacks.py
 
 ## bench-dispatch: wall time and DynamoDB requests of dispatch and fan-out (SIZES=1,100 for a quick run)
 bench-dispatch: $(VENV)/.installed
 	$(PY) bench/dispatch.py $(if $(SIZES),--sizes $(SIZES))
+
+## bench-callbacks: callbacks per second and requests per callback vs a raw conditional UpdateItem
+bench-callbacks: $(VENV)/.installed
+	$(PY) bench/callbacks.py $(if $(SIZES),--sizes $(SIZES))
 
 deploy: build
 	$(SAM_VENV)/bin/sam deploy --config-env $(or $(ENV),dev)

@@ -41,9 +41,7 @@ item sizes are estimated with DynamoDB's size rules):
 * fan-out: 2 fixed - ``GetItem`` of the Execution, ``UpdateItem`` of its
   status - plus ``ceil(target bytes / 1 MB)`` target Query pages.
 
-Anything else counts as overhead, e.g. dispatch's audit-trail ``PutItem`` (it could
-ride in the slot + Execution transaction) or a second ``UpdateItem`` of the Execution
-in fan-out (it could merge with the status update).
+Anything else counts as overhead (a request the operation could do without).
 
 ratio = requests / (minimum + constant); 1.00 means nothing beyond the floor.
 The script prints figures, never asserts: a missed target is reported as missed.
