@@ -11,10 +11,11 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 $(SAM_VENV)/.installed: requirements-sam.txt

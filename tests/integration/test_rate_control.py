@@ -66,7 +66,7 @@ def test_max_concurrency_holds_targets_back_until_room_frees(api: Api, tenant: T
 
 
 def test_max_errors_cancels_the_targets_not_yet_sent(api: Api, tenant: Tenant, four: list) -> None:
-    execution = dispatch(api, tenant, {"max_concurrency": 1, "max_errors": 1})
+    execution = dispatch(api, tenant, {"max_concurrency": 1, "max_errors": 0})
     assert eventually(lambda: requested(api, four[0]))
     report(api, four[0], execution, "failed")
 

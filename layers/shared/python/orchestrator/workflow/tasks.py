@@ -101,13 +101,14 @@ def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
 
 def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, int]) -> None:
     """SPEC §9 rate control: keep at most ``max_concurrency`` released targets in flight; once
-    ``max_errors`` targets failed, the targets not yet released become cancelled."""
+    more than ``max_errors`` targets failed, the targets not yet released become cancelled."""
     rate, released = execution.rate, execution.released or 0
     if rate is None or released >= execution.target_count:
         return
     targets = ctx.executions.target_items(execution.id)  # node-id order, as released
     held = [t for t in targets[released:] if t["status"] == TargetStatus.PENDING.value]
-    if rate.max_errors is not None and counts[TargetStatus.FAILED.value] >= rate.max_errors:
+    # SSM semantics: max_errors is how many failures are tolerated (0: stop at the first).
+    if rate.max_errors is not None and counts[TargetStatus.FAILED.value] > rate.max_errors:
         now = ctx.clock.now()
         for target in held:
             ctx.executions.close_target(

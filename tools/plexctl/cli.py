@@ -1,0 +1,493 @@
+"""The ``plexctl`` command tree (click).
+
+Commands validate their input locally first (click's parsing, UUIDs, exactly
+one of ``--node``/``--selector``), so a malformed command exits 2 before any
+request; only then are credentials resolved (exit 3 when none are usable) and
+the server asked. Errors are :class:`~plexctl.errors.CliError` subclasses
+carrying their exit code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from plexctl import __version__, render
+from plexctl.client import ApiClient
+from plexctl.config import (
+    PROFILE_ENV,
+    SERVER_ENV,
+    TOKEN_FILE_ENV,
+    Flags,
+    config_path,
+    explicit_server,
+    explicit_token_file,
+    read_token_file,
+    resolve,
+    save_profile,
+)
+from plexctl.errors import CliError, ExitCode, InputError
+from plexctl.follow import Follower, OutcomeFailure
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES = """\b
+Exit codes:
+   0  success (with --wait / watch: the Execution succeeded)
+   1  transport error, 5xx, 404, 409 (e.g. hook_integrity_violation), 429
+      capacity_exceeded; with --wait / watch: the Execution failed, timed out
+      or was cancelled
+   2  local input error (malformed UUID, missing flag, both/neither of
+      --node/--selector), 400, 422 (e.g. selector_empty_cohort)
+   3  missing or insecure credentials, 401
+   4  403 other than rebac_denied
+  77  403 rebac_denied
+"""
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+ACTION_TYPES = ("builtin", "hook")
+
+
+# --- persistent flags and shared options ------------------------------------------------------------
+
+
+def _remember(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Store a persistent flag on the shared :class:`Flags`; a subcommand's value beats the root's."""
+
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(Flags), attribute, value)
+
+    return callback
+
+
+def persistent_flags(command: F) -> F:
+    """``--server``, ``--profile``, ``--token-file``, ``--output``: on the root and on every subcommand."""
+    options = [
+        click.option(
+            "--server",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember("server"),
+            help=f"API base URL [env {SERVER_ENV}; else the profile; else .local/credentials.json].",
+        ),
+        click.option(
+            "--profile",
+            metavar="NAME",
+            expose_value=False,
+            callback=_remember("profile"),
+            help=f"Profile of the config file [env {PROFILE_ENV}; else its current_profile].",
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            expose_value=False,
+            callback=_remember("token_file"),
+            help=f"File holding the bearer token; must not be group/world readable [env {TOKEN_FILE_ENV}].",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Choice(render.FORMATS),
+            expose_value=False,
+            callback=_remember("output"),
+            help="table (default), json or yaml; json/yaml print only that document on stdout.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Ids are UUIDs: refuse anything else locally (exit 2), send the canonical spelling."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a UUID", param=param) from None
+
+
+def project_option(command: F) -> F:
+    return click.option(
+        "--project",
+        metavar="UUID",
+        callback=_uuid,
+        help="Project id [default: the profile's or .local/credentials.json's].",
+    )(command)
+
+
+def paging_options(command: F) -> F:
+    command = click.option("--all", "all_pages", is_flag=True, help="Follow next_cursor to the last page.")(command)
+    command = click.option("--cursor", metavar="CURSOR", help="next_cursor of a previous page.")(command)
+    return click.option("--limit", type=click.IntRange(1, 200), help="Page size, 1..200 [server default 50].")(command)
+
+
+def _parse_params(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    """``k=v`` pairs; a value that parses as JSON is sent as that JSON (``level=3`` → 3, ``name=x`` → "x")."""
+    parameters: dict[str, Any] = {}
+    for item in values:
+        key, equals, raw = item.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{item!r} is not k=v", param=param)
+        if key in parameters:
+            raise click.BadParameter(f"{key!r} given twice", param=param)
+        try:
+            parameters[key] = json.loads(raw)
+        except ValueError:
+            parameters[key] = raw
+    return parameters
+
+
+# --- the session a command talks through ---------------------------------------------------------
+
+
+def _flags() -> Flags:
+    return click.get_current_context().ensure_object(Flags)
+
+
+def _connect(project_flag: str | None) -> tuple[ApiClient, str]:
+    """Credentials (exit 3 when missing or insecure), then the project (exit 2 when none or not a UUID)."""
+    resolved = resolve(_flags())
+    project = project_flag or resolved.project
+    if not project:
+        raise InputError("Missing option '--project' (and no default in the profile or .local/credentials.json).")
+    try:
+        project = str(uuid.UUID(project))
+    except ValueError:
+        raise InputError(f"project {project!r} (from {resolved.source}) is not a UUID") from None
+    return ApiClient(resolved.server, resolved.token), project
+
+
+class PlexctlGroup(click.Group):
+    """The root group: errors are shown in the ``--output`` format chosen anywhere on the line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as error:
+            error.output_format = ctx.ensure_object(Flags).output
+            raise
+
+
+# --- root ------------------------------------------------------------------------------------------------
+
+
+@click.group(cls=PlexctlGroup, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@click.version_option(__version__, prog_name="plexctl")
+@persistent_flags
+def cli() -> None:
+    """Operate the Action Orchestrator: dispatch actions to nodes, follow and inspect Executions.
+
+    With no --server, no PLEXSPHERE_URL and no profile, plexctl uses the
+    .local/credentials.json that `make serve` writes (searched in the current
+    directory and its parents).
+    """
+
+
+@cli.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+def login(project: str | None) -> None:
+    """Store --server and the token in --token-file as a profile (default: "default").
+
+    The config file is click's app dir for plexctl ($XDG_CONFIG_HOME/plexctl/config.yaml
+    on Linux), written owner-only. The first profile saved becomes the current one.
+    """
+    flags = _flags()
+    server = explicit_server(flags)
+    token_file = explicit_token_file(flags)
+    if not server:
+        raise click.UsageError("Missing option '--server'.")
+    if token_file is None:
+        raise click.UsageError("Missing option '--token-file'.")
+    token = read_token_file(token_file)
+    name = flags.profile or os.environ.get(PROFILE_ENV) or "default"
+    path = config_path()
+    save_profile(path, name, server=server.rstrip("/"), token=token, project=project)
+    saved = {"profile": name, "server": server.rstrip("/"), "project": project, "config": str(path)}
+    render.emit(saved, flags.output, render.key_values)
+
+
+# --- action ----------------------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def action() -> None:
+    """Dispatch actions and read back their Executions."""
+
+
+def _execution_path(project: str, execution_id: str = "") -> str:
+    base = f"/v1/projects/{project}/executions"
+    return f"{base}/{execution_id}" if execution_id else base
+
+
+def _follow(client: ApiClient, project: str, first: Mapping[str, Any], interval: float) -> None:
+    """Show progress until terminal, print the final Execution, exit 1 unless it succeeded."""
+    output = _flags().output
+    # In json/yaml mode stdout carries only the final document: progress goes to stderr.
+    progress = render.console(stderr=output != "table")
+    path = _execution_path(project, str(first["id"]))
+    final = Follower(lambda: client.get(path), progress, interval=interval).run(dict(first))
+    if output == "table":
+        click.echo()
+    render.emit(final, output, render.execution_detail)
+    if final.get("status") != "succeeded":
+        raise OutcomeFailure(final)
+
+
+interval_option = click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls while following.",
+)
+
+
+@action.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.option("--action", "action_name", required=True, metavar="NAME", help="The builtin or hook to run.")
+@click.option("--node", callback=_uuid, metavar="UUID", help="One target node (exclusive with --selector).")
+@click.option("--selector", metavar="EXPR", help="Label selector, e.g. 'env=prod,tier in (web,api)'.")
+@click.option("--type", "action_type", type=click.Choice(ACTION_TYPES), help="[server default: builtin]")
+@click.option("--timeout-seconds", type=click.IntRange(1, 86400), help="Per-target deadline [server default 300].")
+@click.option(
+    "--param",
+    "parameters",
+    multiple=True,
+    callback=_parse_params,
+    metavar="K=V",
+    help="Action parameter (repeatable); V is parsed as JSON when it parses, else sent as a string.",
+)
+@click.option("--confirm", is_flag=True, help="Confirm an action declared dangerous.")
+@click.option("--idempotency-key", metavar="KEY", help="A retry with the same key returns the first Execution.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), help="Targets in flight at once.")
+@click.option("--max-errors", type=click.IntRange(min=0), help="Stop dispatching after this many failures.")
+@click.option(
+    "--wait", is_flag=True, help="Show live progress until the Execution is terminal; exit 1 unless it succeeded."
+)
+@interval_option
+def dispatch(
+    project: str | None,
+    action_name: str,
+    node: str | None,
+    selector: str | None,
+    action_type: str | None,
+    timeout_seconds: int | None,
+    parameters: dict[str, Any],
+    confirm: bool,
+    idempotency_key: str | None,
+    max_concurrency: int | None,
+    max_errors: int | None,
+    wait: bool,
+    interval: float,
+) -> None:
+    """Run an action on one node (--node) or on every node matching --selector."""
+    if (node is None) == (selector is None):
+        raise click.UsageError("Give exactly one of --node or --selector.")
+    body: dict[str, Any] = {"action": action_name, "parameters": parameters}
+    if action_type:
+        body["type"] = action_type
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
+    body.update({"node_id": node} if node else {"selector": selector})
+    if confirm:
+        body["confirmation"] = True
+    rate = {
+        key: value
+        for key, value in (("max_concurrency", max_concurrency), ("max_errors", max_errors))
+        if value is not None
+    }
+    if rate:
+        body["rate"] = rate
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    client, project_id = _connect(project)
+    with client:
+        execution = client.post(f"{_execution_path(project_id)}:dispatch", json=body, headers=headers)
+        if wait:
+            _follow(client, project_id, execution, interval)
+        else:
+            render.emit(execution, _flags().output, render.execution_detail)
+
+
+def _list(
+    path_suffix: str, project: str | None, params: dict[str, Any], all_pages: bool, table: Callable[[Any], Any]
+) -> None:
+    client, project_id = _connect(project)
+    with client:
+        pages = list(client.pages(f"/v1/projects/{project_id}/{path_suffix}", params, follow=all_pages))
+    data: dict[str, Any] = {"items": [item for page in pages for item in page.get("items") or []]}
+    next_cursor = pages[-1].get("next_cursor")
+    if next_cursor:
+        data["next_cursor"] = next_cursor
+    output = _flags().output
+    render.emit(data, output, lambda document: table(document["items"]))
+    if next_cursor and output == "table":
+        click.echo(f"more: --cursor {next_cursor} (or --all)", err=True)
+
+
+@action.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.option("--status", type=click.Choice(render.STATUSES), help="Only Executions with this aggregate status.")
+@click.option("--action-name", metavar="NAME", help="Only Executions of this action.")
+@paging_options
+def list_executions(
+    project: str | None,
+    status: str | None,
+    action_name: str | None,
+    limit: int | None,
+    cursor: str | None,
+    all_pages: bool,
+) -> None:
+    """List the project's Executions, oldest first."""
+    params = {"status": status, "action_name": action_name, "limit": limit, "cursor": cursor}
+    _list("executions", project, params, all_pages, render.executions_table)
+
+
+execution_id_option = click.option(
+    "--id", "execution_id", required=True, callback=_uuid, metavar="UUID", help="Execution id."
+)
+
+
+@action.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@execution_id_option
+def get(project: str | None, execution_id: str) -> None:
+    """Show one Execution and its targets."""
+    client, project_id = _connect(project)
+    with client:
+        execution = client.get(_execution_path(project_id, execution_id))
+    render.emit(execution, _flags().output, render.execution_detail)
+
+
+@action.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@execution_id_option
+def cancel(project: str | None, execution_id: str) -> None:
+    """Cancel an Execution: its open targets become cancelled (409 → exit 1 when already terminal)."""
+    client, project_id = _connect(project)
+    with client:
+        execution = client.post(f"{_execution_path(project_id, execution_id)}:cancel")
+    render.emit(execution, _flags().output, render.execution_detail)
+
+
+@action.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@execution_id_option
+@interval_option
+def watch(project: str | None, execution_id: str, interval: float) -> None:
+    """Follow an Execution until it is terminal; exit 0 if it succeeded, else 1."""
+    client, project_id = _connect(project)
+    with client:
+        _follow(client, project_id, client.get(_execution_path(project_id, execution_id)), interval)
+
+
+def _write_output(client: ApiClient, document: Mapping[str, Any], sink: IO[bytes]) -> int:
+    """Write a target's output (inline base64, or the presigned download, digest-checked); its size."""
+    if document.get("kind") == "inline":
+        try:
+            data = base64.b64decode(str(document.get("content_base64") or ""), validate=True)
+        except binascii.Error as error:
+            raise CliError(f"the server sent undecodable output: {error}", ExitCode.FAILURE) from error
+        sink.write(data)
+        return len(data)
+    url = document.get("url")
+    if not isinstance(url, str):
+        raise CliError(f"unknown output kind {document.get('kind')!r}", ExitCode.FAILURE)
+    size, sha256 = client.download(url, sink)
+    expected = str(document.get("sha256") or "").removeprefix("sha256:").lower()
+    if expected and expected != sha256:
+        raise CliError(f"downloaded output's SHA-256 {sha256} differs from {expected}", ExitCode.FAILURE)
+    return size
+
+
+@action.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@execution_id_option
+@click.option("--node", required=True, callback=_uuid, metavar="UUID", help="The target's node id.")
+@click.option(
+    "--to",
+    "to_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE instead of stdout.",
+)
+def output(project: str | None, execution_id: str, node: str, to_file: Path | None) -> None:
+    """Print (or save with --to) one target's output: inline bytes or the stored object.
+
+    With -o json/yaml the server's answer is printed instead of the bytes
+    (content_base64, or a presigned url); --to still saves the bytes.
+    """
+    fmt = _flags().output
+    client, project_id = _connect(project)
+    with client:
+        document = client.get(f"{_execution_path(project_id, execution_id)}/targets/{node}/output")
+        if to_file is not None:
+            try:
+                with to_file.open("wb") as sink:
+                    size = _write_output(client, document, sink)
+            except CliError:
+                to_file.unlink(missing_ok=True)
+                raise
+            if fmt == "table":
+                click.echo(f"wrote {size} bytes to {to_file}", err=True)
+            else:
+                render.emit({**document, "written_to": str(to_file)}, fmt, render.key_values)
+        elif fmt == "table":
+            _write_output(client, document, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            render.emit(document, fmt, render.key_values)
+
+
+# --- node, enroll ------------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def node() -> None:
+    """The project's nodes."""
+
+
+@node.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@paging_options
+def list_nodes(project: str | None, limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """List the project's nodes (deregistered ones included)."""
+    _list("nodes", project, {"limit": limit, "cursor": cursor}, all_pages, render.nodes_table)
+
+
+@cli.command(epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.option("--ttl-seconds", type=click.IntRange(60, 2_592_000), help="Token lifetime [server default 86400].")
+def enroll(project: str | None, ttl_seconds: int | None) -> None:
+    """Mint a one-time enrollment token for `POST /v1/register` (project admins)."""
+    client, project_id = _connect(project)
+    body = {"ttl_seconds": ttl_seconds} if ttl_seconds is not None else {}
+    with client:
+        minted = client.post(f"/v1/projects/{project_id}/enrollment-tokens", json=body)
+    render.emit(minted, _flags().output, render.key_values)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="plexctl", obj=Flags())
