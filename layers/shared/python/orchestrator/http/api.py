@@ -21,12 +21,11 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import InvalidBody, OrchestratorError, RequestBodyTooLarge, RouteNotFound, Unauthenticated
 from orchestrator.http.problem import problem_response
-from orchestrator.observability import logger, metrics
+from orchestrator.observability import count, logger
 from orchestrator.settings import get_settings
 
 JSON = "application/json"
@@ -60,7 +59,7 @@ def rest_app() -> APIGatewayRestResolver:
         body = app.current_event.body
         if body is not None and len(body.encode() if isinstance(body, str) else body) > get_settings().max_body_bytes:
             raise RequestBodyTooLarge(f"The request body exceeds {get_settings().max_body_bytes} bytes.")
-        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        count("Requests")
         response = next_middleware(app)
         response.headers["X-Correlation-Id"] = cid
         return response
@@ -69,16 +68,14 @@ def rest_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(OrchestratorError)  # type: ignore[untyped-decorator]
     def handle_domain_error(error: OrchestratorError) -> Response[str]:
-        metrics.add_metric(
-            name="ServerErrors" if error.status >= 500 else "ClientErrors", unit=MetricUnit.Count, value=1
-        )
+        count("ServerErrors" if error.status >= 500 else "ClientErrors")
         if error.status >= 500:
             logger.warning("request failed", code=error.problem_code, status=error.status)
         return problem_response(error, instance=app.current_event.path, correlation_id=correlation_id(app))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def handle_unexpected(error: Exception) -> Response[str]:
-        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        count("ServerErrors")
         logger.exception("unexpected error")
         return problem_response(
             InternalError("The request could not be completed."),
