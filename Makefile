@@ -8,7 +8,7 @@ PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -53,6 +53,10 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## sim: simulated nodes for the local server (NODES=5, LABEL=env=prod, ACTION=restart-agent)
+sim: $(VENV)/.installed
+	$(PY) -m plexd_sim --nodes $(or $(NODES),5) --label $(or $(LABEL),env=prod) --action $(or $(ACTION),restart-agent)
 
 ## build: sam build (no Docker: the layer is built from arm64 wheels)
 build: $(SAM_VENV)/.installed

@@ -34,6 +34,8 @@ LOCAL_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # Workers inherit it: Powertools warns on every invocation that published no metric.
+    "PYTHONWARNINGS": "ignore:No application metrics to publish:UserWarning",
 }
 
 
