@@ -163,37 +163,16 @@ class ExecutionStore:
     ) -> tuple[list[Execution], dict[str, Any] | None]:
         """Creation order. ``action`` uses GSI3, ``status`` GSI2, both GSI4: always an index."""
         if action is not None and status is not None:
-            items, last = self.table.query_page(
-                index="GSI4",
-                key_condition="GSI4PK = :pk",
-                values={":pk": keys.project_action_status_gsi4(project_id, action, status)},
-                limit=limit,
-                start_key=start_key,
-            )
+            index, partition = "GSI4", keys.project_action_status_gsi4(project_id, action, status)
         elif action is not None:
-            items, last = self.table.query_page(
-                index="GSI3",
-                key_condition="GSI3PK = :pk",
-                values={":pk": keys.project_action_gsi3(project_id, action)},
-                limit=limit,
-                start_key=start_key,
-            )
+            index, partition = "GSI3", keys.project_action_gsi3(project_id, action)
         elif status is not None:
-            items, last = self.table.query_page(
-                index="GSI2",
-                key_condition="GSI2PK = :pk",
-                values={":pk": keys.project_status_gsi2(project_id, status)},
-                limit=limit,
-                start_key=start_key,
-            )
+            index, partition = "GSI2", keys.project_status_gsi2(project_id, status)
         else:
-            items, last = self.table.query_page(
-                index="GSI1",
-                key_condition="GSI1PK = :pk",
-                values={":pk": keys.project_executions_gsi1(project_id)},
-                limit=limit,
-                start_key=start_key,
-            )
+            index, partition = "GSI1", keys.project_executions_gsi1(project_id)
+        items, last = self.table.query_page(
+            index=index, key_condition=f"{index}PK = :pk", values={":pk": partition}, limit=limit, start_key=start_key
+        )
         return [execution_from_item(i) for i in items], last
 
     def node_open_targets(self, node_id: str) -> list[Item]:

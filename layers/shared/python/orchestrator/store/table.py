@@ -179,19 +179,9 @@ class Table:
         consistent: bool = False,
     ) -> Iterator[Item]:
         """Every item of a query, page after page."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": serialize(values),
-        }
-        if index:
-            kwargs["IndexName"] = index
-        elif consistent:
+        kwargs = self._query_kwargs(index, key_condition, values, names, filter_expression)
+        if consistent and not index:
             kwargs["ConsistentRead"] = True
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if filter_expression:
-            kwargs["FilterExpression"] = filter_expression
         while True:
             with datastore_errors():
                 response: dict[str, Any] = dict(self.client.query(**kwargs))
@@ -199,6 +189,27 @@ class Table:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _query_kwargs(
+        self,
+        index: str | None,
+        key_condition: str,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None,
+        filter_expression: str | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": serialize(values),
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if names:
+            kwargs["ExpressionAttributeNames"] = dict(names)
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        return kwargs
 
     def put(
         self,
@@ -311,19 +322,8 @@ class Table:
         from, which is None exactly when there is nothing more (one extra item
         is read to know, so a full last page does not yield an empty next page).
         With a filter, DynamoDB pages are read until the page is full."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": serialize(values),
-            "Limit": limit + 1,
-            "ScanIndexForward": forward,
-        }
-        if index:
-            kwargs["IndexName"] = index
-        if names:
-            kwargs["ExpressionAttributeNames"] = dict(names)
-        if filter_expression:
-            kwargs["FilterExpression"] = filter_expression
+        kwargs = self._query_kwargs(index, key_condition, values, names, filter_expression)
+        kwargs |= {"Limit": limit + 1, "ScanIndexForward": forward}
         if start_key:
             kwargs["ExclusiveStartKey"] = serialize(start_key)
         items: list[Item] = []
