@@ -66,6 +66,7 @@ def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
             yield deployed
         finally:
             stop_workflows(deployed)
+            runtime.drain()  # a task still running must finish inside the mock, not against AWS
             LambdaBackend.invoke = original_invoke  # type: ignore[method-assign]
             os.environ.clear()
             os.environ.update(saved)

@@ -78,6 +78,11 @@ class InProcessRuntime:
         handler: Callable[[Any, Any], Any] = getattr(module, self.functions[logical_id].handler_name)
         return handler
 
+    def drain(self) -> None:
+        """Wait until no invocation is running (tests stop their mocks only after that)."""
+        with self._lock:
+            return
+
     def invoke(self, logical_id: str, event: Any) -> Any:
         """The handler's result; :class:`FunctionError` if it raised."""
         with self._lock:

@@ -17,7 +17,7 @@ from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, Pr
 from orchestrator.services import executions as reads
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import context_for
-from orchestrator.services.dispatch import DispatchCommand, dispatch
+from orchestrator.services.dispatch import DispatchCommand, dispatch_authorized
 from orchestrator.services.idempotency import run_once
 from orchestrator.services.workflow_port import StepFunctionsStarter
 from orchestrator.settings import require
@@ -49,19 +49,20 @@ def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id:
     workflow = StepFunctionsStarter(require(ctx.settings.state_machine_arn, f"{OPERATION}_not_provisioned"))
     key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
 
+    # ReBAC comes before anything else, replays included (SPEC §6 step 2).
+    project = authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)
+
     def run() -> str:
-        execution, _ = dispatch(ctx, subject, project_id, command, workflow)
+        execution, _ = dispatch_authorized(ctx, subject, project, command, workflow)
         return execution.id
 
     if not key:
-        execution, targets = dispatch(ctx, subject, project_id, command, workflow)
+        execution, targets = dispatch_authorized(ctx, subject, project, command, workflow)
         counts = {s.value: 0 for s in TargetStatus} | {TargetStatus.PENDING.value: len(targets)}
         return execution_view(execution, counts=counts, targets=targets)
-    # ReBAC comes before anything else, replays included (SPEC §6 step 2).
-    authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)
     scoped = hashlib.sha256(f"{project_id}\n{subject}\n{key}".encode()).hexdigest()
     execution_id, _ = run_once(ctx.table.name, scoped, request.model_dump(mode="json"), run, app.lambda_context)
-    detail = reads.get_execution(ctx, subject, project_id, execution_id)
+    detail = reads.execution_detail(ctx, project_id, execution_id)
     return execution_view(detail.execution, status=detail.status, counts=detail.counts, targets=detail.targets)
 
 

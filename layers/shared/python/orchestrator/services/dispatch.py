@@ -16,7 +16,7 @@ from orchestrator.domain.dispatch import (
     validate_parameters,
 )
 from orchestrator.domain.executions import ActionType, Execution, RateControl, Target, TargetStatus
-from orchestrator.domain.models import Permission, Project
+from orchestrator.domain.models import Project
 from orchestrator.domain.selectors import Selector
 from orchestrator.errors import (
     ActionNotDeclared,
@@ -24,7 +24,6 @@ from orchestrator.errors import (
     SelectorEmptyCohort,
 )
 from orchestrator.observability import logger
-from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.workflow_port import WorkflowStarter
 from orchestrator.store.nodes import node_from_item
@@ -45,11 +44,11 @@ class DispatchCommand:
     triggered_by: dict[str, Any] = field(default_factory=dict)
 
 
-def dispatch(
-    ctx: Context, subject: str, project_id: str, command: DispatchCommand, workflow: WorkflowStarter
+def dispatch_authorized(
+    ctx: Context, subject: str, project: Project, command: DispatchCommand, workflow: WorkflowStarter
 ) -> tuple[Execution, list[Target]]:
-    """Authorize, resolve the cohort, gate it, take a capacity slot, persist, start the workflow."""
-    project = authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)  # step 2
+    """SPEC §6 steps 3-7 for a caller already authorized to dispatch in ``project`` (step 2,
+    done first by the caller, before any write and before an idempotent replay)."""
     members = resolve_cohort(ctx, project, command)  # step 3
     if command.type == "hook":  # step 4
         check_hook_integrity(command.action, members, ctx.executions.baseline(project.id, command.action))

@@ -38,6 +38,11 @@ def load_execution(ctx: Context, project_id: str, execution_id: str) -> Executio
 
 def get_execution(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
     authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    return execution_detail(ctx, project_id, execution_id)
+
+
+def execution_detail(ctx: Context, project_id: str, execution_id: str) -> ExecutionDetail:
+    """The Execution with exact counts and targets, for a caller already authorized."""
     execution = load_execution(ctx, project_id, execution_id)
     counts = ctx.executions.counts(execution.id, execution.target_count)
     return ExecutionDetail(execution, live_status(execution, counts), counts, ctx.executions.targets(execution.id))
