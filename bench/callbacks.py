@@ -2,7 +2,7 @@
 
 For an Execution of N targets (default 1,000 and 10,000), every target reports the
 plexd way (``/ack`` then ``/result``) and, separately, the unified way
-(``ack``, ``started``, ``succeeded``), through the real handlers
+(``ack``, ``started``, ``succeeded``) and the unified way skipping ``started``, through the real handlers
 (in-process, as local mode runs them) against moto in-process. Each report is one
 Lambda invocation: NSK check, body parsing, the conditional transition with its
 counter delta and audit event, the response.
@@ -152,11 +152,15 @@ def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
 
 def run_callbacks(runtime: InProcessRuntime, counting: Counting, size: int, style: str) -> dict[str, Any]:
     execution_id, nodes = seed(size, f"{style}-{size}")
-    steps = (
-        [("/ack", {"status": "accepted"}), ("/result", {"status": "success", "exit_code": 0, "stdout": "ok"})]
-        if style == "plexd"
-        else [("", {"status": "ack"}), ("", {"status": "succeeded", "exit_code": 0})]
-    )
+    steps = {
+        "plexd": [("/ack", {"status": "accepted"}), ("/result", {"status": "success", "exit_code": 0, "stdout": "ok"})],
+        "unified": [
+            ("", {"status": "ack"}),
+            ("", {"status": "started"}),
+            ("", {"status": "succeeded", "exit_code": 0}),
+        ],
+        "skipping": [("", {"status": "ack"}), ("", {"status": "succeeded", "exit_code": 0})],
+    }[style]
     per_step: list[dict[str, Any]] = []
     for suffix, body in steps:
         function = {"/ack": "AckExecutionFunction", "/result": "ExecutionResultFunction"}.get(
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             secrets.clear_cache()
             runtime, counting = InProcessRuntime(), Counting()
             baseline = run_baseline(counting, size)
-            for style in ("plexd", "unified"):
+            for style in ("plexd", "unified", "skipping"):
                 result = run_callbacks(runtime, counting, size, style)
                 result["baseline_ms"] = baseline["ms_per_update"]
                 result["ratio"] = result["ms_per_callback"] / baseline["ms_per_update"]
