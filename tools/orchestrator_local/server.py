@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator_local.gateway import Gateway
     from orchestrator_local.resources import deploy
     from orchestrator_local.runtime import install_moto_lambda_router
+    from orchestrator_local.scheduler import Scheduler
     from orchestrator_local.workers import WorkerPool
 
     template = Template()
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     stop = stop_event(args.exit_with_parent)
 
+    scheduler = Scheduler(pool.invoke, template.schedules)
+    scheduler.start()
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     print(f"Action Orchestrator serving on {server_url}", flush=True)
     print(f"  credentials: {credentials_file}", flush=True)
@@ -165,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     print("stopping...", flush=True)
     httpd.shutdown()
+    scheduler.stop()
     pool.shutdown()
     moto.stop()
     return 0

@@ -89,6 +89,24 @@ class Function:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    function: str  # logical id
+    every_seconds: int
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """Seconds between runs of an EventBridge ``rate(...)`` expression (cron is not used here)."""
+    match = _RATE.match(expression)
+    if match is None:
+        raise ValueError(f"unsupported schedule expression {expression!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+@dataclass(frozen=True)
 class Authorizer:
     name: str
     function: str
@@ -136,6 +154,16 @@ class Template:
                 auth = props.get("Auth", {}).get("Authorizer")
                 routes.append(Route(props["Method"].upper(), props["Path"], name, authorized=auth != "NONE"))
         return routes
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The functions' ``Schedule`` events (EventBridge rules in AWS)."""
+        schedules = []
+        for name, resource in self.resources_of("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "Schedule":
+                    schedules.append(Schedule(name, rate_seconds(event["Properties"]["Schedule"])))
+        return schedules
 
     @property
     def api(self) -> dict[str, Any]:

@@ -99,19 +99,34 @@ def dispatch_authorized(
         ctx.executions.put_targets(execution, targets, visible=first_wave)
         ctx.executions.mark_workflow_started(execution.id, workflow.start(execution))
     except Exception:
-        _abandon(ctx, execution)
+        abandon(ctx, execution, actor="dispatch")
         raise
     return execution, targets
 
 
-def _abandon(ctx: Context, execution: Execution) -> None:
-    """Undo a dispatch that took its slot but could not start: no leaked slot, no
-    Execution that never ends."""
-    logger.warning("dispatch abandoned", execution_id=execution.id)
+def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
+    """End a dispatch that took its slot but could not start its workflow: the targets it
+    wrote fail (``dispatch_failed``), the Execution fails, the slot comes back exactly once.
+    Returns whether this call released the slot."""
+    logger.warning("dispatch abandoned", execution_id=execution.id, actor=actor)
     now = ctx.clock.now()
+    ctx.executions.settle_target_count(execution.id)
     ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error="dispatch_failed")
     ctx.executions.set_status(execution, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed")
-    ctx.executions.release_slot(execution.id, execution.domain_id, now)
+    released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
+    if released:
+        ctx.executions.record(
+            execution.id,
+            {
+                "id": ctx.ids.new_id(),
+                "status": TargetStatus.FAILED.value,
+                "occurred_at": rfc3339(now),
+                "actor": actor,
+                "detail": {"reason": "dispatch_failed"},
+            },
+        )
+    ctx.executions.clear_admission(execution.id)
+    return released
 
 
 def resolve_cohort(ctx: Context, project: Project, command: DispatchCommand) -> list[CohortMember]:

@@ -35,12 +35,19 @@ def workflow_input(execution: Execution) -> dict[str, object]:
 class WorkflowStarter(Protocol):
     def start(self, execution: Execution) -> str: ...
 
+    def existing(self, execution_id: str) -> str | None:
+        """The ARN of the Execution's workflow run if one was ever started, else None."""
+        ...
+
 
 class StepFunctionsStarter:
     """Starts the Execution workflow; the Execution id is the (idempotent) run name."""
 
     def __init__(self, state_machine_arn: str) -> None:
         self.state_machine_arn = state_machine_arn
+
+    def _run_arn(self, execution_id: str) -> str:
+        return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{execution_id}"
 
     def start(self, execution: Execution) -> str:
         try:
@@ -51,8 +58,20 @@ class StepFunctionsStarter:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{execution.id}"
+                return self._run_arn(execution.id)
             raise DependencyUnavailable("The workflow service is unavailable.") from exc
         except BotoCoreError as exc:
             raise DependencyUnavailable("The workflow service is unavailable.") from exc
         return response["executionArn"]
+
+    def existing(self, execution_id: str) -> str | None:
+        arn = self._run_arn(execution_id)
+        try:
+            aws.stepfunctions().describe_execution(executionArn=arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise DependencyUnavailable("The workflow service is unavailable.") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable("The workflow service is unavailable.") from exc
+        return arn

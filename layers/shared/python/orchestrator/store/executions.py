@@ -48,6 +48,7 @@ class ExecutionStore:
                     ),
                     self.table.put_op(execution_item(execution), condition=NOT_EXISTS),
                     self.table.put_op(audit_item(execution.id, audit)),
+                    self.table.put_op(admission_item(execution)),
                 ]
             )
         except TransactionCanceled as exc:
@@ -241,9 +242,41 @@ class ExecutionStore:
         return True
 
     def mark_workflow_started(self, execution_id: str, workflow_arn: str) -> None:
-        self.table.update(
-            keys.execution(execution_id), update="SET workflow_arn = :w", values={":w": workflow_arn}, returns="NONE"
+        """Record the workflow run; the Execution's admission is complete (its marker goes)."""
+        self.table.transact(
+            [
+                self.table.update_op(
+                    keys.execution(execution_id), update="SET workflow_arn = :w", values={":w": workflow_arn}
+                ),
+                self.table.delete_op(keys.admission(execution_id)),
+            ]
         )
+
+    def clear_admission(self, execution_id: str) -> None:
+        self.table.delete(keys.admission(execution_id))
+
+    def admissions_before(self, cutoff: datetime) -> list[Item]:
+        """Admission markers older than ``cutoff``: dispatches that took a slot and never
+        recorded a workflow (live markers last milliseconds to seconds, so these reads are small)."""
+        stalled = []
+        for partition in keys.admission_partitions():
+            for item in self.table.query_all(index=None, key_condition="PK = :pk", values={":pk": partition}):
+                if parse_rfc3339(item["created_at"]) < cutoff:
+                    stalled.append(item)
+        return stalled
+
+    def settle_target_count(self, execution_id: str) -> int:
+        """Make ``target_count`` the number of targets actually written (a dispatch that failed
+        half-way wrote fewer), so counts and the aggregate cover only real targets."""
+        written = sum(1 for _ in self.target_items(execution_id))
+        self.table.update(
+            keys.execution(execution_id),
+            update="SET target_count = :n",
+            condition="attribute_exists(PK)",
+            values={":n": written},
+            returns="NONE",
+        )
+        return written
 
     # Target transitions ----------------------------------------------------------------
     def close_open_targets(
@@ -448,6 +481,16 @@ class TargetChanged(Exception):
 
 def audit_item(execution_id: str, event: Item) -> Item:
     return {**keys.audit_event(execution_id, event["id"]), "type": "audit", "execution_id": execution_id, **event}
+
+
+def admission_item(execution: Execution) -> Item:
+    return {
+        **keys.admission(execution.id),
+        "type": "admission",
+        "execution_id": execution.id,
+        "domain_id": execution.domain_id,
+        "created_at": rfc3339(execution.created_at),
+    }
 
 
 def execution_item(execution: Execution) -> Item:

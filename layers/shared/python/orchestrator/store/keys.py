@@ -110,5 +110,18 @@ def hook_baseline(project_id: str, hook: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": f"BASELINE#{hook}"}
 
 
+# Admissions: one marker per Execution from the transaction that took its Domain slot until
+# its workflow is recorded as started; what is left behind is a dispatch that died between.
+ADMISSION_SHARDS = 4
+
+
+def admission(execution_id: str) -> Key:
+    return {"PK": f"ADMISSION#{sum(execution_id.encode()) % ADMISSION_SHARDS}", "SK": f"EXEC#{execution_id}"}
+
+
+def admission_partitions() -> list[str]:
+    return [f"ADMISSION#{shard}" for shard in range(ADMISSION_SHARDS)]
+
+
 def audit_event(execution_id: str, event_id: str) -> Key:
     return {"PK": f"EXEC#{execution_id}", "SK": f"AUDIT#{event_id}"}

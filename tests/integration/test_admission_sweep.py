@@ -1,0 +1,190 @@
+"""A dispatch that dies between taking its Domain slot and starting its workflow (a Lambda
+timeout, a lost container: no exception handler runs) is settled by the scheduled sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from orchestrator.domain.executions import Execution, Target
+from orchestrator.domain.selectors import parse_selector
+from orchestrator.services.admissions import ADMISSION_GRACE, sweep_stalled_admissions
+from orchestrator.services.context import Context, context_for
+from orchestrator.services.dispatch import DispatchCommand, dispatch_authorized
+from orchestrator.services.workflow_port import StepFunctionsStarter
+from orchestrator.store import keys
+from orchestrator_local.runtime import InProcessRuntime
+from orchestrator_local.template import Template
+from tests.integration.conftest import ADMIN, Api, Tenant, register_node
+from tests.integration.test_dispatch import caps, live_executions, wait_terminal
+
+
+class LambdaDied(BaseException):
+    """Not an Exception: the dispatch's own clean-up never runs, as when the function dies."""
+
+
+class DiesBeforeStarting:
+    def start(self, execution: Execution) -> str:
+        raise LambdaDied
+
+    def existing(self, execution_id: str) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class LaterClock:
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def command() -> DispatchCommand:
+    return DispatchCommand(
+        action="restart-agent",
+        type="builtin",
+        parameters={},
+        timeout_seconds=300,
+        node_id=None,
+        selector=parse_selector("env=prod"),
+        confirmation=False,
+    )
+
+
+@pytest.fixture
+def ctx(api: Api, tenant: Tenant) -> Context:
+    for name in ("web-1", "web-2"):
+        register_node(api, tenant, name, metadata={"env": "prod"}, capabilities=caps("restart-agent"))
+    return context_for("test")
+
+
+def project(ctx: Context, tenant: Tenant):  # type: ignore[no-untyped-def]
+    found = ctx.tenancy.get_project(tenant.project_id)
+    assert found is not None
+    return found
+
+
+def later(ctx: Context, by: timedelta) -> Context:
+    return replace(ctx, clock=LaterClock(ctx.clock.now() + by))
+
+
+def died_while_dispatching(ctx: Context, tenant: Tenant) -> str:
+    """Dispatch through the use case and let the function die at the workflow start."""
+    with pytest.raises(LambdaDied):
+        dispatch_authorized(ctx, ADMIN, project(ctx, tenant), command(), DiesBeforeStarting())
+    (marker,) = admission_markers(ctx)
+    return str(marker["execution_id"])
+
+
+def admission_markers(ctx: Context) -> list[dict]:
+    return [
+        item
+        for partition in keys.admission_partitions()
+        for item in ctx.table.query_all(index=None, key_condition="PK = :pk", values={":pk": partition})
+    ]
+
+
+def starter() -> StepFunctionsStarter:
+    settings = context_for("test").settings
+    assert settings.state_machine_arn
+    return StepFunctionsStarter(settings.state_machine_arn)
+
+
+def test_a_dispatch_that_died_holds_its_slot_until_the_sweep_fails_it(api: Api, tenant: Tenant, ctx: Context) -> None:
+    execution_id = died_while_dispatching(ctx, tenant)
+    assert live_executions(api, tenant) == 1  # the slot is taken and nothing would ever give it back
+
+    result = sweep_stalled_admissions(later(ctx, ADMISSION_GRACE + timedelta(seconds=1)), starter())
+
+    assert (result.resumed, result.abandoned) == (0, 1)
+    assert live_executions(api, tenant) == 0
+    body = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}", token=tenant.admin_token
+    ).json
+    assert body["status"] == "failed" and body["completed_at"] is not None
+    assert {t["status"] for t in body["targets"]} == {"failed"}
+    assert {t["error"] for t in body["targets"]} == {"dispatch_failed"}
+    assert body["counts"]["failed"] == 2 and body["counts"]["pending"] == 0
+    assert admission_markers(ctx) == []
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}/events", token=tenant.admin_token
+    ).json["items"]
+    assert trail[-1]["actor"] == "admission_sweep" and trail[-1]["status"] == "failed"
+    # A second sweep finds nothing and releases nothing twice.
+    again = sweep_stalled_admissions(later(ctx, ADMISSION_GRACE * 2), starter())
+    assert (again.resumed, again.abandoned) == (0, 0)
+    assert live_executions(api, tenant) == 0
+
+
+def test_a_dispatch_that_died_before_writing_its_targets_ends_with_no_phantom_pending(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.executions import ExecutionStore
+
+    def die(self: ExecutionStore, execution: Execution, targets: list[Target], *, visible: int | None = None) -> int:
+        raise LambdaDied
+
+    monkeypatch.setattr(ExecutionStore, "put_targets", die)
+    execution_id = died_while_dispatching(ctx, tenant)
+    monkeypatch.undo()
+
+    sweep_stalled_admissions(later(ctx, ADMISSION_GRACE + timedelta(seconds=1)), starter())
+
+    body = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}", token=tenant.admin_token
+    ).json
+    assert body["status"] == "failed"
+    assert body["targets"] == [] and body["counts"]["pending"] == 0
+    assert live_executions(api, tenant) == 0
+
+
+def test_a_recent_admission_is_left_to_its_dispatch(api: Api, tenant: Tenant, ctx: Context) -> None:
+    died_while_dispatching(ctx, tenant)
+    result = sweep_stalled_admissions(later(ctx, ADMISSION_GRACE - timedelta(seconds=5)), starter())
+    assert (result.resumed, result.abandoned) == (0, 0)
+    assert live_executions(api, tenant) == 1
+    assert len(admission_markers(ctx)) == 1
+
+
+def test_a_workflow_that_started_but_was_not_recorded_is_kept_and_recorded(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.executions import ExecutionStore
+
+    def die(self: ExecutionStore, execution_id: str, workflow_arn: str) -> None:
+        raise LambdaDied
+
+    real_record = ExecutionStore.mark_workflow_started
+    monkeypatch.setattr(ExecutionStore, "mark_workflow_started", die)
+    short = replace(command(), timeout_seconds=1)
+    with pytest.raises(LambdaDied):
+        dispatch_authorized(ctx, ADMIN, project(ctx, tenant), short, starter())
+    monkeypatch.setattr(ExecutionStore, "mark_workflow_started", real_record)
+    (marker,) = admission_markers(ctx)
+
+    result = sweep_stalled_admissions(later(ctx, ADMISSION_GRACE + timedelta(seconds=1)), starter())
+
+    assert (result.resumed, result.abandoned) == (1, 0)
+    assert admission_markers(ctx) == []
+    item = ctx.executions.get_item(str(marker["execution_id"]))
+    assert item is not None and item["workflow_arn"].endswith(str(marker["execution_id"]))
+    # The run it started owns the Execution: it times out and gives the slot back once.
+    body = wait_terminal(api, tenant, str(marker["execution_id"]))
+    assert body["status"] == "timeout"
+    assert live_executions(api, tenant) == 0
+
+
+def test_a_completed_dispatch_leaves_no_admission_marker(api: Api, tenant: Tenant, ctx: Context) -> None:
+    dispatch_authorized(ctx, ADMIN, project(ctx, tenant), command(), starter())
+    assert admission_markers(ctx) == []
+
+
+def test_the_template_schedules_the_sweep_and_its_handler_settles_nothing_fresh(
+    api: Api, tenant: Tenant, ctx: Context, runtime: InProcessRuntime, template: Template
+) -> None:
+    assert [(s.function, s.every_seconds) for s in template.schedules] == [("SweepAdmissionsFunction", 60)]
+    died_while_dispatching(ctx, tenant)
+    assert runtime.invoke("SweepAdmissionsFunction", {"source": "aws.events"}) == {"resumed": 0, "abandoned": 0}
+    assert live_executions(api, tenant) == 1
