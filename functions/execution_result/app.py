@@ -20,8 +20,7 @@ def execution_result(node_id: str, execution_id: str) -> Response[str]:
     actor = authenticated_reporter(app, ctx, node_id, execution_id)
     request = parse_body(app, ResultIn)
     check_execution_id(request.execution_id, execution_id)
-    report = callbacks.result_report(ctx, node_id, execution_id, request.report_fields())
-    outcome = callbacks.report(ctx, node_id, execution_id, report, actor=actor)
+    outcome = callbacks.report_result(ctx, node_id, execution_id, request.report_fields(), actor=actor)
     return json_response(200, {"status": outcome.status.value})
 
 

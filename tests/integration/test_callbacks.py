@@ -7,13 +7,14 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
 import requests
 
 from orchestrator.http import callback_tokens
-from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
+from tests.integration.conftest import ADMIN, Api, RegisteredNode, Tenant, assert_problem, register_node
 
 
 @pytest.fixture
@@ -224,8 +225,17 @@ def test_large_output_travels_through_the_presigned_url(api: Api, tenant: Tenant
     assert first.status_code == 200
     url, key = first.json["output_upload_url"], first.json["output_object_key"]
     assert key == f"outputs/{execution}/{node.id}"
-    # Later callbacks get no new URL.
-    assert "output_upload_url" not in callback(api, nodes[1], execution, status="ack").json or True
+    # The URL is signed with SigV4 and its Content-Length: an upload of another size is refused.
+    query = parse_qs(urlparse(url).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+    # Only the first callback gets a URL, even when a later one declares a size again.
+    again = callback(api, node, execution, status="started", declared_output_bytes=len(data))
+    assert_problem(again, 409, "invalid_state_transition")
+    later = callback(api, nodes[1], execution, status="ack")
+    second = callback(api, nodes[1], execution, status="started", declared_output_bytes=len(data))
+    assert later.status_code == second.status_code == 200
+    assert "output_upload_url" not in second.json and "output_object_key" not in second.json
     uploaded = requests.put(url, data=data, timeout=10)
     assert uploaded.status_code == 200
     digest = hashlib.sha256(data).hexdigest()
@@ -275,10 +285,19 @@ def test_large_result_streams_are_stored_by_the_control_plane(
     )
     assert response.status_code == 200, response.text
     ref = target(get(api, tenant, execution), node)["output_ref"]
-    assert ref["kind"] == "object_store" and ref["key"] == f"outputs/{execution}/{node.id}.json"
+    assert ref["kind"] == "object_store" and ref["key"].startswith(f"outputs/{execution}/{node.id}.result-")
     stored = boto3.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == ref["sha256"]
     assert json.loads(stored) == {"stdout": "o" * 10_000, "stderr": "e" * 10_000}
+
+    # A late, refused result leaves the accepted output as it was and stores nothing of its own.
+    late = callback(api, node, execution, "/result", status="failure", exit_code=1, stdout="x" * 20_000)
+    assert_problem(late, 409, "execution_already_terminal")
+    assert target(get(api, tenant, execution), node)["output_ref"] == ref
+    again = boto3.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
+    assert hashlib.sha256(again).hexdigest() == ref["sha256"]
+    listed = boto3.client("s3").list_objects_v2(Bucket=ref["bucket"], Prefix=f"outputs/{execution}/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == [ref["key"]]
 
 
 def test_cancel_ends_open_targets_notifies_nodes_and_refuses_late_results(
@@ -304,6 +323,16 @@ def test_cancel_ends_open_targets_notifies_nodes_and_refuses_late_results(
         "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
     ).json["items"]
     assert any(e.get("detail", {}).get("reason") == "late_report" and e["node_id"] == nodes[1].id for e in trail)
+    # Each target the cancel closed has its own event, from where it was, by whom.
+    closed = {
+        e["node_id"]: e
+        for e in trail
+        if e["status"] == "cancelled" and e.get("node_id") and "refused" not in e.get("detail", {})
+    }
+    assert set(closed) == {nodes[1].id, nodes[2].id}
+    assert closed[nodes[1].id]["detail"] == {"from": "started", "reason": "cancelled by operator"}
+    assert closed[nodes[2].id]["detail"]["from"] == "pending"
+    assert {e["actor"] for e in closed.values()} == {f"user:{ADMIN}"}
     # Nodes with open targets got action_cancel.
     events = api.request(
         "GET", f"/v1/nodes/{nodes[1].id}/events", token=nodes[1].nsk, headers={"Last-Event-ID": "0"}
@@ -380,3 +409,37 @@ def test_cancel_after_every_target_ended_is_409_and_keeps_the_outcome(
 def test_result_duration_may_be_seconds(api: Api, nodes: list, execution: str) -> None:
     response = callback(api, nodes[0], execution, "/result", status="success", exit_code=0, duration=2.5)
     assert response.json == {"status": "succeeded"}
+
+
+def test_delete_cancels_a_live_execution(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
+    response = api.request(
+        "DELETE", f"/v1/projects/{tenant.project_id}/executions/{execution}", token=tenant.admin_token
+    )
+    assert response.status_code == 200, response.text
+    assert response.json["status"] == "cancelled"
+    assert {t["status"] for t in response.json["targets"]} == {"cancelled"}
+
+
+def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(
+    api: Api, tenant: Tenant, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.executions import ExecutionStore
+
+    # The closing reads the open targets while all are pending; a node acks before it writes.
+    stale, reads = ExecutionStore.target_items, []
+
+    def read_then_ack(self: ExecutionStore, execution_id: str, *, only_open: bool = False) -> list:
+        items = stale(self, execution_id, only_open=only_open)
+        reads.append(only_open)
+        if reads.count(True) == 2:  # the cancel's own read, then close_open_targets'
+            assert callback(api, nodes[0], execution, status="ack").status_code == 200
+        return items
+
+    monkeypatch.setattr(ExecutionStore, "target_items", read_then_ack)
+    cancelled = api.request(
+        "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:cancel", token=tenant.admin_token
+    )
+    monkeypatch.undo()
+    assert cancelled.status_code == 200, cancelled.text
+    assert {t["node_id"]: t["status"] for t in cancelled.json["targets"]} == {n.id: "cancelled" for n in nodes}
+    assert cancelled.json["counts"]["cancelled"] == 3 and cancelled.json["counts"]["ack"] == 0

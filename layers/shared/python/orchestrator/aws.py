@@ -38,7 +38,9 @@ def dynamodb() -> DynamoDBClient:
 
 @lru_cache(maxsize=1)
 def s3() -> S3Client:
-    client: S3Client = _client("s3")
+    # SigV4 always: only it signs Content-Length into a presigned PUT, which is what limits an
+    # upload to its declared size (boto3 would otherwise presign SigV2 URLs in us-east-1).
+    client: S3Client = boto3.session.Session().client("s3", config=_CONFIG.merge(Config(signature_version="s3v4")))
     return client
 
 

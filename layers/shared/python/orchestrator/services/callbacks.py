@@ -24,6 +24,7 @@ from orchestrator.errors import (
     InlineOutputTooLarge,
     InvalidBody,
     InvalidOutputReference,
+    OrchestratorError,
     ResultOutputTooLarge,
 )
 from orchestrator.services import outputs
@@ -181,10 +182,11 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
     return extra
 
 
-def result_report(ctx: Context, node_id: str, execution_id: str, body: dict[str, Any]) -> Report:
-    """Map an agent ``/result`` body (status already mapped) to a report: stdout/stderr are at
-    most 64 KiB each; together over 16 KiB they go to the object store, put there by the
-    control plane itself."""
+def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str, Any], *, actor: str) -> Outcome:
+    """An agent ``/result`` (status already mapped): stdout/stderr are at most 64 KiB each;
+    together over 16 KiB the control plane puts them in the object store itself, under a key
+    of this report's own, so a refused (late or illegal) report never replaces the output of
+    the one that was accepted, and its object is removed again."""
     stdout, stderr = body.get("stdout") or "", body.get("stderr") or ""
     for name, text in (("stdout", stdout), ("stderr", stderr)):
         if len(text.encode()) > RESULT_STREAM_CEILING:
@@ -198,9 +200,13 @@ def result_report(ctx: Context, node_id: str, execution_id: str, body: dict[str,
         "detail": body.get("detail"),
     }
     if len(stdout.encode()) + len(stderr.encode()) <= outputs.INLINE_CEILING_BYTES:
-        return Report(inline_output=document, **common)
+        return report(ctx, node_id, execution_id, Report(inline_output=document, **common), actor=actor)
     bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
-    key = outputs.object_key(execution_id, node_id, ".json")
+    key = outputs.object_key(execution_id, node_id, f".result-{ctx.ids.new_id()}.json")
     sha256 = outputs.put(bucket, key, document, "application/json")
     stored = {"kind": "object_store", "bucket": bucket, "key": key, "sha256": sha256, "size": len(document)}
-    return Report(stored_output_ref=stored, **common)
+    try:
+        return report(ctx, node_id, execution_id, Report(stored_output_ref=stored, **common), actor=actor)
+    except OrchestratorError:
+        outputs.discard(bucket, key)
+        raise

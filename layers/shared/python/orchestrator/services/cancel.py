@@ -9,6 +9,7 @@ from orchestrator.errors import ExecutionAlreadyTerminal
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
+from orchestrator.store.executions import Closing
 from orchestrator.workflow import tasks
 
 
@@ -21,7 +22,8 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     # Every target already ended (even if the workflow has not finalized yet): nothing to cancel.
     if not open_items or not ctx.executions.request_cancel(execution.id, now):
         raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
-    ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, error="cancelled by operator")
+    closing = Closing(actor=f"user:{subject}", new_id=ctx.ids.new_id, error="cancelled by operator")
+    ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
     # Only nodes that were sent the request (rate control may have held some back) hear of it.
     _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if item.get("GSI2PK")])
     ctx.executions.record(

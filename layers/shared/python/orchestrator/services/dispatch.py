@@ -26,6 +26,7 @@ from orchestrator.errors import (
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.workflow_port import WorkflowStarter
+from orchestrator.store.executions import Closing
 from orchestrator.store.nodes import node_from_item
 
 
@@ -111,7 +112,8 @@ def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
     logger.warning("dispatch abandoned", execution_id=execution.id, actor=actor)
     now = ctx.clock.now()
     ctx.executions.settle_target_count(execution.id)
-    ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error="dispatch_failed")
+    closing = Closing(actor=actor, new_id=ctx.ids.new_id, error="dispatch_failed")
+    ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
     ctx.executions.set_status(execution, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed")
     released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
     if released:

@@ -8,6 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws
 from orchestrator.errors import DependencyUnavailable
+from orchestrator.observability import logger
 
 URL_EXPIRY_SECONDS = 300
 INLINE_CEILING_BYTES = 16 * 1024
@@ -54,3 +55,11 @@ def put(bucket: str, key: str, data: bytes, content_type: str) -> str:
     except (ClientError, BotoCoreError) as exc:
         raise DependencyUnavailable("The object store is unavailable.") from exc
     return hashlib.sha256(data).hexdigest()
+
+
+def discard(bucket: str, key: str) -> None:
+    """Best-effort removal of an object no target refers to (a refused report's output)."""
+    try:
+        aws.s3().delete_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        logger.warning("orphan output left in the object store", key=key)

@@ -9,23 +9,50 @@ from the initial all-``pending`` state; :meth:`ExecutionStore.counts` sums them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
 from orchestrator.domain.executions import OPEN, Execution, OutputRef, RateControl, Target, TargetStatus
-from orchestrator.errors import CapacityExceeded, DomainNotFound
+from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DomainNotFound
 from orchestrator.store import keys
 from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled
 
 NOT_EXISTS = "attribute_not_exists(PK)"
 EVENT_RETENTION_SECONDS = 48 * 3600
 TRANSACT_LIMIT = 100
+# Targets per closing transaction: each brings its audit event; the shard deltas come on top.
+CLOSE_CHUNK = (TRANSACT_LIMIT - keys.COUNTER_SHARDS) // 2
+CLOSE_ATTEMPTS = 8
 
 
 def _ts(value: datetime | None) -> str | None:
     return rfc3339(value) if value else None
+
+
+@dataclass(frozen=True)
+class Closing:
+    """Why and by whom open targets are closed (timeout, cancel, max_errors, a failed dispatch):
+    each closed target gets an audit event saying so."""
+
+    actor: str
+    new_id: Callable[[], str]
+    error: str | None = None
+
+    def audit_event(self, node_id: str, old: TargetStatus, to: TargetStatus, now: datetime) -> Item:
+        detail: dict[str, Any] = {"from": old.value}
+        if self.error is not None:
+            detail["reason"] = self.error
+        return {
+            "id": self.new_id(),
+            "status": to.value,
+            "occurred_at": rfc3339(now),
+            "node_id": node_id,
+            "actor": self.actor,
+            "detail": detail,
+        }
 
 
 class ExecutionStore:
@@ -279,50 +306,64 @@ class ExecutionStore:
         return written
 
     # Target transitions ----------------------------------------------------------------
-    def close_open_targets(
-        self, execution_id: str, to: TargetStatus, now: datetime, *, error: str | None = None
-    ) -> int:
-        """Move every still-open target to ``to`` (timeout, cancelled); returns how many moved.
-        Chunks of targets and their shard deltas go in one transaction each; a chunk that
-        races with a callback is retried target by target."""
+    def close_open_targets(self, execution_id: str, to: TargetStatus, now: datetime, closing: Closing) -> int:
+        """Move every still-open target to ``to`` (timeout, cancelled, failed); returns how many
+        moved. Chunks of targets, their audit events and their shard deltas go in one transaction
+        each; a chunk that races with a callback is retried target by target from its current state."""
         moved = 0
         open_items = self.target_items(execution_id, only_open=True)
-        for start in range(0, len(open_items), TRANSACT_LIMIT - keys.COUNTER_SHARDS):
-            chunk = open_items[start : start + TRANSACT_LIMIT - keys.COUNTER_SHARDS]
+        for start in range(0, len(open_items), CLOSE_CHUNK):
+            chunk = open_items[start : start + CLOSE_CHUNK]
             try:
-                self.table.transact(self._close_ops(execution_id, chunk, to, now, error))
+                self.table.transact(self._close_ops(execution_id, chunk, to, now, closing))
                 moved += len(chunk)
             except TransactionCanceled:
-                for item in chunk:
-                    try:
-                        self.table.transact(self._close_ops(execution_id, [item], to, now, error))
-                        moved += 1
-                    except TransactionCanceled:
-                        continue  # it moved on its own meanwhile
+                moved += sum(self._close_one(execution_id, item, to, now, closing) for item in chunk)
         return moved
 
-    def close_target(
-        self, execution_id: str, node_id: str, to: TargetStatus, now: datetime, *, error: str | None = None
+    def close_target(self, execution_id: str, node_id: str, to: TargetStatus, now: datetime, closing: Closing) -> bool:
+        """Close one open target (with its counter delta and audit event); False if it had ended."""
+        return self._close_one(execution_id, self.get_target_item(execution_id, node_id), to, now, closing)
+
+    def _close_one(
+        self, execution_id: str, item: Item | None, to: TargetStatus, now: datetime, closing: Closing
     ) -> bool:
-        """Close one open target (with its counter delta); False if it was no longer open."""
-        item = self.get_target_item(execution_id, node_id)
-        if item is None or TargetStatus(item["status"]).is_terminal:
-            return False
-        try:
-            self.table.transact(self._close_ops(execution_id, [item], to, now, error))
-        except TransactionCanceled:
-            return False
-        return True
+        # A failed condition means a report moved the target forward meanwhile, which it can do
+        # at most three times (pending -> ack -> started -> terminal); a transaction conflict with
+        # a concurrent report is retried from a fresh read. Bounded either way.
+        for _ in range(CLOSE_ATTEMPTS):
+            if item is None or TargetStatus(item["status"]).is_terminal:
+                return False
+            try:
+                self.table.transact(self._close_ops(execution_id, [item], to, now, closing, old_on_failure=True))
+            except TransactionCanceled as exc:
+                conflict = exc.reasons[0] != "ConditionalCheckFailed"
+                item = self.get_target_item(execution_id, item["node_id"]) if conflict else exc.items[0]
+                continue
+            return True
+        raise DatastoreUnavailable("A target kept changing while it was being closed.")
 
     def _close_ops(
-        self, execution_id: str, items: Sequence[Item], to: TargetStatus, now: datetime, error: str | None
+        self,
+        execution_id: str,
+        items: Sequence[Item],
+        to: TargetStatus,
+        now: datetime,
+        closing: Closing,
+        *,
+        old_on_failure: bool = False,
     ) -> list[Any]:
         deltas: dict[int, Counter[str]] = {}
         ops: list[Any] = []
         for item in items:
-            old = TargetStatus(item["status"])
-            ops.append(self.target_transition_op(execution_id, item["node_id"], old, to, now, error=error))
-            shard = deltas.setdefault(keys.shard_of(item["node_id"]), Counter())
+            old, node_id = TargetStatus(item["status"]), item["node_id"]
+            ops.append(
+                self.target_transition_op(
+                    execution_id, node_id, old, to, now, error=closing.error, old_on_failure=old_on_failure
+                )
+            )
+            ops.append(self.table.put_op(audit_item(execution_id, closing.audit_event(node_id, old, to, now))))
+            shard = deltas.setdefault(keys.shard_of(node_id), Counter())
             shard[old.value] -= 1
             shard[to.value] += 1
         ops += [self.shard_op(execution_id, shard, delta) for shard, delta in deltas.items()]

@@ -22,6 +22,7 @@ from orchestrator.errors import ExecutionNotFound
 from orchestrator.http import callback_tokens
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
+from orchestrator.store.executions import Closing
 from orchestrator.store.table import Item
 
 EVENT_SOURCE = "plexsphere.orchestrator"
@@ -110,10 +111,9 @@ def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, 
     # SSM semantics: max_errors is how many failures are tolerated (0: stop at the first).
     if rate.max_errors is not None and counts[TargetStatus.FAILED.value] > rate.max_errors:
         now = ctx.clock.now()
+        closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error="max_errors_reached")
         for target in held:
-            ctx.executions.close_target(
-                execution.id, target["node_id"], TargetStatus.CANCELLED, now, error="max_errors_reached"
-            )
+            ctx.executions.close_target(execution.id, target["node_id"], TargetStatus.CANCELLED, now, closing)
         ctx.executions.set_released(execution.id, execution.target_count)
         return
     in_flight = sum(1 for t in targets[:released] if TargetStatus(t["status"]) in OPEN)
@@ -142,7 +142,8 @@ def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
 
 def sweep_timeouts(ctx: Context, execution_id: str) -> dict[str, int]:
     """At the deadline: every target still open becomes ``timeout``."""
-    moved = ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now())
+    closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
+    moved = ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing)
     return {"timed_out": moved}
 
 
@@ -156,11 +157,13 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
     execution = found
     now = ctx.clock.now()
     if failed_step is not None:
-        ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, error=f"{failed_step}_failed")
+        closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error=f"{failed_step}_failed")
+        ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
     counts = ctx.executions.counts(execution.id, execution.target_count)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     if not status.is_terminal:  # defensive: never leave an Execution that never ends
-        ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now)
+        closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
+        ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
         counts = ctx.executions.counts(execution.id, execution.target_count)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     ctx.executions.set_status(execution, status, now, terminal=True)
