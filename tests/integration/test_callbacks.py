@@ -418,6 +418,17 @@ def test_delete_cancels_a_live_execution(api: Api, tenant: Tenant, nodes: list, 
     assert response.status_code == 200, response.text
     assert response.json["status"] == "cancelled"
     assert {t["status"] for t in response.json["targets"]} == {"cancelled"}
+    # The workflow notices at its next progress check and finalizes too: the slot came back once.
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.list_executions(stateMachineArn=api.stack.refs["ExecutionWorkflow"])["executions"][0]["executionArn"]
+    deadline = time.monotonic() + 20
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    domain = boto3.client("dynamodb").get_item(
+        TableName=api.stack.refs["Table"], Key={"PK": {"S": f"DOMAIN#{tenant.domain_id}"}, "SK": {"S": "DOMAIN"}}
+    )
+    assert domain["Item"]["live_executions"]["N"] == "0"
 
 
 def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(

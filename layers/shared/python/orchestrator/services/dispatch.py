@@ -114,8 +114,7 @@ def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
     ctx.executions.settle_target_count(execution.id)
     closing = Closing(actor=actor, new_id=ctx.ids.new_id, error="dispatch_failed")
     ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
-    ctx.executions.set_status(execution, TargetStatus.FAILED, now, terminal=True, error="dispatch_failed")
-    released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
+    released = ctx.executions.finish(execution, TargetStatus.FAILED, now, error="dispatch_failed")
     if released:
         ctx.executions.record(
             execution.id,

@@ -222,50 +222,41 @@ class ExecutionStore:
         error: str | None = None,
     ) -> None:
         """Record the aggregate status (and move the Execution in the status indexes)."""
-        execution_id = execution.id
-        sets = ["#s = :s", "updated_at = :now", "GSI2PK = :g", "GSI4PK = :g4"]
-        values: dict[str, Any] = {
-            ":s": status.value,
-            ":now": rfc3339(now),
-            ":g": keys.project_status_gsi2(execution.project_id, status.value),
-            ":g4": keys.project_action_status_gsi4(execution.project_id, execution.action, status.value),
-        }
-        if terminal:
-            sets.append("completed_at = if_not_exists(completed_at, :now)")
-        if started:
-            sets.append("started_at = if_not_exists(started_at, :now)")
-        if error:
-            sets.append("#e = :e")
-            values[":e"] = error
+        update, names, values = _status_update(execution, status, now, terminal=terminal, started=started, error=error)
         self.table.update(
-            keys.execution(execution_id),
-            update="SET " + ", ".join(sets),
+            keys.execution(execution.id),
+            update=update,
             condition="attribute_exists(PK)",
-            names={"#s": "status", **({"#e": "error"} if error else {})},
+            names=names,
             values=values,
             returns="NONE",
         )
 
-    def release_slot(self, execution_id: str, domain_id: str, now: datetime) -> bool:
-        """Give the Domain slot back exactly once; False if it was already released."""
+    def finish(self, execution: Execution, status: TargetStatus, now: datetime, *, error: str | None = None) -> bool:
+        """Record the terminal status and give the Domain slot back, in one transaction, exactly
+        once: a reader never sees an ended Execution whose slot is still taken. False when the
+        slot was already released (the status is still recorded)."""
+        update, names, values = _status_update(execution, status, now, terminal=True, error=error)
         try:
             self.table.transact(
                 [
                     self.table.update_op(
-                        keys.execution(execution_id),
-                        update="SET slot_released_at = :now",
+                        keys.execution(execution.id),
+                        update=update + ", slot_released_at = :now",
                         condition="attribute_exists(PK) AND attribute_not_exists(slot_released_at)",
-                        values={":now": rfc3339(now)},
+                        names=names,
+                        values=values,
                     ),
                     self.table.update_op(
-                        keys.domain(domain_id), update="ADD live_executions :minus", values={":minus": -1}
+                        keys.domain(execution.domain_id), update="ADD live_executions :minus", values={":minus": -1}
                     ),
                 ]
             )
         except TransactionCanceled as exc:
-            if exc.reasons[0] == "ConditionalCheckFailed":
-                return False
-            raise
+            if exc.reasons[0] != "ConditionalCheckFailed":
+                raise
+            self.set_status(execution, status, now, terminal=True, error=error)
+            return False
         return True
 
     def mark_workflow_started(self, execution_id: str, workflow_arn: str) -> None:
@@ -518,6 +509,35 @@ class TargetChanged(Exception):
     def __init__(self, item: Item | None) -> None:
         super().__init__("target changed")
         self.item = item
+
+
+def _status_update(
+    execution: Execution,
+    status: TargetStatus,
+    now: datetime,
+    *,
+    terminal: bool = False,
+    started: bool = False,
+    error: str | None = None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The update of an Execution's aggregate status: its status indexes move with it."""
+    sets = ["#s = :s", "updated_at = :now", "GSI2PK = :g", "GSI4PK = :g4"]
+    values: dict[str, Any] = {
+        ":s": status.value,
+        ":now": rfc3339(now),
+        ":g": keys.project_status_gsi2(execution.project_id, status.value),
+        ":g4": keys.project_action_status_gsi4(execution.project_id, execution.action, status.value),
+    }
+    names = {"#s": "status"}
+    if terminal:
+        sets.append("completed_at = if_not_exists(completed_at, :now)")
+    if started:
+        sets.append("started_at = if_not_exists(started_at, :now)")
+    if error:
+        sets.append("#e = :e")
+        values[":e"] = error
+        names["#e"] = "error"
+    return "SET " + ", ".join(sets), names, values
 
 
 def audit_item(execution_id: str, event: Item) -> Item:

@@ -166,8 +166,7 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
         ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
         counts = ctx.executions.counts(execution.id, execution.target_count)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
-    ctx.executions.set_status(execution, status, now, terminal=True)
-    released = ctx.executions.release_slot(execution.id, execution.domain_id, now)
+    released = ctx.executions.finish(execution, status, now)
     if released:
         ctx.executions.record(
             execution.id,
