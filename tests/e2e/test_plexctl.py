@@ -9,10 +9,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +506,50 @@ def test_unreachable_server_is_1(home: Path, admin_token_file: Path, fleet_proje
     )
     assert result.code == 1 and result.stdout == ""
     assert result.stderr.startswith(f"Error: cannot reach {DEAD_SERVER}: ConnectError")
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    """A loopback server that answers every request 503 ``datastore_unavailable``, as the API does
+    in a datastore outage (the local stack cannot be made to fail on demand)."""
+    problem = {
+        "type": "urn:plexsphere:problem:datastore_unavailable",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "The datastore is temporarily unavailable.",
+        "instance": "/v1/projects/x/executions",
+        "code": "datastore_unavailable",
+        "correlation_id": "corr-503",
+    }
+
+    class Outage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(problem).encode()
+            self.send_response(503)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("X-Correlation-Id", "corr-503")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Outage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_5xx_is_1_with_the_problem_on_stderr(home: Path, admin_token_file: Path, failing_server: str) -> None:
+    result = Plexctl(home, server=failing_server, token_file=admin_token_file)("action", "list", "--project", PROJECT)
+    assert_problem(result, 1, "datastore_unavailable")
+    assert "The datastore is temporarily unavailable." in result.stderr
+    assert "corr-503" in result.stderr
 
 
 # --- local input errors: exit 2 before any request (the server is a dead port: a request would be 1) --------

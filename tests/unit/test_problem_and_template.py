@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from orchestrator.errors import NotProvisioned, RebacDenied
 from orchestrator.http.problem import problem_response
@@ -58,3 +59,14 @@ def test_every_function_folder_is_declared_in_the_template() -> None:
     declared = {f.code_dir.name for f in template.functions.values()}
     on_disk = {p.parent.name for p in (template.functions["RegisterNodeFunction"].code_dir.parent).glob("*/app.py")}
     assert declared == on_disk
+
+
+def test_every_gateway_response_is_a_problem_whose_status_is_the_responses() -> None:
+    responses = Template().gateway_responses
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "THROTTLED", "QUOTA_EXCEEDED"} <= set(responses)
+    for kind, config in responses.items():
+        template = config["ResponseTemplates"]["application/json"]
+        rendered = json.loads(re.sub(r"\$context\.[\w.]+", "x", template).replace(":x,", ':"x",'))
+        assert rendered["status"] == int(config["StatusCode"]), kind
+        assert {"type", "title", "status", "detail", "instance", "code", "correlation_id"} <= set(rendered), kind
+        assert config["ResponseParameters"]["Headers"]["Content-Type"] == "'application/problem+json'", kind

@@ -89,12 +89,20 @@ def write_credentials(state_dir: Path, server_url: str) -> Path:
     from orchestrator_local.bootstrap import bootstrap
 
     credentials = bootstrap(server_url)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    credentials_file = state_dir / "credentials.json"
-    credentials_file.touch(mode=0o600)
-    credentials_file.chmod(0o600)
-    credentials_file.write_text(json.dumps(credentials.as_dict(), indent=2) + "\n")
-    return credentials_file
+    return write_atomically(state_dir / "credentials.json", credentials.as_dict())
+
+
+def write_atomically(path: Path, document: dict[str, Any]) -> Path:
+    """Owner-readable only, and whole or absent: readers polling for the file never see it half
+    written (a rename within one folder is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(document, indent=2) + "\n")
+    os.replace(partial, path)
+    return path
 
 
 def stop_event(exit_with_parent: bool) -> threading.Event:
@@ -142,20 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     pool = WorkerPool(args.workers)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
-    credentials_file = write_credentials(args.state_dir, server_url)
-    # Where the local AWS services are, for tools and tests that look behind the API.
-    (args.state_dir / "services.json").write_text(
-        json.dumps(
-            {
-                "aws_endpoint": endpoint,
-                "table": stack.refs["Table"],
-                "bucket": stack.refs["OutputBucket"],
-                "state_machine": stack.refs["ExecutionWorkflow"],
-            },
-            indent=2,
-        )
-        + "\n"
+    # Where the local AWS services are, for tools and tests that look behind the API; written
+    # before the credentials file, whose appearance tells waiting clients the server is ready.
+    write_atomically(
+        args.state_dir / "services.json",
+        {
+            "aws_endpoint": endpoint,
+            "table": stack.refs["Table"],
+            "bucket": stack.refs["OutputBucket"],
+            "state_machine": stack.refs["ExecutionWorkflow"],
+        },
     )
+    credentials_file = write_credentials(args.state_dir, server_url)
     stop = stop_event(args.exit_with_parent)
 
     scheduler = Scheduler(pool.invoke, template.schedules)
