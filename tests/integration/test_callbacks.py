@@ -51,6 +51,26 @@ def target(body: dict, node: RegisteredNode) -> dict:
     return next(t for t in body["targets"] if t["node_id"] == node.id)
 
 
+def reports_of(api: Api, execution_id: str) -> list[dict]:
+    """What reports change: the Execution's targets, counter shards and audit trail (the workflow
+    updates the Execution item and node streams on its own schedule, so those are left out)."""
+    items = boto3.client("dynamodb").query(
+        TableName=api.stack.refs["Table"],
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"EXEC#{execution_id}"}},
+        ConsistentRead=True,
+    )["Items"]
+    return [i for i in items if i["SK"]["S"] != "EXEC"]
+
+
+def late_reports(api: Api, execution_id: str) -> list[dict]:
+    return [
+        i
+        for i in reports_of(api, execution_id)
+        if i["SK"]["S"].startswith("AUDIT#") and "late_report" in json.dumps(i.get("detail", {}))
+    ]
+
+
 def wait_terminal(api: Api, tenant: Tenant, execution_id: str, timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -98,14 +118,21 @@ def test_aggregate_is_the_least_advanced_open_state(api: Api, tenant: Tenant, no
 
 def test_backward_move_is_409_invalid_state_transition(api: Api, nodes: list, execution: str) -> None:
     callback(api, nodes[0], execution, status="started")
+    before = reports_of(api, execution)
     assert_problem(callback(api, nodes[0], execution, status="ack"), 409, "invalid_state_transition")
     assert_problem(callback(api, nodes[0], execution, status="started"), 409, "invalid_state_transition")
+    assert reports_of(api, execution) == before
 
 
 def test_repeated_terminal_callback_is_409(api: Api, nodes: list, execution: str) -> None:
     callback(api, nodes[0], execution, status="failed", exit_code=3)
+    before = reports_of(api, execution)
     assert_problem(callback(api, nodes[0], execution, status="failed"), 409, "execution_already_terminal")
     assert_problem(callback(api, nodes[0], execution, status="succeeded"), 409, "execution_already_terminal")
+    # Nothing moved; the two refusals are recorded in the audit trail, and only they.
+    after = reports_of(api, execution)
+    assert [i for i in after if i not in before] == late_reports(api, execution)
+    assert len(late_reports(api, execution)) == 2
 
 
 def test_forward_skips_are_allowed(api: Api, nodes: list, execution: str) -> None:
@@ -113,12 +140,16 @@ def test_forward_skips_are_allowed(api: Api, nodes: list, execution: str) -> Non
 
 
 def test_pending_is_not_reportable(api: Api, nodes: list, execution: str) -> None:
+    before = reports_of(api, execution)
     assert_problem(callback(api, nodes[0], execution, status="pending"), 400, "invalid_body")
+    assert reports_of(api, execution) == before
 
 
 def test_another_nodes_nsk_is_403(api: Api, nodes: list, execution: str) -> None:
+    before = reports_of(api, execution)
     response = callback(api, nodes[0], execution, token=nodes[1].nsk, status="ack")
     assert_problem(response, 403, "nsk_node_mismatch")
+    assert reports_of(api, execution) == before
 
 
 def test_unknown_node_execution_pair_is_404(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
@@ -126,7 +157,9 @@ def test_unknown_node_execution_pair_is_404(api: Api, tenant: Tenant, nodes: lis
     outsider = register_node(
         api, tenant, "outsider", capabilities={"builtin_actions": [{"name": "restart-agent"}]}, metadata={"env": "dev"}
     )
+    before = reports_of(api, execution)
     assert_problem(callback(api, outsider, execution, status="ack"), 404, "execution_not_found")
+    assert reports_of(api, execution) == before
 
 
 def test_agent_style_ack_then_result_succeeds(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
@@ -272,8 +305,11 @@ def test_object_reference_is_checked(api: Api, tenant: Tenant, nodes: list, exec
 
 
 def test_result_streams_over_64_kib_are_413(api: Api, nodes: list, execution: str) -> None:
+    before = reports_of(api, execution)
     response = callback(api, nodes[0], execution, "/result", status="success", stdout="x" * (64 * 1024 + 1))
     assert_problem(response, 413, "result_output_too_large")
+    assert reports_of(api, execution) == before
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=api.stack.refs["OutputBucket"])
 
 
 def test_large_result_streams_are_stored_by_the_control_plane(
@@ -454,3 +490,48 @@ def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(
     assert cancelled.status_code == 200, cancelled.text
     assert {t["node_id"]: t["status"] for t in cancelled.json["targets"]} == {n.id: "cancelled" for n in nodes}
     assert cancelled.json["counts"]["cancelled"] == 3 and cancelled.json["counts"]["ack"] == 0
+
+
+@pytest.fixture
+def outcome_queue(api: Api) -> str:
+    """An SQS queue subscribed to the Execution outcome events on the application's bus."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="outcomes")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = api.stack.refs["ExecutionEventBus"]
+    events.put_rule(Name="outcomes", EventBusName=bus, EventPattern=json.dumps({"source": ["plexsphere.orchestrator"]}))
+    events.put_targets(Rule="outcomes", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return str(queue_url)
+
+
+def outcomes(queue_url: str) -> list[dict]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_terminal_executions_announce_their_outcome_on_the_event_bus(
+    api: Api, tenant: Tenant, nodes: list, execution: str, outcome_queue: str
+) -> None:
+    for node in nodes:
+        callback(api, node, execution, status="succeeded", exit_code=0)
+    assert wait_terminal(api, tenant, execution)["status"] == "succeeded"
+    failing = api.request(
+        "POST",
+        f"/v1/projects/{tenant.project_id}/executions:dispatch",
+        token=tenant.admin_token,
+        json_body={"action": "restart-agent", "node_id": nodes[0].id, "timeout_seconds": 30},
+    ).json["id"]
+    callback(api, nodes[0], failing, status="failed", exit_code=2)
+    assert wait_terminal(api, tenant, failing)["status"] == "failed"
+
+    deadline, seen = time.monotonic() + 10, []
+    while len(seen) < 2 and time.monotonic() < deadline:
+        seen += outcomes(outcome_queue)
+    by_execution = {event["detail"]["execution_id"]: event for event in seen}
+    assert set(by_execution) == {execution, failing}
+    completed, failed = by_execution[execution], by_execution[failing]
+    assert completed["detail-type"] == "execution.completed" and failed["detail-type"] == "execution.failed"
+    assert completed["source"] == "plexsphere.orchestrator"
+    assert completed["detail"]["action"] == "restart-agent" and completed["detail"]["status"] == "succeeded"
+    assert completed["detail"]["counts"]["succeeded"] == 3
+    assert failed["detail"]["counts"]["failed"] == 1 and failed["detail"]["status"] == "failed"

@@ -101,20 +101,24 @@ def stream(api: Api, node: RegisteredNode, last_event_id: str | None = None) -> 
 
 # Step 1: the body ---------------------------------------------------------------------------
 def test_both_or_neither_target_is_400_invalid_target_and_writes_nothing(api: Api, tenant: Tenant, fleet: dict) -> None:
+    before = api.table_items()
     for body in (
         {"action": "restart-agent"},
         {"action": "restart-agent", "node_id": fleet["web-1"].id, "selector": "env=prod"},
     ):
         assert_problem(dispatch(api, tenant, **body), 400, "invalid_target")
     assert execution_items(api) == []
+    assert api.table_items() == before  # nothing written
 
 
 def test_malformed_selector_is_400_with_position(api: Api, tenant: Tenant, fleet: dict) -> None:
+    before = api.table_items()
     problem = assert_problem(
         dispatch(api, tenant, action="restart-agent", selector="env=prod,tier in (a"), 400, "malformed_selector"
     )
     assert problem["position"] == len("env=prod,tier in (a")
     assert execution_items(api) == []
+    assert api.table_items() == before  # nothing written
 
 
 @pytest.mark.parametrize(
@@ -130,7 +134,9 @@ def test_malformed_selector_is_400_with_position(api: Api, tenant: Tenant, fleet
     ],
 )
 def test_invalid_body_is_400(api: Api, tenant: Tenant, fleet: dict, body: dict) -> None:
+    before = api.table_items()
     assert_problem(dispatch(api, tenant, **body), 400, "invalid_body")
+    assert api.table_items() == before  # nothing written
 
 
 # Step 2: ReBAC before any write -----------------------------------------------------------------
@@ -179,20 +185,26 @@ def test_deregistered_nodes_leave_every_cohort(api: Api, tenant: Tenant, fleet: 
 
 
 def test_empty_cohort_is_422(api: Api, tenant: Tenant, fleet: dict) -> None:
+    before = api.table_items()
     assert_problem(dispatch(api, tenant, action="restart-agent", selector="tier=db"), 422, "selector_empty_cohort")
     assert_problem(dispatch(api, tenant, action="restart-agent", selector="env=staging"), 422, "selector_empty_cohort")
     assert execution_items(api) == []
+    assert api.table_items() == before  # nothing written
 
 
 def test_single_node_without_the_action_is_400(api: Api, tenant: Tenant, fleet: dict) -> None:
+    before = api.table_items()
     response = dispatch(api, tenant, action="restart-agent", node_id=fleet["db-1"].id)
     assert_problem(response, 400, "action_not_declared")
     builtin_as_hook = dispatch(api, tenant, action="restart-agent", type="hook", node_id=fleet["web-1"].id)
     assert_problem(builtin_as_hook, 400, "action_not_declared")
+    assert api.table_items() == before  # nothing written
 
 
 def test_unknown_node_is_404(api: Api, tenant: Tenant, fleet: dict) -> None:
+    before = api.table_items()
     assert_problem(dispatch(api, tenant, action="restart-agent", node_id="nope"), 404, "node_not_found")
+    assert api.table_items() == before  # nothing written
 
 
 def test_single_node_dispatch(api: Api, tenant: Tenant, fleet: dict) -> None:
@@ -207,6 +219,13 @@ def test_hook_dispatch_with_the_trusted_checksum_succeeds(api: Api, tenant: Tena
     response = dispatch(api, tenant, action="rotate", type="hook", selector="tier=web")
     assert response.status_code == 201, response.text
     assert len(response.json["targets"]) == 2
+    # The action_request tells the node which checksum it must run (the pinned baseline).
+    deadline = time.monotonic() + 10
+    while not (messages := stream(api, fleet["web-1"])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (message,) = messages
+    payload = json.loads(message["data"])["payload"]
+    assert (payload["type"], payload["action"], payload["checksum"]) == ("hook", "rotate", HOOK_SUM)
 
 
 def test_drifting_hook_checksum_is_409_naming_the_nodes(api: Api, tenant: Tenant, fleet: dict) -> None:
@@ -217,12 +236,14 @@ def test_drifting_hook_checksum_is_409_naming_the_nodes(api: Api, tenant: Tenant
         token=drifting.nsk,
         json_body=caps("restart-agent", hooks=({"name": "rotate", "checksum": OTHER_SUM},)),
     )
+    before = api.table_items()
     problem = assert_problem(
         dispatch(api, tenant, action="rotate", type="hook", selector="tier=web"), 409, "hook_integrity_violation"
     )
     assert [n["node_id"] for n in problem["drifting_nodes"]] == [drifting.id]
     assert problem["baseline"] == HOOK_SUM
     assert execution_items(api) == []
+    assert api.table_items() == before  # nothing written
 
 
 def test_operator_repins_the_baseline(api: Api, tenant: Tenant, fleet: dict) -> None:
@@ -249,10 +270,12 @@ def test_missing_baseline_fails_closed(api: Api, tenant: Tenant, fleet: dict) ->
         TableName=api.stack.refs["Table"],
         Key={k: {"S": v} for k, v in keys.hook_baseline(tenant.project_id, "rotate").items()},
     )
+    before = api.table_items()
     problem = assert_problem(
         dispatch(api, tenant, action="rotate", type="hook", selector="tier=web"), 409, "hook_integrity_violation"
     )
     assert problem["baseline"] is None
+    assert api.table_items() == before  # nothing written
 
 
 def test_only_admins_pin_baselines_and_checksums_are_validated(api: Api, tenant: Tenant, fleet: dict) -> None:
@@ -294,12 +317,14 @@ def configurable(api: Api, tenant: Tenant) -> RegisteredNode:
 def test_invalid_parameters_are_422(
     api: Api, tenant: Tenant, configurable: RegisteredNode, parameters: dict, fragment: str
 ) -> None:
+    before = api.table_items()
     problem = assert_problem(
         dispatch(api, tenant, action="set-level", node_id=configurable.id, parameters=parameters),
         422,
         "invalid_parameters",
     )
     assert fragment in problem["detail"]
+    assert api.table_items() == before  # nothing written
 
 
 def test_valid_parameters_are_dispatched(api: Api, tenant: Tenant, configurable: RegisteredNode) -> None:

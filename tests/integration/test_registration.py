@@ -180,9 +180,11 @@ def test_viewer_cannot_mint_enrollment_tokens(api: Api, tenant: Tenant) -> None:
         json_body={"relation": "viewer"},
         token=tenant.admin_token,
     )
+    before = api.table_items()
     response = api.request(
         "POST", f"/v1/projects/{tenant.project_id}/enrollment-tokens", token=operator_token("viewer@example.com")
     )
     problem = assert_problem(response, 403, "rebac_denied")
     assert problem["relation_path"] == ["user:viewer@example.com", f"project:{tenant.project_id}#admin"]
     assert "reason" in problem
+    assert api.table_items() == before  # no token was minted
