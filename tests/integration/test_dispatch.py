@@ -502,3 +502,32 @@ def test_idempotent_replay_still_checks_access_first(api: Api, tenant: Tenant, f
     )
     replay = dispatch(api, tenant, token=operator_token("val"), headers={"Idempotency-Key": "k-9"}, **body)
     assert_problem(replay, 403, "rebac_denied")
+
+
+def test_fan_out_mints_event_ids_right_before_each_round_of_writes(
+    api: Api, tenant: Tenant, fleet: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node reads its stream in event-id order: an id minted long before its write could fall
+    behind an event the node already read past. Each round's ids postdate the previous write."""
+    from orchestrator.clock import Uuid7Generator
+    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.workflow import tasks
+
+    monkeypatch.setattr(tasks, "SEND_ROUND", 1)
+    real_append, rounds = ExecutionStore.append_events, []
+
+    def recording_append(self: ExecutionStore, events, now):  # type: ignore[no-untyped-def]
+        events = list(events)
+        requests = real_append(self, events, now)
+        rounds.append(([e["event_id"] for e in events], Uuid7Generator().new_id()))  # minted after the write
+        return requests
+
+    monkeypatch.setattr(ExecutionStore, "append_events", recording_append)
+    response = dispatch(api, tenant, action="restart-agent", selector="tier=web", timeout_seconds=60)
+    assert response.status_code == 201
+    deadline = time.monotonic() + 10
+    while len(rounds) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [len(ids) for ids, _ in rounds] == [1, 1, 1]  # web-1, web-2, dev-1: one round each
+    for (_, written_after), (next_ids, _) in zip(rounds, rounds[1:], strict=False):
+        assert all(event_id > written_after for event_id in next_ids)

@@ -23,7 +23,7 @@ from orchestrator.http import callback_tokens
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.store.executions import Closing
-from orchestrator.store.table import Item
+from orchestrator.store.table import BATCH_PARALLELISM, Item
 
 EVENT_SOURCE = "plexsphere.orchestrator"
 CALLBACK_TOKEN_GRACE = timedelta(hours=1)
@@ -47,8 +47,10 @@ def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/nodes/{node_id}/executions/{execution_id}"
 
 
-def action_request_events(ctx: Context, execution: Execution, targets: list[Item], base_url: str) -> Iterator[Item]:
-    checksum = ctx.executions.baseline(execution.project_id, execution.action) if execution.type == "hook" else None
+def action_request_events(
+    ctx: Context, execution: Execution, targets: list[Item], base_url: str, checksum: str | None
+) -> Iterator[Item]:
+    """One ``action_request`` per target; ``checksum`` is the hook's pinned baseline (hooks only)."""
     callback_key = secrets.callback_key()
     token_expiry = execution.expires_at + CALLBACK_TOKEN_GRACE
     for target in targets:
@@ -94,10 +96,26 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
     return FanOutResult(targets=len(targets), events=min(wave, len(targets)), requests=requests)
 
 
+# Events minted and written together: one round of batch writes in flight.
+SEND_ROUND = 25 * BATCH_PARALLELISM
+
+
 def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
-    """Append the action_request events of ``targets``; returns the datastore requests made."""
-    events = list(action_request_events(ctx, execution, targets, ctx.settings.public_base_url or ""))
-    return ctx.executions.append_events(events, ctx.clock.now()) if events else 0
+    """Append the action_request events of ``targets``; returns the datastore requests made.
+
+    A node reads its stream in event-id order, and ids are minted from the clock: an id minted
+    long before its write could land behind a later event the node has already read past, and be
+    skipped. So ids are minted one round of batch writes at a time, right before that round."""
+    if not targets:
+        return 0
+    base_url = ctx.settings.public_base_url or ""
+    checksum = ctx.executions.baseline(execution.project_id, execution.action) if execution.type == "hook" else None
+    requests = 0
+    for start in range(0, len(targets), SEND_ROUND):
+        round_targets = targets[start : start + SEND_ROUND]
+        events = list(action_request_events(ctx, execution, round_targets, base_url, checksum))
+        requests += ctx.executions.append_events(events, ctx.clock.now())
+    return requests
 
 
 def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, int]) -> None:
