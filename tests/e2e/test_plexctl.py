@@ -78,6 +78,35 @@ class Plexctl:
     env: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+        completed = subprocess.run(
+            self.argv(*args),
+            cwd=cwd or self.home,
+            env=self.environment(env),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        """The same command, running in the background."""
+        return subprocess.Popen(
+            self.argv(*args),
+            cwd=self.home,
+            env=self.environment(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def argv(self, *args: str) -> list[str]:
+        argv = [sys.executable, "-m", "plexctl"]
+        if self.token_file:
+            argv += ["--token-file", str(self.token_file)]
+        return [*argv, *args]
+
+    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
         base = {
             key: value
             for key, value in os.environ.items()
@@ -90,19 +119,7 @@ class Plexctl:
         }
         if self.server:
             base["PLEXSPHERE_URL"] = self.server
-        argv = [sys.executable, "-m", "plexctl"]
-        if self.token_file:
-            argv += ["--token-file", str(self.token_file)]
-        completed = subprocess.run(
-            [*argv, *args],
-            cwd=cwd or self.home,
-            env=base | self.env | (env or {}),
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-        return Result(completed.returncode, completed.stdout, completed.stderr)
+        return base | self.env | (extra or {})
 
 
 def assert_problem(result: Result, exit_code: int, code: str) -> None:
@@ -361,6 +378,29 @@ def test_get_watch_list_and_output_of_a_finished_execution(
     assert saved.read_text() == printed.stdout
     described = admin(*output, "-o", "json")
     assert described.json()["kind"] == "inline"
+
+
+def test_watch_follows_a_running_execution_until_it_ends(admin: Plexctl, api: httpx.Client) -> None:
+    project = new_project(api, {})["project_id"]
+    node = register(api, project, "watched-01", {"env": "watched"}, builtin_actions=[RESTART_AGENT])
+    execution = api.post(
+        f"/v1/projects/{project}/executions:dispatch",
+        json={"action": "restart-agent", "node_id": node["node_id"], "timeout_seconds": 60},
+    ).json()
+    watcher = admin.spawn("action", "watch", "--project", project, "--id", execution["id"], "--interval", "0.3")
+    report = f"{api.base_url}/v1/nodes/{node['node_id']}/executions/{execution['id']}"
+    for status in ("ack", "started", "succeeded"):
+        time.sleep(1.0)  # a few redraws in each state
+        sent = httpx.post(report, headers=bearer(node["node_secret_key"]), json={"status": status}, timeout=30)
+        assert sent.status_code == 200, sent.text
+    stdout, stderr = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, (stdout, stderr)
+    lines = stdout.splitlines()
+    # One line per redraw, following the target through every state it took, the last one terminal.
+    for seen in ("pending 0/1 done  pending=1", "ack 0/1 done  ack=1", "started 0/1 done  started=1"):
+        assert any(seen in line for line in lines), (seen, lines)
+    assert any("succeeded 1/1 done  succeeded=1" in line for line in lines), lines
+    assert stderr == ""
 
 
 def test_output_from_the_object_store_is_downloaded_and_digest_checked(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 from typing import Any
@@ -529,5 +530,5 @@ def test_fan_out_mints_event_ids_right_before_each_round_of_writes(
     while len(rounds) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [len(ids) for ids, _ in rounds] == [1, 1, 1]  # web-1, web-2, dev-1: one round each
-    for (_, written_after), (next_ids, _) in zip(rounds, rounds[1:], strict=False):
+    for (_, written_after), (next_ids, _) in itertools.pairwise(rounds):
         assert all(event_id > written_after for event_id in next_ids)
