@@ -357,6 +357,8 @@ def test_domain_ceiling_is_429_with_dimension_and_a_finished_execution_frees_its
     )
     assert problem["dimension"] == "action_executions"
     assert live_executions(api, tenant) == 2
+    assert len(execution_items(api)) == 2  # the refused one wrote nothing
+    assert not [i for i in api.table_items() if i["PK"]["S"].startswith("ADMISSION#")]
 
     finished = wait_terminal(api, tenant, first.json["id"])
     assert finished["status"] == "timeout"
