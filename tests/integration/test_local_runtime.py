@@ -108,5 +108,8 @@ def test_item_responses_round_trip_every_attribute_type_through_the_fast_seriali
     assert updated == {**item, "t": {"BOOL": False}}
     missing = client.get_item(TableName=table, Key={"PK": {"S": "TEST#none"}, "SK": {"S": "ITEM"}})
     assert "Item" not in missing
+    # DynamoDB's 400 KB item limit still holds.
+    with pytest.raises(client.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"):
+        client.put_item(TableName=table, Item={**key, "big": {"S": "x" * 410_000}})
     # Operations outside the fast path (timestamps, model objects) still answer through moto's serializer.
     assert client.describe_table(TableName=table)["Table"]["CreationDateTime"] is not None
