@@ -388,14 +388,17 @@ def test_watch_follows_a_running_execution_until_it_ends(admin: Plexctl, api: ht
         json={"action": "restart-agent", "node_id": node["node_id"], "timeout_seconds": 60},
     ).json()
     watcher = admin.spawn("action", "watch", "--project", project, "--id", execution["id"], "--interval", "0.3")
+    assert watcher.stdout is not None
+    first = watcher.stdout.readline()  # the watch is running before the node moves
+    assert "pending 0/1 done  pending=1" in first, first
     report = f"{api.base_url}/v1/nodes/{node['node_id']}/executions/{execution['id']}"
     for status in ("ack", "started", "succeeded"):
-        time.sleep(1.0)  # a few redraws in each state
         sent = httpx.post(report, headers=bearer(node["node_secret_key"]), json={"status": status}, timeout=30)
         assert sent.status_code == 200, sent.text
-    stdout, stderr = watcher.communicate(timeout=60)
-    assert watcher.returncode == 0, (stdout, stderr)
-    lines = stdout.splitlines()
+        time.sleep(1.0)  # a few redraws in each state
+    rest, stderr = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, (rest, stderr)
+    lines = [first, *rest.splitlines()]
     # One line per redraw, following the target through every state it took, the last one terminal.
     for seen in ("pending 0/1 done  pending=1", "ack 0/1 done  ack=1", "started 0/1 done  started=1"):
         assert any(seen in line for line in lines), (seen, lines)
