@@ -13,12 +13,14 @@ from orchestrator.store.nodes import NodeStore
 from orchestrator.store.table import Item
 
 
-def authenticate_node(store: NodeStore, nsk: str | None, node_id: str) -> Item:
-    """The active node item for ``node_id`` if ``nsk`` is its current key."""
+def authenticate_node(store: NodeStore, nsk: str | None, node_id: str, *, credential_only: bool = False) -> Item:
+    """The active node item for ``node_id`` if ``nsk`` is its current key (with
+    ``credential_only``, just its ``status`` and ``nsk_hash``: all a caller that only needs to
+    know who is calling reads, e.g. every report on the callback hot path)."""
     if not nsk:
         raise NskRevoked("A node secret key is required as Authorization: Bearer.")
     presented = secret_hash(nsk)
-    item = store.get_node_item(node_id)
+    item = store.get_node_credential(node_id) if credential_only else store.get_node_item(node_id)
     if item is not None and item.get("status") == "active" and hashes_match(presented, item.get("nsk_hash")):
         return item
     owner = store.node_id_for_nsk(presented)

@@ -23,5 +23,5 @@ def authenticated_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: s
     if token is not None and callback_tokens.is_callback_token(token):
         callback_tokens.verify(token, execution_id, node_id, ctx.clock.now())
         return "callback_token"
-    authenticate_node(ctx.nodes, token, node_id)
+    authenticate_node(ctx.nodes, token, node_id, credential_only=True)
     return f"node:{node_id}"

@@ -100,6 +100,10 @@ class NodeStore:
     def get_node_item(self, node_id: str) -> Item | None:
         return self.table.get(keys.node(node_id))
 
+    def get_node_credential(self, node_id: str) -> Item | None:
+        """Only what NSK authentication reads: ``status`` and ``nsk_hash``."""
+        return self.table.get(keys.node(node_id), attributes=("status", "nsk_hash"))
+
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
         return str(item["node_id"]) if item else None

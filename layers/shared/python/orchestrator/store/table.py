@@ -119,9 +119,15 @@ class Table:
     def client(self) -> DynamoDBClient:
         return self._client or aws.dynamodb()
 
-    def get(self, key: Key, *, consistent: bool = False) -> Item | None:
+    def get(self, key: Key, *, consistent: bool = False, attributes: Sequence[str] = ()) -> Item | None:
+        """The item, or only ``attributes`` of it (a smaller response; the same read cost)."""
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key), "ConsistentRead": consistent}
+        if attributes:
+            names = {f"#p{i}": name for i, name in enumerate(attributes)}
+            kwargs["ProjectionExpression"] = ", ".join(names)
+            kwargs["ExpressionAttributeNames"] = names
         with datastore_errors():
-            response = self.client.get_item(TableName=self.name, Key=serialize(key), ConsistentRead=consistent)
+            response = self.client.get_item(**kwargs)
         raw = response.get("Item")
         return deserialize(raw) if raw else None
 
