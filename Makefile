@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
+# The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
+SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
 .PHONY: sim serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
 
@@ -20,8 +22,8 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyprojec
 
 $(SAM_VENV)/.installed: requirements-sam.txt
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	env -u PYTHONPATH $(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	env -u PYTHONPATH $(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -48,7 +50,7 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
-	$(SAM_VENV)/bin/sam validate --lint --region us-east-1
+	$(SAM) validate --lint --region us-east-1
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
@@ -60,12 +62,12 @@ sim: $(VENV)/.installed
 
 ## build: sam build (no Docker: the layer is built from arm64 wheels)
 build: $(SAM_VENV)/.installed
-	$(SAM_VENV)/bin/sam build
+	$(SAM) build
 
 # sam build into a throw-away folder: proves the application builds without Docker.
 build-check: $(SAM_VENV)/.installed
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-		$(SAM_VENV)/bin/sam build --build-dir "$$tmp/build" --cache-dir "$$tmp/cache" >"$$tmp/log" 2>&1 \
+		$(SAM) build --build-dir "$$tmp/build" --cache-dir "$$tmp/cache" >"$$tmp/log" 2>&1 \
 		|| { cat "$$tmp/log"; exit 1; }
 	@echo "sam build: ok"
 
@@ -84,7 +86,7 @@ bench-callbacks: $(VENV)/.installed
 	$(PY) bench/callbacks.py $(if $(SIZES),--sizes $(SIZES))
 
 deploy: build
-	$(SAM_VENV)/bin/sam deploy --config-env $(or $(ENV),dev)
+	$(SAM) deploy --config-env $(or $(ENV),dev)
 
 pr: test build bench
 

@@ -80,3 +80,31 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code, body
     assert body["correlation_id"] == response.headers["x-correlation-id"]
     return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def project_with_nodes(
+    http: httpx.Client, admin: dict[str, str], nodes: list[tuple[str, dict[str, str], list[str]]]
+) -> dict[str, Any]:
+    """A fresh Domain and Project (so its ceiling is the caller's) with ``nodes`` registered over
+    the API, each ``(hostname, metadata, builtin action names)``; returns ids and node credentials."""
+    domain = http.post("/v1/domains", headers=admin, json={"name": f"d-{time.monotonic_ns()}"}).json()
+    project = http.post(f"/v1/domains/{domain['id']}/projects", headers=admin, json={"name": "p"}).json()
+    registered = []
+    for hostname, metadata, actions in nodes:
+        token = http.post(f"/v1/projects/{project['id']}/enrollment-tokens", headers=admin, json={}).json()["token"]
+        response = http.post(
+            "/v1/register",
+            json={
+                "token": token,
+                "hostname": hostname,
+                "metadata": metadata,
+                "capabilities": {"builtin_actions": [{"name": name} for name in actions]},
+            },
+        )
+        assert response.status_code == 201, response.text
+        registered.append({"id": response.json()["node_id"], "nsk": response.json()["node_secret_key"]})
+    return {"domain_id": domain["id"], "project_id": project["id"], "nodes": registered}

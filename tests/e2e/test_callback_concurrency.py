@@ -11,11 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import bearer
+
 pytestmark = pytest.mark.e2e
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def fresh_project(http: httpx.Client, admin: dict[str, str], ceiling: int) -> tuple[str, str]:

@@ -10,36 +10,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import problem
+from tests.e2e.conftest import bearer, problem, project_with_nodes
 
 pytestmark = pytest.mark.e2e
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def project(local_server: dict[str, Any], http: httpx.Client) -> dict[str, str]:
     """A fresh project (own Domain, so its ceiling is ours) with two registered nodes."""
-    admin = bearer(local_server["operator_token"])
-    domain = http.post("/v1/domains", headers=admin, json={"name": f"d-{time.monotonic_ns()}"}).json()
-    project = http.post(f"/v1/domains/{domain['id']}/projects", headers=admin, json={"name": "p"}).json()
-    nodes = []
-    for index in range(2):
-        token = http.post(f"/v1/projects/{project['id']}/enrollment-tokens", headers=admin, json={}).json()["token"]
-        registered = http.post(
-            "/v1/register",
-            json={
-                "token": token,
-                "hostname": f"flow-{index}",
-                "metadata": {"env": "prod"},
-                "capabilities": {"builtin_actions": [{"name": "restart-agent"}]},
-            },
-        )
-        assert registered.status_code == 201, registered.text
-        nodes.append(registered.json()["node_id"])
-    return {"domain_id": domain["id"], "project_id": project["id"], "node_0": nodes[0], "node_1": nodes[1]}
+    made = project_with_nodes(
+        http,
+        bearer(local_server["operator_token"]),
+        [(f"flow-{index}", {"env": "prod"}, ["restart-agent"]) for index in range(2)],
+    )
+    return {
+        "domain_id": made["domain_id"],
+        "project_id": made["project_id"],
+        "node_0": made["nodes"][0]["id"],
+        "node_1": made["nodes"][1]["id"],
+    }
 
 
 def test_silent_nodes_time_out_and_the_slot_is_released(

@@ -8,13 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import problem
+from tests.e2e.conftest import bearer, problem
 
 pytestmark = pytest.mark.e2e
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_credentials_file_describes_a_working_tenant(local_server: dict[str, Any], http: httpx.Client) -> None:

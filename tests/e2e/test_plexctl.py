@@ -25,7 +25,7 @@ import pytest
 import yaml
 from plexd_sim import ActionRequest, SimulatedFleet, SimulatedNode
 
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import bearer, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +42,6 @@ HOOK_BASELINE = "sha256:" + "a" * 64
 HOOK_DRIFTED = "sha256:" + "b" * 64
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DEAD_SERVER = f"http://127.0.0.1:{free_port()}"  # nothing listens: a request would exit 1, not 2
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def private_file(path: Path, text: str, mode: int = 0o600) -> Path:

@@ -11,36 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import problem
+from tests.e2e.conftest import bearer, problem, project_with_nodes
 
 pytestmark = pytest.mark.e2e
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def fleet(local_server: dict[str, Any], http: httpx.Client) -> dict[str, Any]:
     """A fresh project with three env=prod nodes declaring restart-agent, and one that does not."""
     admin = bearer(local_server["operator_token"])
-    domain = http.post("/v1/domains", headers=admin, json={"name": f"r-{time.monotonic_ns()}"}).json()
-    project = http.post(f"/v1/domains/{domain['id']}/projects", headers=admin, json={"name": "p"}).json()
-    nodes = []
-    for index, actions in enumerate([["restart-agent"]] * 3 + [["collect-logs"]]):
-        token = http.post(f"/v1/projects/{project['id']}/enrollment-tokens", headers=admin, json={}).json()["token"]
-        registered = http.post(
-            "/v1/register",
-            json={
-                "token": token,
-                "hostname": f"report-{index}",
-                "metadata": {"env": "prod"},
-                "capabilities": {"builtin_actions": [{"name": name} for name in actions]},
-            },
-        )
-        assert registered.status_code == 201, registered.text
-        nodes.append({"id": registered.json()["node_id"], "nsk": registered.json()["node_secret_key"]})
-    return {"admin": admin, "project_id": project["id"], "nodes": nodes}
+    specs = [(f"report-{index}", {"env": "prod"}, ["restart-agent"]) for index in range(3)]
+    made = project_with_nodes(http, admin, [*specs, ("report-3", {"env": "prod"}, ["collect-logs"])])
+    return made | {"admin": admin}
 
 
 def dispatch(http: httpx.Client, fleet: dict[str, Any], **body: Any) -> httpx.Response:

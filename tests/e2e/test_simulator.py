@@ -20,14 +20,11 @@ from plexd_sim import EnvelopeRejected, EnvelopeVerifier, SimulatedFleet
 from plexd_sim.wire import SseParser, go_duration
 
 from orchestrator.events.envelope import Envelope, envelope_json, new_nonce, sign_envelope
+from tests.e2e.conftest import bearer
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
