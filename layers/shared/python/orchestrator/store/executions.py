@@ -286,7 +286,7 @@ class ExecutionStore:
     def settle_target_count(self, execution_id: str) -> int:
         """Make ``target_count`` the number of targets actually written (a dispatch that failed
         half-way wrote fewer), so counts and the aggregate cover only real targets."""
-        written = sum(1 for _ in self.target_items(execution_id))
+        written = len(self.target_items(execution_id))
         self.table.update(
             keys.execution(execution_id),
             update="SET target_count = :n",
