@@ -215,8 +215,10 @@ def test_rejected_ack_fails_the_target_with_the_reason(api: Api, tenant: Tenant,
 
 
 def test_body_execution_id_must_match_the_path(api: Api, nodes: list, execution: str) -> None:
+    before = reports_of(api, execution)
     response = callback(api, nodes[0], execution, "/ack", execution_id="another", status="accepted")
     assert_problem(response, 400, "invalid_body")
+    assert reports_of(api, execution) == before
 
 
 def test_one_failed_target_fails_the_execution_and_frees_the_slot(
@@ -407,11 +409,13 @@ def test_callback_token_reports_for_its_target_only(api: Api, tenant: Tenant, no
     now = datetime.now(UTC)
     token = callback_tokens.mint(execution, nodes[0].id, now + timedelta(minutes=5))
     assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
+    before = reports_of(api, execution)
     assert_problem(callback(api, nodes[1], execution, token=token, status="ack"), 401, "invalid_callback_token")
     expired = callback_tokens.mint(execution, nodes[0].id, now - timedelta(seconds=1))
     assert_problem(callback(api, nodes[0], execution, token=expired, status="started"), 401, "invalid_callback_token")
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     assert_problem(callback(api, nodes[0], execution, token=tampered, status="started"), 401, "invalid_callback_token")
+    assert reports_of(api, execution) == before  # the refused ones moved nothing
     trail = api.request(
         "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
     ).json["items"]

@@ -337,7 +337,9 @@ def test_valid_parameters_are_dispatched(api: Api, tenant: Tenant, configurable:
 
 
 def test_dangerous_action_requires_confirmation(api: Api, tenant: Tenant, configurable: RegisteredNode) -> None:
+    before = api.table_items()
     assert_problem(dispatch(api, tenant, action="wipe-cache", node_id=configurable.id), 422, "confirmation_required")
+    assert api.table_items() == before  # nothing written
     confirmed = dispatch(api, tenant, action="wipe-cache", node_id=configurable.id, confirmation=True)
     assert confirmed.status_code == 201
 
@@ -466,9 +468,11 @@ def test_idempotent_retry_returns_the_first_execution(api: Api, tenant: Tenant, 
 
 def test_same_key_with_another_body_is_422(api: Api, tenant: Tenant, fleet: dict) -> None:
     dispatch(api, tenant, headers={"Idempotency-Key": "k-2"}, action="restart-agent", selector="env=prod")
+    first_targets = [i for i in api.table_items() if i["SK"]["S"].startswith("TARGET#")]
     other = dispatch(api, tenant, headers={"Idempotency-Key": "k-2"}, action="restart-agent", selector="tier=web")
     assert_problem(other, 422, "idempotency_key_reused")
     assert len(execution_items(api)) == 1
+    assert [i for i in api.table_items() if i["SK"]["S"].startswith("TARGET#")] == first_targets
 
 
 def test_the_same_key_from_another_caller_is_another_request(api: Api, tenant: Tenant, fleet: dict) -> None:
