@@ -17,6 +17,14 @@
    DynamoDB's JSON protocol *is* the result document, whose items moto already
    holds in wire form, so item operations' results are written with
    ``json.dumps``; anything that is not plain JSON falls back to moto's path.
+4. **Request routing without a directory listing.** moto server finds the
+   backend for every request by listing moto's package directory (``isdir``
+   on each of ~200 entries) and then matching the host against every
+   service's URL patterns, all under one global lock. The answer depends on
+   the host name alone, so it is remembered per host.
+5. **Item and Query costs that grow with the table** are removed in
+   ``orchestrator_local.moto_speed`` (see there), with differential tests
+   against moto's own code.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import copy
 import json
 import threading
 from typing import Any
+
+from orchestrator_local import moto_speed
 
 _LOCK = threading.RLock()
 _installed = False
@@ -42,6 +52,8 @@ def install() -> None:
             setattr(DynamoDBBackend, name, _locked(original))
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     _install_fast_item_responses()
+    _install_routing_cache()
+    moto_speed.install()
     _installed = True
 
 
@@ -85,10 +97,33 @@ def _install_fast_item_responses() -> None:
     ActionResult.execute_result = execute_result  # type: ignore[method-assign]
 
 
+def _install_routing_cache() -> None:
+    try:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    except ImportError:  # moto without its server extra: in-process mocks only
+        return
+    original = DomainDispatcherApplication.get_backend_for_host
+    cache: dict[str, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        if host not in cache:
+            cache[host] = original(self, host)
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+# Members that hold items or keys in DynamoDB JSON, which never contain None: not walked.
+_ITEM_MEMBERS = frozenset({"Item", "Items", "Attributes", "LastEvaluatedKey", "Key"})
+
+
 def _without_none(value: Any) -> Any:
-    """The serializer leaves out members that are None; so does this."""
+    """The serializer leaves out members that are None; so does this (items are left as they
+    are: moto renders them with ``to_json``, which writes a type for every value)."""
     if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
+        return {k: v if k in _ITEM_MEMBERS else _without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_without_none(v) for v in value]
     return value

@@ -1,0 +1,303 @@
+"""Speed fixes for moto's DynamoDB, installed by ``moto_patches.install()``.
+
+moto's costs that grow with the item or with the table made local mode slow
+where DynamoDB is not (a 10,000-node cohort read took seconds per page):
+
+1. **Items built and sized in linear time.** moto checks the 400 KB item limit
+   on every attribute it sets while building an item, re-sizing the whole item
+   each time (quadratic in the attributes), and sizes nested maps by rebuilding
+   every sub-tree at every level. Items are checked once when built, sizes are
+   computed in one walk, scalar values compare without moto's chain of type
+   tests, and attribute values deep-copy without ``copy.deepcopy``'s dispatch
+   per node.
+2. **Projections of top-level attributes** copy those attributes instead of
+   converting the whole item to Python values and back.
+3. **Queries that read one partition.** moto answers every Query page by
+   sorting the whole table, comparing every item's key in Python, sorting the
+   matches again and walking past the previous pages item by item. A base-table
+   Query now reads its partition, an index Query sorts only the matching items
+   (by their key values) and the start key is found by bisection; the page
+   limits, range conditions, projections and filters are moto's code. Anything
+   else (legacy ``KeyConditions`` filters, multi-attribute keys, indexes
+   without a sort key, the errors moto raises) goes to moto's own query.
+
+Results are moto's: ``ORIGINALS`` keeps moto's implementations, and
+``tests/unit/test_moto_speed.py`` compares both on generated items and queries.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from bisect import bisect_left, bisect_right
+from decimal import Decimal
+from typing import Any
+
+ORIGINALS: dict[str, Any] = {}  # moto's own implementations, for the differential tests
+MOTO_ITEM_LIMIT = 405_000  # moto's own threshold for "Item size has exceeded the maximum allowed size"
+_LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")  # moto's test for a "name[index]" path
+_SCALAR_AS_IS = frozenset({"S", "B", "BOOL"})
+_SETS = frozenset({"SS", "NS", "BS"})
+
+
+def install() -> None:
+    if ORIGINALS:
+        return
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
+
+    ORIGINALS.update(
+        cast_value=DynamoType.cast_value.fget,  # type: ignore[attr-defined]
+        size=DynamoType.size,
+        deepcopy=DynamoType.__deepcopy__,
+        item_init=Item.__init__,
+        item_project=Item.project,
+        query=Table.query,
+    )
+    DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign,assignment]
+    DynamoType.size = size_of  # type: ignore[method-assign]
+    DynamoType.__deepcopy__ = copy_value  # type: ignore[method-assign]
+    Item.__init__ = item_init  # type: ignore[method-assign]
+    Item.project = project  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+
+
+# Values and items --------------------------------------------------------------------------
+def _types() -> Any:
+    from moto.dynamodb.models import dynamo_type
+
+    return dynamo_type
+
+
+def cast_value(self: Any) -> Any:
+    kind = self.type
+    if kind in _SCALAR_AS_IS:
+        return self.value
+    if kind == "N":
+        return Decimal(self.value)
+    return ORIGINALS["cast_value"](self)
+
+
+def _bytesize(value: Any) -> int:
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
+
+
+def size_of(node: Any) -> int:
+    """moto's ``DynamoType.size`` in one walk."""
+    kind, value = node.type, node.value
+    if kind == "S":
+        return _bytesize(value)
+    if kind == "N":
+        return len(str(value))
+    if kind == "M":
+        wrap = _types().DynamoType
+        return sum(_bytesize(k) + size_of(v if type(v) is wrap else wrap(v)) for k, v in value.items())
+    if kind == "L":
+        return sum(size_of(v) for v in value)
+    if kind in _SETS:
+        return sum(len(str(v)) if kind == "NS" else _bytesize(v) for v in value)
+    if isinstance(value, bool):
+        return 1
+    return _bytesize(value)
+
+
+def copy_value(self: Any, memo: dict[int, Any] | None = None) -> Any:
+    """moto's deep copy of an attribute value (a tree: nothing to memoize)."""
+    wrap = type(self)
+    result = wrap.__new__(wrap)
+    kind, value = self.type, self.value
+    result.type = kind
+    if kind == "M":
+        result.value = {k: copy_value(v) if type(v) is wrap else copy.deepcopy(v) for k, v in value.items()}
+    elif kind == "L":
+        result.value = [copy_value(v) if type(v) is wrap else copy.deepcopy(v) for v in value]
+    elif kind in _SETS:
+        result.value = list(value)
+    else:
+        result.value = value
+    return result
+
+
+def _attrs(values: dict[str, Any]) -> Any:
+    """A ``LimitedSizeDict`` filled without its per-insert size check."""
+    limited = _types().LimitedSizeDict
+    attrs = limited.__new__(limited)
+    dict.__init__(attrs)
+    dict.update(attrs, values)
+    return attrs
+
+
+def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+    """moto's ``Item.__init__``, with the 400 KB check made once for the whole item."""
+    types = _types()
+    self.hash_key = hash_key
+    self.range_key = range_key
+    typed = {key: types.DynamoType(value) for key, value in attrs.items()}
+    if sum(_bytesize(key) + size_of(value) for key, value in typed.items()) > MOTO_ITEM_LIMIT:
+        raise types.ItemSizeTooLarge
+    self.attrs = _attrs(typed)
+
+
+def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+    names = [path[0] for path in projection_expressions if len(path) == 1]
+    if len(names) != len(projection_expressions) or any(_LIST_ELEMENT.match(name) for name in names):
+        return ORIGINALS["item_project"](self, projection_expressions)  # nested paths: moto's way
+    projected = type(self).__new__(type(self))
+    projected.hash_key, projected.range_key = self.hash_key, self.range_key
+    projected.attrs = _attrs({name: copy_value(self.attrs[name]) for name in names if name in self.attrs})
+    return projected
+
+
+# Queries -----------------------------------------------------------------------------------
+def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+    fast = partition_query(self, *args, **kwargs)
+    return ORIGINALS["query"](self, *args, **kwargs) if fast is None else fast
+
+
+def _native(value: Any) -> Any:
+    return value.cast_value
+
+
+def _index_candidates(
+    table: Any, index_name: str, consistent_read: bool, hash_key_conditions: list[tuple[str, Any]] | None
+) -> tuple[list[Any], list[str], str] | None:
+    """(matching items, sort order, range attribute) of an index Query, or None for moto."""
+    from moto.dynamodb.models.table import GlobalSecondaryIndex
+
+    index = {i.name: i for i in table.all_indexes()}.get(index_name)
+    if index is None or (consistent_read and isinstance(index, GlobalSecondaryIndex)):
+        return None  # moto raises the error
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+    if len(hashes) != 1 or len(ranges) != 1 or not hash_key_conditions:
+        return None
+    index_hash, range_attr = hashes[0], ranges[0]
+    expected = _types().DynamoType(hash_key_conditions[0][1])
+    item_type = _types().Item
+    if table.range_key_attr:
+        every = [item for partition in table.items.values() for item in partition.values()]
+    else:
+        every = list(table.items.values())
+    candidates = [
+        item
+        for item in every
+        if isinstance(item, item_type)
+        and (value := item.attrs.get(index_hash)) is not None
+        and value == expected
+        and item.attrs.get(range_attr) is not None
+    ]
+    order = [index_hash, range_attr, table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return candidates, order, range_attr
+
+
+def _partition_candidates(table: Any, hash_key: Any) -> tuple[list[Any], list[str]]:
+    item_type = _types().Item
+    partition = table.items.get(hash_key)
+    if partition is None:
+        candidates = []
+    elif table.range_key_attr:
+        candidates = [item for item in partition.values() if isinstance(item, item_type)]
+    else:
+        candidates = [partition] if isinstance(partition, item_type) else []
+    return candidates, [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+
+
+def _in_page_order(
+    candidates: list[Any], order: list[str], start_key: dict[str, Any] | None, forward: bool
+) -> list[Any] | None:
+    """The candidates in key order after the start key (None if moto must decide)."""
+    try:
+        keyed = sorted(
+            ((tuple(_native(item.attrs[name]) for name in order), item) for item in candidates),
+            key=lambda pair: pair[0],
+        )
+        sort_keys = [pair[0] for pair in keyed]
+        ordered = [pair[1] for pair in keyed]
+        if start_key is None:
+            return ordered if forward else ordered[::-1]
+        if any(name not in start_key for name in order):
+            return None
+        start = tuple(_native(_types().DynamoType(start_key[name])) for name in order)
+    except (KeyError, TypeError):  # an item without a key attribute, or key types that do not compare
+        return None
+    if forward:
+        return ordered[bisect_right(sort_keys, start) :]
+    return ordered[: bisect_left(sort_keys, start)][::-1]
+
+
+def partition_query(
+    self: Any,
+    hash_key: Any,
+    range_comparison: str | None,
+    range_objs: list[Any],
+    limit: int,
+    exclusive_start_key: dict[str, Any] | None,
+    scan_index_forward: bool,
+    projection_expressions: list[list[str]] | None,
+    index_name: str | None = None,
+    consistent_read: bool = False,
+    filter_expression: Any = None,
+    hash_key_conditions: list[tuple[str, Any]] | None = None,
+    range_key_conditions: list[tuple[str, str, list[Any]]] | None = None,
+    **filter_kwargs: Any,
+) -> tuple[list[Any], int, dict[str, Any] | None] | None:
+    """moto's ``Table.query`` for single-attribute keys, or None for moto to answer."""
+    if filter_kwargs or len(hash_key_conditions or ()) > 1 or len(range_key_conditions or ()) > 1:
+        return None
+    range_attr: str | None = None
+    if index_name:
+        found = _index_candidates(self, index_name, consistent_read, hash_key_conditions)
+        if found is None:
+            return None
+        candidates, order, range_attr = found
+    elif hash_key is None:
+        return None
+    else:
+        candidates, order = _partition_candidates(self, hash_key)
+    if range_key_conditions:
+        range_attr = range_key_conditions[-1][0]
+    ordered = _in_page_order(candidates, order, exclusive_start_key, scan_index_forward)
+    if ordered is None:
+        return None
+    results, scanned, last_key = _page(self, ordered, limit, range_comparison, range_objs, range_attr, index_name)
+    results = copy.deepcopy(results)
+    if index_name:
+        index = self.get_index(index_name)
+        results = [index.project(r) for r in results]
+    if filter_expression is not None:
+        results = [item for item in results if filter_expression.expr(item)]
+    if projection_expressions:
+        results = [r.project(projection_expressions) for r in results]
+    return results, scanned, last_key
+
+
+def _page(
+    table: Any,
+    ordered: list[Any],
+    limit: int,
+    range_comparison: str | None,
+    range_objs: list[Any],
+    range_attr: str | None,
+    index_name: str | None,
+) -> tuple[list[Any], int, dict[str, Any] | None]:
+    """moto's page loop: the count and 1 MB limits, then the range condition (one size
+    computation per item instead of two)."""
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
+
+    results: list[Any] = []
+    result_size = 0
+    for result in ordered:
+        size = result.size()
+        if len(results) == limit or (result_size + size) > RESULT_SIZE_LIMIT:
+            return results, len(results), table._get_last_evaluated_key(results[-1], index_name)
+        if range_comparison:
+            value = result.attrs.get(range_attr) if range_attr else None
+            if value is not None:
+                matches = value.compare(range_comparison, range_objs)
+            else:
+                matches = not index_name and result.range_key.compare(range_comparison, range_objs)
+            if not matches:
+                continue
+        results.append(result)
+        result_size += size
+    return results, len(results), None
