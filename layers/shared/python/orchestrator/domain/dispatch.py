@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.domain.executions import ActionType
-from orchestrator.domain.models import ActionParameter, BuiltinAction, Hook, Node
+from orchestrator.domain.models import ActionParameter, BuiltinAction, CohortNode, Hook, Node
 from orchestrator.errors import ConfirmationRequired, HookIntegrityViolation, InvalidParameters
 
 Declaration = BuiltinAction | Hook
 
 
-def declaration(node: Node, action: str, action_type: ActionType) -> Declaration | None:
+def declaration(node: Node | CohortNode, action: str, action_type: ActionType) -> Declaration | None:
     """The node's declaration of ``action`` of that type, if any."""
     declared: Iterable[Declaration] = (
         node.capabilities.builtin_actions if action_type == "builtin" else node.capabilities.hooks
@@ -23,11 +23,11 @@ def declaration(node: Node, action: str, action_type: ActionType) -> Declaration
 
 @dataclass(frozen=True)
 class CohortMember:
-    node: Node
+    node: Node | CohortNode
     declaration: Declaration
 
 
-def declaring_members(nodes: Iterable[Node], action: str, action_type: ActionType) -> list[CohortMember]:
+def declaring_members(nodes: Iterable[Node | CohortNode], action: str, action_type: ActionType) -> list[CohortMember]:
     """Active nodes that declare the action (of that type)."""
     members = []
     for node in nodes:

@@ -139,6 +139,23 @@ class Node(BaseModel):
         return self.status is NodeStatus.ACTIVE
 
 
+class CohortNode(BaseModel):
+    """What cohort resolution reads of a node (labels to match, declarations to filter,
+    identity for targets), without the rest of its record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    hostname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    capabilities: Capabilities = Capabilities()
+    status: NodeStatus = NodeStatus.ACTIVE
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is NodeStatus.ACTIVE
+
+
 class EnrollmentToken(BaseModel):
     model_config = ConfigDict(frozen=True)
 

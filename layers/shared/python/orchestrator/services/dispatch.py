@@ -142,7 +142,7 @@ def resolve_cohort(ctx: Context, project: Project, command: DispatchCommand) -> 
         return [CohortMember(node, found)]
     assert command.selector is not None
     selector = command.selector
-    matching = (n for n in ctx.nodes.iter_project_nodes(project.id) if selector.matches(n.labels))
+    matching = (n for n in ctx.nodes.iter_cohort_candidates(project.id) if selector.matches(n.labels))
     members = declaring_members(matching, command.action, command.type)
     if not members:
         raise SelectorEmptyCohort(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
-from orchestrator.domain.models import Capabilities, EnrollmentToken, Node, NodeStatus
+from orchestrator.domain.models import Capabilities, CohortNode, EnrollmentToken, Node, NodeStatus
 from orchestrator.errors import (
     EnrollmentTokenInvalid,
     HostnameAlreadyRegistered,
@@ -119,6 +119,23 @@ class NodeStore:
             start_key=start_key,
         )
         return [node_from_item(i) for i in items], last
+
+    def iter_cohort_candidates(self, project_id: str) -> Iterator[CohortNode]:
+        """Every node of the project (all pages, registration order), with only what cohort
+        resolution reads: a 10,000-node cohort is several MB of full node items."""
+        for item in self.table.query_all(
+            index="GSI1",
+            key_condition="GSI1PK = :pk",
+            values={":pk": keys.project_nodes_gsi1(project_id)},
+            attributes=COHORT_ATTRIBUTES,
+        ):
+            yield CohortNode(
+                id=item["id"],
+                hostname=item["hostname"],
+                labels=item.get("labels", {}),
+                capabilities=Capabilities.model_validate(item.get("capabilities", {})),
+                status=NodeStatus(item["status"]),
+            )
 
     def iter_project_nodes(self, project_id: str) -> Iterator[Node]:
         """Every node of the project (all pages), in registration order."""
@@ -253,6 +270,9 @@ def _node_item(node: Node) -> Item:
         "GSI1PK": keys.project_nodes_gsi1(node.project_id),
         "GSI1SK": node.id,
     }
+
+
+COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status")
 
 
 def node_from_item(item: Item) -> Node:
