@@ -57,12 +57,15 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -169,6 +172,61 @@ class Recorder:
         record = self._current()
         if record:
             record.attempts += 1
+
+
+def count_requests(recorder: Recorder) -> None:
+    """Attribute the library client's DynamoDB requests to the recorder's invocations."""
+    client = aws.dynamodb()
+    client.meta.events.register("before-call.dynamodb", recorder.on_call)
+    client.meta.events.register("before-send.dynamodb", recorder.on_send)
+    client.meta.events.register("after-call.dynamodb", recorder.after_call)
+    aws.stepfunctions()  # created outside the timed call, as in a warm container
+
+
+# The dispatch call in a worker process, as `make serve` runs it ----------------------------
+_worker_recorder: Recorder | None = None
+
+
+def _worker_start(log_level: str) -> None:
+    """A warm "container" (like ``orchestrator_local.workers``): the dispatch handler imported,
+    its clients created; the environment is the stack's, inherited when the process spawned."""
+    global _worker_recorder  # noqa: PLW0603 - one recorder per worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
+    runtime = InProcessRuntime()
+    runtime.handler(DISPATCH_FUNCTION)
+    _worker_recorder = Recorder(runtime)
+    count_requests(_worker_recorder)
+
+
+def _worker_invoke(function: str, event: Any) -> tuple[Any, Invocation]:
+    assert _worker_recorder is not None
+    response = _worker_recorder.invoke(function, event)
+    return response, _worker_recorder.invocations[-1]
+
+
+def _worker_ready() -> bool:
+    return _worker_recorder is not None
+
+
+class DispatchWorker:
+    """One worker process for one cohort size (spawned after the stack is deployed, so it
+    inherits that stack's environment)."""
+
+    def __init__(self, log_level: str) -> None:
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(log_level,),
+        )
+        assert self._pool.submit(_worker_ready).result()
+
+    def invoke(self, function: str, event: Any) -> tuple[Any, Invocation]:
+        return self._pool.submit(_worker_invoke, function, event).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 # Item sizes (DynamoDB's rules) -----------------------------------------------------------
@@ -285,6 +343,8 @@ class Bench:
     recorder: Recorder
     observer: Any  # a DynamoDB client that is not the counted one (seeding, verification)
     sfn: Any  # a Step Functions client for the bench's own polling
+    log_level: str
+    in_process: bool  # the dispatch call in this process (else in a worker process)
     stack: Stack | None = None
 
     @property
@@ -309,14 +369,24 @@ class Bench:
         get_settings.cache_clear()
         aws.reset_clients()
         secrets.clear_cache()
-        client = aws.dynamodb()
-        client.meta.events.register("before-call.dynamodb", self.recorder.on_call)
-        client.meta.events.register("before-send.dynamodb", self.recorder.on_send)
-        client.meta.events.register("after-call.dynamodb", self.recorder.after_call)
-        aws.stepfunctions()  # created outside the timed call, as in a warm container
+        count_requests(self.recorder)
+
+    def dispatch(self, event: dict[str, Any]) -> tuple[Any, Invocation, float, float]:
+        """The dispatch call: (response, its invocation record, when it started, when it returned)."""
+        if self.in_process:
+            started = time.perf_counter()
+            response = self.recorder.invoke(DISPATCH_FUNCTION, event)
+            return response, self.recorder.invocations[-1], started, time.perf_counter()
+        worker = DispatchWorker(self.log_level)
+        try:
+            started = time.perf_counter()
+            response, record = worker.invoke(DISPATCH_FUNCTION, event)
+            return response, record, started, time.perf_counter()
+        finally:
+            worker.close()
 
 
-def start(log_level: str) -> tuple[Any, Bench]:
+def start(log_level: str, *, in_process: bool = False) -> tuple[Any, Bench]:
     """A moto server whose Lambda invocations (the workflow's tasks) run the handlers here."""
     os.environ.update(LOCAL_ENV)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto server's access log
@@ -331,7 +401,9 @@ def start(log_level: str) -> tuple[Any, Bench]:
         runtime.handler(function)  # import now: cold starts are bench/coldstart.py's business
     recorder = Recorder(runtime)
     install_moto_lambda_router(recorder.invoke, set(runtime.functions))
-    bench = Bench(endpoint, template, recorder, boto3.client("dynamodb"), boto3.client("stepfunctions"))
+    bench = Bench(
+        endpoint, template, recorder, boto3.client("dynamodb"), boto3.client("stepfunctions"), log_level, in_process
+    )
     return moto, bench
 
 
@@ -464,10 +536,7 @@ def scan_count(bench: Bench, execution_id: str, kind: str) -> tuple[int, int]:
 def run_size(bench: Bench, size: int) -> SizeResult:
     bench.fresh_stack()
     project_id, node_bytes, seed_s = seed(bench, size)
-    started = time.perf_counter()
-    response = bench.recorder.invoke(DISPATCH_FUNCTION, dispatch_event(project_id))
-    returned = time.perf_counter()
-    record = bench.recorder.invocations[-1]
+    response, record, started, returned = bench.dispatch(dispatch_event(project_id))
     node_pages = min_pages(node_bytes)
     dispatch = Phase(
         wall_s=returned - started,
@@ -539,8 +608,13 @@ def operations(phase: Phase) -> str:
     )
 
 
-def print_table(results: list[SizeResult]) -> None:
-    print(f"Dispatch and fan-out on local mode (moto server, in-process handlers; python {sys.version.split()[0]})\n")
+def print_table(results: list[SizeResult], *, in_process: bool) -> None:
+    where = (
+        "the dispatch call in the bench process, with moto server"
+        if in_process
+        else "the dispatch call in a worker process, as make serve runs it"
+    )
+    print(f"Dispatch and fan-out on local mode ({where}; FanOut in moto's process; python {sys.version.split()[0]})\n")
     header = (
         f"{'nodes':>6}  {'phase':<8}  {'wall s':>7}  {'in DDB s':>8}  {'requests':>8}  {'min':>4}  {'const':>5}"
         f"  {'ratio':>5}  {'Q pages':>7}  {'retries':>7}  requests/s in calls by operation"
@@ -645,10 +719,16 @@ def main(argv: list[str] | None = None) -> int:
         help="cohort sizes, e.g. 1,100 (default: 1,100,1000,10000)",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable results")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the dispatch call in this process, sharing moto server's CPU and GIL"
+        " (default: in a worker process, as make serve runs it)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="the handlers' log level (default WARNING)")
     args = parser.parse_args(argv)
 
-    moto, bench = start(args.log_level)
+    moto, bench = start(args.log_level, in_process=args.in_process)
     results = []
     try:
         for size in args.sizes:
@@ -660,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(as_json(results))
     else:
-        print_table(results)
+        print_table(results, in_process=args.in_process)
     return 0
 
 
