@@ -88,7 +88,7 @@ from orchestrator.store.table import Table
 from orchestrator_local import moto_patches
 from orchestrator_local.resources import Stack, deploy
 from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
-from orchestrator_local.server import LOCAL_ENV, start_moto
+from orchestrator_local.server import LOCAL_ENV, collect_cycles_on_a_timer, start_moto
 from orchestrator_local.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +118,7 @@ class Invocation:
     calls: Counter[str] = field(default_factory=Counter)
     attempts: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # per operation, inside the calls
+    cpu_s: float | None = None  # CPU time of the handler's process during the call (worker only)
 
 
 class Recorder:
@@ -201,8 +202,11 @@ def _worker_start(log_level: str) -> None:
 
 def _worker_invoke(function: str, event: Any) -> tuple[Any, Invocation]:
     assert _worker_recorder is not None
+    cpu = time.process_time()
     response = _worker_recorder.invoke(function, event)
-    return response, _worker_recorder.invocations[-1]
+    record = _worker_recorder.invocations[-1]
+    record.cpu_s = time.process_time() - cpu
+    return response, record
 
 
 def _worker_ready() -> bool:
@@ -315,11 +319,14 @@ class SizeResult:
     workflow: str
     status: int = 201
     notes: list[str] = field(default_factory=list)
+    handler_cpu_s: float | None = None  # the dispatch call's CPU time: the handler's worker process
+    moto_cpu_s: float | None = None  # ... and moto server's process
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "size": self.size,
             "dispatch_status": self.status,
+            "dispatch_cpu_s": {"handler": self.handler_cpu_s, "moto": self.moto_cpu_s},
             "seed_s": round(self.seed_s, 3),
             "node_bytes": self.node_bytes,
             "dispatch_response_bytes": self.response_bytes,
@@ -346,6 +353,7 @@ class Bench:
     log_level: str
     in_process: bool  # the dispatch call in this process (else in a worker process)
     stack: Stack | None = None
+    moto_cpu_s: float | None = None  # CPU time of this process (moto server) during the last dispatch call
 
     @property
     def table_name(self) -> str:
@@ -379,9 +387,11 @@ class Bench:
             return response, self.recorder.invocations[-1], started, time.perf_counter()
         worker = DispatchWorker(self.log_level)
         try:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             response, record = worker.invoke(DISPATCH_FUNCTION, event)
-            return response, record, started, time.perf_counter()
+            returned = time.perf_counter()
+            self.moto_cpu_s = time.process_time() - cpu
+            return response, record, started, returned
         finally:
             worker.close()
 
@@ -393,6 +403,7 @@ def start(log_level: str, *, in_process: bool = False) -> tuple[Any, Bench]:
     os.environ["POWERTOOLS_LOG_LEVEL"] = log_level
     logger.setLevel(log_level)
     moto_patches.install()  # local mode's DynamoDB fidelity fixes (atomic, copy-free transactions)
+    collect_cycles_on_a_timer()  # as the local server does in moto's process
     moto, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     template = Template()
@@ -549,6 +560,7 @@ def run_size(bench: Bench, size: int) -> SizeResult:
     )
     body = json.loads(response.get("body") or "{}")
     result = SizeResult(size, seed_s, node_bytes, len(response.get("body") or ""), dispatch, None, None, None, "")
+    result.handler_cpu_s, result.moto_cpu_s = record.cpu_s, None if bench.in_process else bench.moto_cpu_s
     result.status = int(response.get("statusCode", 0))
     if result.status != 201:
         result.workflow = "not started"
@@ -638,6 +650,8 @@ def print_table(results: list[SizeResult], *, in_process: bool) -> None:
             f"node items {result.node_bytes / 1e6:.2f} MB",
             f"dispatch response {result.response_bytes / 1e3:.1f} kB",
         ]
+        if result.handler_cpu_s is not None and result.moto_cpu_s is not None:
+            details.append(f"dispatch CPU s: handler {result.handler_cpu_s:.1f}, moto {result.moto_cpu_s:.1f}")
         if result.fan_out_handler_s is not None:
             details.append(f"FanOut handler {result.fan_out_handler_s:.3f} s")
         if result.events_stored is not None:

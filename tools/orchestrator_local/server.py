@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -52,6 +53,29 @@ def start_moto() -> tuple[Any, str]:
         f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=5
     ).raise_for_status()
     return moto, endpoint
+
+
+CYCLE_COLLECTION_SECONDS = 30.0
+
+
+def collect_cycles_on_a_timer(every: float = CYCLE_COLLECTION_SECONDS) -> threading.Event:
+    """Run CPython's cycle collector every ``every`` seconds instead of by allocation count,
+    in the process that hosts moto (set the returned event to stop).
+
+    moto keeps every item as many small Python objects. The collector, triggered by
+    allocation counts, re-traverses all of them each time the heap has grown by a quarter:
+    about 40% of moto's CPU while a 10,000-node dispatch writes its targets. Reference
+    counting still frees everything that is not a cycle at once; cycles wait for the timer.
+    The worker processes (the "Lambda containers") keep the default collector."""
+    gc.disable()
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.wait(every):
+            gc.collect()
+
+    threading.Thread(target=collect, name="cycle-collector", daemon=True).start()
+    return stop
 
 
 class LateInvoker:
@@ -131,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator_local import moto_patches
 
     moto_patches.install()
+    collect_cycles_on_a_timer()
     moto, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
