@@ -53,7 +53,7 @@ def install() -> None:
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     _install_fast_item_responses()
     _install_routing_cache()
-    moto_speed.install()
+    moto_speed.install(_LOCK)
     _installed = True
 
 

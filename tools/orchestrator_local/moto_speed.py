@@ -19,7 +19,9 @@ where DynamoDB is not (a 10,000-node cohort read took seconds per page):
    (by their key values) and the start key is found by bisection; the page
    limits, range conditions, projections and filters are moto's code. Anything
    else (legacy ``KeyConditions`` filters, multi-attribute keys, indexes
-   without a sort key, the errors moto raises) goes to moto's own query.
+   without a sort key, the errors moto raises) goes to moto's own query. A
+   page is read under the patches' write lock (moto reads while other threads
+   write, and could see a write half-applied).
 
 Results are moto's: ``ORIGINALS`` keeps moto's implementations, and
 ``tests/unit/test_moto_speed.py`` compares both on generated items and queries.
@@ -27,6 +29,7 @@ Results are moto's: ``ORIGINALS`` keeps moto's implementations, and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from bisect import bisect_left, bisect_right
@@ -34,15 +37,21 @@ from decimal import Decimal
 from typing import Any
 
 ORIGINALS: dict[str, Any] = {}  # moto's own implementations, for the differential tests
+_READ_LOCK: Any = contextlib.nullcontext()  # moto_patches' write lock: a query page is one snapshot
 MOTO_ITEM_LIMIT = 405_000  # moto's own threshold for "Item size has exceeded the maximum allowed size"
 _LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")  # moto's test for a "name[index]" path
 _SCALAR_AS_IS = frozenset({"S", "B", "BOOL"})
 _SETS = frozenset({"SS", "NS", "BS"})
 
 
-def install() -> None:
+def install(lock: Any = None) -> None:
+    """Install the fast paths; with ``lock`` (the lock every write takes), a Query reads
+    under it, so a page never sees a write half-applied or a partition change under it."""
+    global _READ_LOCK  # noqa: PLW0603 - set once, with the patches
     if ORIGINALS:
         return
+    if lock is not None:
+        _READ_LOCK = lock
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
 
@@ -150,8 +159,9 @@ def project(self: Any, projection_expressions: list[list[str]]) -> Any:
 
 # Queries -----------------------------------------------------------------------------------
 def query(self: Any, *args: Any, **kwargs: Any) -> Any:
-    fast = partition_query(self, *args, **kwargs)
-    return ORIGINALS["query"](self, *args, **kwargs) if fast is None else fast
+    with _READ_LOCK:
+        fast = partition_query(self, *args, **kwargs)
+        return ORIGINALS["query"](self, *args, **kwargs) if fast is None else fast
 
 
 def _native(value: Any) -> Any:
