@@ -108,6 +108,14 @@ def datastore_errors() -> Iterator[None]:
         raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
 
 
+def _project(kwargs: dict[str, Any], attributes: Sequence[str]) -> None:
+    """Ask a read for only ``attributes`` (placeholders: any name, reserved words included)."""
+    if attributes:
+        projected = {f"#p{i}": name for i, name in enumerate(attributes)}
+        kwargs["ProjectionExpression"] = ", ".join(projected)
+        kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **projected}
+
+
 class Table:
     """Operations on one table. Every write that changes state is conditional."""
 
@@ -122,10 +130,7 @@ class Table:
     def get(self, key: Key, *, consistent: bool = False, attributes: Sequence[str] = ()) -> Item | None:
         """The item, or only ``attributes`` of it (a smaller response; the same read cost)."""
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key), "ConsistentRead": consistent}
-        if attributes:
-            names = {f"#p{i}": name for i, name in enumerate(attributes)}
-            kwargs["ProjectionExpression"] = ", ".join(names)
-            kwargs["ExpressionAttributeNames"] = names
+        _project(kwargs, attributes)
         with datastore_errors():
             response = self.client.get_item(**kwargs)
         raw = response.get("Item")
@@ -190,10 +195,7 @@ class Table:
         kwargs = self._query_kwargs(index, key_condition, values, names, filter_expression)
         if consistent and not index:
             kwargs["ConsistentRead"] = True
-        if attributes:
-            projected = {f"#p{i}": name for i, name in enumerate(attributes)}
-            kwargs["ProjectionExpression"] = ", ".join(projected)
-            kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **projected}
+        _project(kwargs, attributes)
         while True:
             with datastore_errors():
                 response: dict[str, Any] = dict(self.client.query(**kwargs))
