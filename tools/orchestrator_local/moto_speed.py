@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import re
 from bisect import bisect_left, bisect_right
 from decimal import Decimal
@@ -72,7 +73,9 @@ def install(lock: Any = None) -> None:
 
 
 # Values and items --------------------------------------------------------------------------
+@functools.cache
 def _types() -> Any:
+    """moto's ``dynamo_type`` module, imported once (sizing calls this for every map)."""
     from moto.dynamodb.models import dynamo_type
 
     return dynamo_type
@@ -196,8 +199,11 @@ def _index_candidates(
         and value == expected
         and item.attrs.get(range_attr) is not None
     ]
-    order = [index_hash, range_attr, table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
-    return candidates, order, range_attr
+    return candidates, [index_hash, range_attr, *_table_keys(table)], range_attr
+
+
+def _table_keys(table: Any) -> list[str]:
+    return [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
 
 
 def _partition_candidates(table: Any, hash_key: Any) -> tuple[list[Any], list[str]]:
@@ -209,7 +215,7 @@ def _partition_candidates(table: Any, hash_key: Any) -> tuple[list[Any], list[st
         candidates = [item for item in partition.values() if isinstance(item, item_type)]
     else:
         candidates = [partition] if isinstance(partition, item_type) else []
-    return candidates, [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return candidates, _table_keys(table)
 
 
 def _in_page_order(
