@@ -339,6 +339,15 @@ class SizeResult:
         }
 
 
+@dataclass
+class DispatchCall:
+    response: Any
+    record: Invocation  # its DynamoDB requests (and, from a worker, the handler's CPU time)
+    started: float
+    returned: float
+    moto_cpu_s: float | None = None  # CPU time of this process (moto server) during the call, worker mode only
+
+
 # The local stack -------------------------------------------------------------------------
 PARAMETERS = {"PublicBaseUrl": "http://bench.local", "EventStreamHoldSeconds": "0"}
 
@@ -353,7 +362,6 @@ class Bench:
     log_level: str
     in_process: bool  # the dispatch call in this process (else in a worker process)
     stack: Stack | None = None
-    moto_cpu_s: float | None = None  # CPU time of this process (moto server) during the last dispatch call
 
     @property
     def table_name(self) -> str:
@@ -379,19 +387,17 @@ class Bench:
         secrets.clear_cache()
         count_requests(self.recorder)
 
-    def dispatch(self, event: dict[str, Any]) -> tuple[Any, Invocation, float, float]:
-        """The dispatch call: (response, its invocation record, when it started, when it returned)."""
+    def dispatch(self, event: dict[str, Any]) -> DispatchCall:
         if self.in_process:
             started = time.perf_counter()
             response = self.recorder.invoke(DISPATCH_FUNCTION, event)
-            return response, self.recorder.invocations[-1], started, time.perf_counter()
+            return DispatchCall(response, self.recorder.invocations[-1], started, time.perf_counter())
         worker = DispatchWorker(self.log_level)
         try:
             started, cpu = time.perf_counter(), time.process_time()
             response, record = worker.invoke(DISPATCH_FUNCTION, event)
             returned = time.perf_counter()
-            self.moto_cpu_s = time.process_time() - cpu
-            return response, record, started, returned
+            return DispatchCall(response, record, started, returned, moto_cpu_s=time.process_time() - cpu)
         finally:
             worker.close()
 
@@ -547,7 +553,8 @@ def scan_count(bench: Bench, execution_id: str, kind: str) -> tuple[int, int]:
 def run_size(bench: Bench, size: int) -> SizeResult:
     bench.fresh_stack()
     project_id, node_bytes, seed_s = seed(bench, size)
-    response, record, started, returned = bench.dispatch(dispatch_event(project_id))
+    call = bench.dispatch(dispatch_event(project_id))
+    response, record, started, returned = call.response, call.record, call.started, call.returned
     node_pages = min_pages(node_bytes)
     dispatch = Phase(
         wall_s=returned - started,
@@ -560,7 +567,7 @@ def run_size(bench: Bench, size: int) -> SizeResult:
     )
     body = json.loads(response.get("body") or "{}")
     result = SizeResult(size, seed_s, node_bytes, len(response.get("body") or ""), dispatch, None, None, None, "")
-    result.handler_cpu_s, result.moto_cpu_s = record.cpu_s, None if bench.in_process else bench.moto_cpu_s
+    result.handler_cpu_s, result.moto_cpu_s = record.cpu_s, call.moto_cpu_s
     result.status = int(response.get("statusCode", 0))
     if result.status != 201:
         result.workflow = "not started"
@@ -665,7 +672,8 @@ def print_table(results: list[SizeResult], *, in_process: bool) -> None:
         "ratio = requests / (min + const); Q pages = observed/fewest; retries = HTTP attempts - requests.\n"
         f"Ops: {', '.join(f'{short}={name}' for name, short in OPS.items())}.\n"
         "fan-out wall s = from the dispatch call's return until FanOut's handler returned; in DDB s = time\n"
-        "inside the phase's DynamoDB calls (botocore + HTTP + moto, which shares this process's CPU and GIL).\n"
+        "inside the phase's DynamoDB calls (botocore + HTTP + moto's work; FanOut, and with --in-process the\n"
+        "dispatch call too, share moto's process, CPU and GIL).\n"
     )
     print(verdict(results))
 
