@@ -42,20 +42,12 @@ def enroll(server: str, admin: dict[str, str], project_id: str, count: int, pref
         return list(pool.map(one, range(count)))
 
 
-def seed_nodes(local_server: dict[str, Any], project_id: str, domain_id: str, count: int) -> list[dict[str, Any]]:
-    """Write ``count`` registered nodes straight into the local table (registration has its own
-    tests; here only their reports matter). Returns their ids and node secret keys."""
+def local_table(local_server: dict[str, Any]) -> tuple[Any, str]:
+    """A DynamoDB client on the local server's moto, and the table's name."""
     import json
-    from datetime import UTC, datetime
     from pathlib import Path
 
     import boto3
-
-    from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
-    from orchestrator.domain.models import BuiltinAction, Capabilities, Node
-    from orchestrator.store import keys
-    from orchestrator.store.nodes import _node_item
-    from orchestrator.store.table import serialize
 
     services = json.loads((Path(local_server["state_dir"]) / "services.json").read_text())
     client = boto3.client(
@@ -65,6 +57,38 @@ def seed_nodes(local_server: dict[str, Any], project_id: str, domain_id: str, co
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+    return client, services["table"]
+
+
+def folded_counts(local_server: dict[str, Any], execution_id: str, target_count: int) -> dict[str, int]:
+    """The Execution's counter shards, summed: what the stream fold has counted."""
+    client, table = local_table(local_server)
+    shards = client.query(
+        TableName=table,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :c)",
+        ExpressionAttributeValues={":pk": {"S": f"EXEC#{execution_id}"}, ":c": {"S": "COUNTER#"}},
+        ConsistentRead=True,
+    )["Items"]
+    totals = {"pending": target_count}
+    for shard in shards:
+        for name, value in shard.items():
+            if "N" in value:
+                totals[name] = totals.get(name, 0) + int(value["N"])
+    return {name: n for name, n in totals.items() if n}
+
+
+def seed_nodes(local_server: dict[str, Any], project_id: str, domain_id: str, count: int) -> list[dict[str, Any]]:
+    """Write ``count`` registered nodes straight into the local table (registration has its own
+    tests; here only their reports matter). Returns their ids and node secret keys."""
+    from datetime import UTC, datetime
+
+    from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
+    from orchestrator.domain.models import BuiltinAction, Capabilities, Node
+    from orchestrator.store import keys
+    from orchestrator.store.nodes import _node_item
+    from orchestrator.store.table import serialize
+
+    client, table = local_table(local_server)
     now, seeded, requests = datetime.now(UTC), [], []
     for index in range(count):
         nsk = mint_node_secret_key()
@@ -83,7 +107,7 @@ def seed_nodes(local_server: dict[str, Any], project_id: str, domain_id: str, co
         requests.append({"PutRequest": {"Item": serialize({**keys.nsk_index(secret_hash(nsk)), "node_id": node.id})}})
         seeded.append({"node_id": node.id, "node_secret_key": nsk})
     for start in range(0, len(requests), 25):
-        client.batch_write_item(RequestItems={services["table"]: requests[start : start + 25]})
+        client.batch_write_item(RequestItems={table: requests[start : start + 25]})
     return seeded
 
 
@@ -119,6 +143,10 @@ def test_conflicting_reports_on_one_target_have_exactly_one_winner(
     body = http.get(f"/v1/projects/{project_id}/executions/{dispatched['id']}", headers=admin).json()
     terminal = {k: v for k, v in body["counts"].items() if v}
     assert sum(terminal.values()) == 1 and set(terminal) <= {"succeeded", "failed"}
+    deadline = time.monotonic() + 10  # the stream fold is asynchronous, as on AWS
+    while folded_counts(local_server, dispatched["id"], 1) != terminal and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert folded_counts(local_server, dispatched["id"], 1) == terminal
 
 
 def test_a_thousand_targets_reporting_at_once_stay_exact(local_server: dict[str, Any], http: httpx.Client) -> None:
@@ -158,6 +186,22 @@ def test_a_thousand_targets_reporting_at_once_stay_exact(local_server: dict[str,
         "cancelled": 0,
         "timeout": 0,
     }
+    # The counters the workflow polls, folded from the table's stream: each report counted once.
+    assert folded_counts(local_server, execution_id, size) == {"succeeded": size}
+    # And each report has its audit event, once.
+    events, cursor = [], None
+    while True:
+        page = http.get(
+            f"/v1/projects/{project_id}/executions/{execution_id}/events",
+            headers=admin,
+            params={"limit": 200, **({"cursor": cursor} if cursor else {})},
+        ).json()
+        events += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    reported = [e for e in events if e.get("node_id") and e["status"] == "succeeded"]
+    assert sorted(e["node_id"] for e in reported) == sorted(n["node_id"] for n in nodes)
     # Exactly one release: with a ceiling of 1, one new dispatch fits and the next does not.
     again = {"action": "restart-agent", "node_id": nodes[0]["node_id"]}
     assert http.post(f"/v1/projects/{project_id}/executions:dispatch", headers=admin, json=again).status_code == 201

@@ -22,6 +22,7 @@ from orchestrator_local import moto_patches
 from orchestrator_local.gateway import Gateway
 from orchestrator_local.resources import Stack, deploy
 from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
+from orchestrator_local.streams import StreamPump
 from orchestrator_local.template import Template
 
 ADMIN = "admin@example.com"
@@ -62,11 +63,15 @@ def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
         os.environ.update(deployed.environment())
         reset_process_caches()
         install_moto_lambda_router(runtime.invoke, set(runtime.functions))
+        pump = StreamPump(runtime.invoke, template.stream_sources, deployed.refs, lock=moto_patches.write_lock())
+        runtime.follow_streams(pump.pump, pump.consumers)
+        deployed.pump = pump.pump
         try:
             yield deployed
         finally:
             stop_workflows(deployed)
             runtime.drain()  # a task still running must finish inside the mock, not against AWS
+            runtime.follow_streams(None)
             LambdaBackend.invoke = original_invoke  # type: ignore[method-assign]
             os.environ.clear()
             os.environ.update(saved)

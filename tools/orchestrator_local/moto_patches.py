@@ -40,6 +40,11 @@ _LOCK = threading.RLock()
 _installed = False
 
 
+def write_lock() -> threading.RLock:
+    """The lock every moto write holds (a stream is trimmed only under it)."""
+    return _LOCK
+
+
 def install() -> None:
     global _installed  # noqa: PLW0603 - patched once per process
     if _installed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Stack:
     parameters: dict[str, str]
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # In-process (tests): deliver the table streams' records to their consumers now.
+    pump: Callable[[], int] | None = None
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:

@@ -64,6 +64,14 @@ class InProcessRuntime:
         self.functions: dict[str, Function] = (template or Template()).functions
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.RLock()
+        self._after: Callable[[], object] | None = None
+        self._consumers: frozenset[str] = frozenset()
+
+    def follow_streams(self, pump: Callable[[], object] | None, consumers: frozenset[str] = frozenset()) -> None:
+        """Run ``pump`` (deliver the table streams' records) after every invocation of a function
+        that is not one of the stream ``consumers``: in-process, a handler's writes are folded by
+        the time it returns. None stops it."""
+        self._after, self._consumers = pump, consumers
 
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
         module = self._modules.get(logical_id)
@@ -92,6 +100,9 @@ class InProcessRuntime:
             except Exception as exc:
                 traceback.print_exc()
                 raise FunctionError(type(exc).__name__, str(exc)) from exc
+            finally:
+                if self._after is not None and logical_id not in self._consumers:
+                    self._after()
 
 
 Invoke = Callable[[str, Any], Any]

@@ -2,7 +2,8 @@
 
 1. start a moto server on a free loopback port (Step Functions executes ASL);
 2. create the template's resources in it and export the functions' environment;
-3. route moto's Lambda invocations (workflow tasks) to a pool of worker processes;
+3. route moto's Lambda invocations (workflow tasks) to a pool of worker processes, and
+   deliver the table's stream to its consumer function there;
 4. bootstrap the demo tenant and write ``.local/credentials.json``;
 5. serve the template's API events over HTTP until Ctrl-C (or the parent exits).
 """
@@ -56,6 +57,7 @@ def start_moto() -> tuple[Any, str]:
 
 
 CYCLE_COLLECTION_SECONDS = 30.0
+STREAM_POLL_SECONDS = 0.2  # how often the table's stream is delivered to its consumers
 
 
 def collect_cycles_on_a_timer(every: float = CYCLE_COLLECTION_SECONDS) -> threading.Event:
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator_local.resources import deploy
     from orchestrator_local.runtime import install_moto_lambda_router
     from orchestrator_local.scheduler import Scheduler
+    from orchestrator_local.streams import StreamPump
     from orchestrator_local.workers import WorkerPool
 
     template = Template()
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
     scheduler = Scheduler(pool.invoke, template.schedules)
     scheduler.start()
+    streams = StreamPump(pool.invoke, template.stream_sources, stack.refs, lock=moto_patches.write_lock())
+    stop_streams = streams.run_every(STREAM_POLL_SECONDS)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     print(f"Action Orchestrator serving on {server_url}", flush=True)
     print(f"  credentials: {credentials_file}", flush=True)
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print("stopping...", flush=True)
     httpd.shutdown()
     scheduler.stop()
+    stop_streams.set()
     pool.shutdown()
     moto.stop()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,17 @@ def rate_seconds(expression: str) -> int:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A function's ``DynamoDB`` event: the table (logical id) whose stream it consumes."""
+
+    function: str  # logical id
+    table: str  # logical id
+    batch_size: int
+    max_retries: int
+    patterns: tuple[dict[str, Any], ...]  # FilterCriteria patterns (any may match)
+
+
+@dataclass(frozen=True)
 class Authorizer:
     name: str
     function: str
@@ -164,6 +176,30 @@ class Template:
                 if event["Type"] == "Schedule":
                     schedules.append(Schedule(name, rate_seconds(event["Properties"]["Schedule"])))
         return schedules
+
+    @property
+    def stream_sources(self) -> list[StreamSource]:
+        """The functions' ``DynamoDB`` stream events (event source mappings in AWS)."""
+        sources = []
+        for name, resource in self.resources_of("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] != "DynamoDB":
+                    continue
+                props = event["Properties"]
+                table, attribute = props["Stream"]["Fn::GetAtt"]
+                if attribute != "StreamArn":
+                    raise ValueError(f"{name}: only a table's StreamArn is supported as a stream")
+                filters = props.get("FilterCriteria", {}).get("Filters", [])
+                sources.append(
+                    StreamSource(
+                        function=name,
+                        table=table,
+                        batch_size=int(props.get("BatchSize", 100)),
+                        max_retries=int(props.get("MaximumRetryAttempts", 10)),
+                        patterns=tuple(json.loads(f["Pattern"]) for f in filters),
+                    )
+                )
+        return sources
 
     @property
     def api(self) -> dict[str, Any]:

@@ -38,12 +38,8 @@ def check_transition(current: TargetStatus, new: TargetStatus) -> None:
         raise InvalidStateTransition(f"The target is {current.value}; {new.value} would go backward or repeat a state.")
 
 
-def likely_predecessor(new: TargetStatus, *, agent_style: bool) -> TargetStatus:
-    """The state a target is most probably in when ``new`` arrives: the guess that lets the
-    callback commit in one conditional write (a wrong guess costs one retry, never a wrong
-    result). plexd acks then posts a result without ``started``."""
-    if new is TargetStatus.ACK:
-        return TargetStatus.PENDING
-    if new is TargetStatus.STARTED:
-        return TargetStatus.ACK
-    return TargetStatus.ACK if agent_style else TargetStatus.STARTED
+def sources(new: TargetStatus) -> frozenset[TargetStatus]:
+    """Every state a target may move to ``new`` from: the open states before it (a node may
+    skip forward, earlier callbacks can be lost). One conditional write on all of them
+    commits any legal report in one request, whatever the target's state."""
+    return frozenset(s for s in TargetStatus if allowed(s, new))

@@ -1,11 +1,12 @@
 """Node reports (SPEC §5, §8, §10): every accepted transition is one conditional write.
 
 The hot path is two datastore requests: the credential check (one read of the
-node, none for a callback token) and one transaction that moves the target,
-adds its counter delta and appends its audit event. The transaction assumes
-the most likely current state; if the target is elsewhere, the failed
-condition returns it, and the move is retried from there or refused with the
-spec's 409.
+node, none for a callback token) and one conditional ``UpdateItem`` that moves
+the target from any state the §8 machine allows to the reported one, carrying
+the move's audit event. The table's stream folds the counters and the audit
+trail from there (:mod:`orchestrator.services.aggregate`). When the condition
+fails, the target as it is comes back with the failure and decides the spec's
+404 or 409; nothing was written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 
 from orchestrator.clock import rfc3339
 from orchestrator.domain.executions import TargetStatus
-from orchestrator.domain.transitions import allowed, check_transition, likely_predecessor
+from orchestrator.domain.transitions import check_transition, sources
 from orchestrator.errors import (
     ExecutionNotFound,
     InlineOutputTooLarge,
@@ -88,42 +89,31 @@ class _Reporter:
 
     def apply(self) -> Outcome:
         extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report)
-        old = likely_predecessor(self.report.status, agent_style=self.report.agent_style)
-        current = self._move(old, extra)
-        if current is not None:  # the guess was wrong: retry once from the actual state
-            if current.get("status") is None:
-                raise ExecutionNotFound(f"Node {self.node_id} has no invocation of execution {self.execution_id}.")
-            old = TargetStatus(current["status"])
-            if not allowed(old, self.report.status):
-                self._refuse(old)
-            again = self._move(old, extra)
-            if again is not None:  # it moved meanwhile: a concurrent report won
-                self._refuse(TargetStatus(again["status"]))
-        declared = self.report.declared_output_bytes or 0
-        first_callback = old is TargetStatus.PENDING and not self.report.status.is_terminal
-        if declared > outputs.INLINE_CEILING_BYTES and first_callback:
-            bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
-            key = outputs.object_key(self.execution_id, self.node_id)
-            return Outcome(self.report.status, outputs.presign_put(bucket, key, declared), key)
-        return Outcome(self.report.status)
-
-    def _move(self, old: TargetStatus, extra: dict[str, Any]) -> Item | None:
-        """Try the move from ``old``: None when it committed, else the target as it is
-        (``{}`` when there is no such target)."""
+        new = self.report.status
         try:
-            self.ctx.executions.transition_target(
+            old = self.ctx.executions.transition_target(
                 self.execution_id,
                 self.node_id,
-                old,
-                self.report.status,
+                sources(new),
+                new,
                 self.ctx.clock.now(),
-                audit=_audit(self.ctx, self.node_id, self.report.status, self.report.detail, self.actor),
+                audit=_audit(self.ctx, self.node_id, new, self.report.detail, self.actor),
                 error=self.report.error,
                 extra=extra,
             )
         except TargetChanged as changed:
-            return changed.item or {}
-        return None
+            if changed.item is None:
+                raise ExecutionNotFound(
+                    f"Node {self.node_id} has no invocation of execution {self.execution_id}."
+                ) from None
+            self._refuse(TargetStatus(changed.item["status"]))
+        declared = self.report.declared_output_bytes or 0
+        first_callback = old is TargetStatus.PENDING and not new.is_terminal
+        if declared > outputs.INLINE_CEILING_BYTES and first_callback:
+            bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
+            key = outputs.object_key(self.execution_id, self.node_id)
+            return Outcome(new, outputs.presign_put(bucket, key, declared), key)
+        return Outcome(new)
 
     def _refuse(self, actual: TargetStatus) -> NoReturn:
         """Raise the 409; a late report after the end is recorded in the audit trail."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,13 @@ def get_execution(ctx: Context, subject: str, project_id: str, execution_id: str
 
 
 def execution_detail(ctx: Context, project_id: str, execution_id: str) -> ExecutionDetail:
-    """The Execution with exact counts and targets, for a caller already authorized."""
+    """The Execution with its targets and their exact counts, for a caller already authorized
+    (counted from the targets read for the answer, so the two always agree)."""
     execution = load_execution(ctx, project_id, execution_id)
-    counts = ctx.executions.counts(execution.id, execution.target_count)
-    return ExecutionDetail(execution, live_status(execution, counts), counts, ctx.executions.targets(execution.id))
+    targets = ctx.executions.targets(execution.id)
+    statuses = Counter(t.status for t in targets)
+    counts = {status.value: statuses[status] for status in TargetStatus}
+    return ExecutionDetail(execution, live_status(execution, counts), counts, targets)
 
 
 def list_executions(

@@ -1,15 +1,21 @@
 """Executions, targets, counter shards, node events and hook baselines.
 
-Counters: each target transition is one transaction that updates the target
-(conditionally) and adds +1/-1 to one of ``COUNTER_SHARDS`` counter items of
-its Execution, so counts stay exact without one hot item. Shards hold deltas
-from the initial all-``pending`` state; :meth:`ExecutionStore.counts` sums them.
+Transitions: every target move is one conditional write on the target, which
+carries its audit event as ``last_event``. The table's stream folds them, in
+batches (:meth:`ExecutionStore.fold`): each transition's audit event is put if
+absent, and its +1/-1 goes to one of ``COUNTER_SHARDS`` counter items of its
+Execution, in the same transaction. The audit event is the marker that makes a
+redelivered record count once. Shards hold deltas from the initial
+all-``pending`` state; :meth:`ExecutionStore.counts` sums them (as far as the
+stream has been folded); :meth:`ExecutionStore.counts_from_targets` counts the
+targets themselves.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,14 +24,14 @@ from orchestrator.clock import parse_rfc3339, rfc3339
 from orchestrator.domain.executions import OPEN, Execution, OutputRef, RateControl, Target, TargetStatus
 from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DomainNotFound
 from orchestrator.store import keys
-from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled
+from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled, deserialize
 
 NOT_EXISTS = "attribute_not_exists(PK)"
 EVENT_RETENTION_SECONDS = 48 * 3600
 TRANSACT_LIMIT = 100
-# Targets per closing transaction: each brings its audit event; the shard deltas come on top.
-CLOSE_CHUNK = (TRANSACT_LIMIT - keys.COUNTER_SHARDS) // 2
+CLOSE_CHUNK = TRANSACT_LIMIT  # targets per closing transaction (their audit events ride on them)
 CLOSE_ATTEMPTS = 8
+FOLD_ATTEMPTS = 6
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -167,7 +173,8 @@ class ExecutionStore:
         )
 
     def counts(self, execution_id: str, target_count: int) -> dict[str, int]:
-        """Exact per-status counts: the sum of every shard's deltas."""
+        """Per-status counts as far as the stream has been folded: the sum of every shard's
+        deltas. Never ahead of the targets: a target counted as terminal is terminal."""
         totals: Counter[str] = Counter()
         for shard in self.table.query_all(
             index=None,
@@ -179,6 +186,21 @@ class ExecutionStore:
                 totals[status.value] += int(shard.get(status.value, 0))
         totals[TargetStatus.PENDING.value] += target_count
         return {status.value: totals[status.value] for status in TargetStatus}
+
+    def counts_from_targets(self, execution_id: str) -> dict[str, int]:
+        """Exact per-status counts, read from the targets themselves (one query of their
+        statuses): for the moments that must not wait for the stream, e.g. the final count."""
+        statuses = Counter(
+            item["status"]
+            for item in self.table.query_all(
+                index=None,
+                key_condition="PK = :pk AND begins_with(SK, :t)",
+                values={":pk": f"EXEC#{execution_id}", ":t": "TARGET#"},
+                consistent=True,
+                attributes=("status",),
+            )
+        )
+        return {status.value: statuses[status.value] for status in TargetStatus}
 
     def list_page(
         self,
@@ -299,8 +321,8 @@ class ExecutionStore:
     # Target transitions ----------------------------------------------------------------
     def close_open_targets(self, execution_id: str, to: TargetStatus, now: datetime, closing: Closing) -> int:
         """Move every still-open target to ``to`` (timeout, cancelled, failed); returns how many
-        moved. Chunks of targets, their audit events and their shard deltas go in one transaction
-        each; a chunk that races with a callback is retried target by target from its current state."""
+        moved. Chunks of targets (each carrying its audit event) go in one transaction each; a
+        chunk that races with a callback is retried target by target from its current state."""
         moved = 0
         open_items = self.target_items(execution_id, only_open=True)
         for start in range(0, len(open_items), CLOSE_CHUNK):
@@ -313,115 +335,93 @@ class ExecutionStore:
         return moved
 
     def close_target(self, execution_id: str, node_id: str, to: TargetStatus, now: datetime, closing: Closing) -> bool:
-        """Close one open target (with its counter delta and audit event); False if it had ended."""
+        """Close one open target (with its audit event); False if it had ended."""
         return self._close_one(execution_id, self.get_target_item(execution_id, node_id), to, now, closing)
 
     def _close_one(
         self, execution_id: str, item: Item | None, to: TargetStatus, now: datetime, closing: Closing
     ) -> bool:
         # A failed condition means a report moved the target forward meanwhile, which it can do
-        # at most three times (pending -> ack -> started -> terminal); a transaction conflict with
-        # a concurrent report is retried from a fresh read. Bounded either way.
+        # at most three times (pending -> ack -> started -> terminal): bounded.
         for _ in range(CLOSE_ATTEMPTS):
             if item is None or TargetStatus(item["status"]).is_terminal:
                 return False
+            old, node_id = TargetStatus(item["status"]), item["node_id"]
             try:
-                self.table.transact(self._close_ops(execution_id, [item], to, now, closing, old_on_failure=True))
-            except TransactionCanceled as exc:
-                conflict = exc.reasons[0] != "ConditionalCheckFailed"
-                item = self.get_target_item(execution_id, item["node_id"]) if conflict else exc.items[0]
+                self.transition_target(
+                    execution_id,
+                    node_id,
+                    [old],
+                    to,
+                    now,
+                    audit=closing.audit_event(node_id, old, to, now),
+                    error=closing.error,
+                )
+            except TargetChanged as changed:
+                item = changed.item
                 continue
             return True
         raise DatastoreUnavailable("A target kept changing while it was being closed.")
 
     def _close_ops(
-        self,
-        execution_id: str,
-        items: Sequence[Item],
-        to: TargetStatus,
-        now: datetime,
-        closing: Closing,
-        *,
-        old_on_failure: bool = False,
+        self, execution_id: str, items: Sequence[Item], to: TargetStatus, now: datetime, closing: Closing
     ) -> list[Any]:
-        deltas: dict[int, Counter[str]] = {}
         ops: list[Any] = []
         for item in items:
             old, node_id = TargetStatus(item["status"]), item["node_id"]
+            audit = closing.audit_event(node_id, old, to, now)
             ops.append(
-                self.target_transition_op(
-                    execution_id, node_id, old, to, now, error=closing.error, old_on_failure=old_on_failure
-                )
+                self.target_transition_op(execution_id, node_id, [old], to, now, audit=audit, error=closing.error)
             )
-            ops.append(self.table.put_op(audit_item(execution_id, closing.audit_event(node_id, old, to, now))))
-            shard = deltas.setdefault(keys.shard_of(node_id), Counter())
-            shard[old.value] -= 1
-            shard[to.value] += 1
-        ops += [self.shard_op(execution_id, shard, delta) for shard, delta in deltas.items()]
         return ops
 
     def target_transition_op(
         self,
         execution_id: str,
         node_id: str,
-        old: TargetStatus,
-        new: TargetStatus,
-        now: datetime,
-        *,
-        error: str | None = None,
-        extra: dict[str, Any] | None = None,
-        old_on_failure: bool = False,
-    ) -> Any:
-        """Conditional move of one target from ``old`` to ``new`` (as a transaction item)."""
-        sets = ["#s = :new", "updated_at = :now"]
-        values: dict[str, Any] = {":new": new.value, ":old": old.value, ":now": rfc3339(now)}
-        if error is not None:
-            sets.append("#e = :e")
-            values[":e"] = error
-        for index, (name, value) in enumerate((extra or {}).items()):
-            sets.append(f"{name} = :x{index}")
-            values[f":x{index}"] = value
-        update = "SET " + ", ".join(sets)
-        if new.is_terminal:
-            update += " REMOVE GSI2PK, GSI2SK"
-        return self.table.update_op(
-            keys.target(execution_id, node_id),
-            update=update,
-            condition="#s = :old",
-            names={"#s": "status", **({"#e": "error"} if error is not None else {})},
-            values=values,
-            old_on_failure=old_on_failure,
-        )
-
-    def transition_target(
-        self,
-        execution_id: str,
-        node_id: str,
-        old: TargetStatus,
+        sources: Collection[TargetStatus],
         new: TargetStatus,
         now: datetime,
         *,
         audit: Item,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> None:
-        """One target's move, its counter delta and its audit event: one conditional transaction.
-        Raises :class:`TargetChanged` with the target as it is when ``old`` was not its state."""
-        delta: Counter[str] = Counter({old.value: -1, new.value: 1})
+    ) -> Any:
+        """Conditional move of one target from any of ``sources`` to ``new`` (as a transaction
+        item), carrying its audit event for the stream to fold."""
+        update, condition, names, values = _transition(sources, new, now, audit=audit, error=error, extra=extra)
+        return self.table.update_op(
+            keys.target(execution_id, node_id), update=update, condition=condition, names=names, values=values
+        )
+
+    def transition_target(
+        self,
+        execution_id: str,
+        node_id: str,
+        sources: Collection[TargetStatus],
+        new: TargetStatus,
+        now: datetime,
+        *,
+        audit: Item,
+        error: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> TargetStatus:
+        """One target's move from any of ``sources``, with its audit event: one conditional
+        ``UpdateItem``. Returns the state it moved from; raises :class:`TargetChanged` with the
+        target as it is when it was in none of ``sources`` (None: no such target)."""
+        update, condition, names, values = _transition(sources, new, now, audit=audit, error=error, extra=extra)
         try:
-            self.table.transact(
-                [
-                    self.target_transition_op(
-                        execution_id, node_id, old, new, now, error=error, extra=extra, old_on_failure=True
-                    ),
-                    self.shard_op(execution_id, keys.shard_of(node_id), delta),
-                    self.table.put_op(audit_item(execution_id, audit)),
-                ]
+            old = self.table.update(
+                keys.target(execution_id, node_id),
+                update=update,
+                condition=condition,
+                names=names,
+                values=values,
+                returns="UPDATED_OLD",
             )
-        except TransactionCanceled as exc:
-            if exc.reasons[0] == "ConditionalCheckFailed":
-                raise TargetChanged(exc.items[0]) from exc
-            raise
+        except ConditionFailed as exc:
+            raise TargetChanged(exc.item) from exc
+        return TargetStatus(old["status"])
 
     def get_target_item(self, execution_id: str, node_id: str) -> Item | None:
         return self.table.get(keys.target(execution_id, node_id), consistent=True)
@@ -429,6 +429,45 @@ class ExecutionStore:
     # Audit trail ------------------------------------------------------------------------
     def record(self, execution_id: str, event: Item) -> None:
         self.table.put(audit_item(execution_id, event))
+
+    # Folding the table's stream ---------------------------------------------------------------
+    def fold(self, transitions: Sequence[Transition]) -> int:
+        """Apply target moves read from the table's stream: each one's audit event (put only if
+        absent) and counter delta, atomically, in transactions of up to 100 items. A move whose
+        audit event already exists was folded before (a redelivered record) and is skipped, so
+        each move counts exactly once. Returns how many were applied by this call."""
+        pending = list({t.event["id"]: t for t in transitions}.values())
+        applied = conflicts = 0
+        while pending:
+            chunk = _fold_chunk(pending)
+            try:
+                self.table.transact(self._fold_ops(chunk))
+            except TransactionCanceled as exc:
+                folded = {i for i, reason in enumerate(exc.reasons[: len(chunk)]) if reason == "ConditionalCheckFailed"}
+                if folded:  # already counted: fold the rest of the chunk without them
+                    pending = [t for i, t in enumerate(chunk) if i not in folded] + pending[len(chunk) :]
+                    continue
+                conflicts += 1  # a concurrent fold wrote the same counter shard
+                if conflicts >= FOLD_ATTEMPTS:
+                    raise DatastoreUnavailable("Counter shards kept conflicting while folding.") from exc
+                time.sleep(min(0.02 * 2**conflicts, 0.5))
+                continue
+            applied += len(chunk)
+            pending = pending[len(chunk) :]
+        return applied
+
+    def _fold_ops(self, chunk: Sequence[Transition]) -> list[Any]:
+        ops: list[Any] = [self.table.put_op(audit_item(t.execution_id, t.event), condition=NOT_EXISTS) for t in chunk]
+        deltas: dict[tuple[str, int], Counter[str]] = {}
+        for t in chunk:
+            delta = deltas.setdefault((t.execution_id, keys.shard_of(t.node_id)), Counter())
+            delta[t.old.value] -= 1
+            delta[t.new.value] += 1
+        for (execution_id, shard), delta in deltas.items():
+            nonzero = Counter({status: amount for status, amount in delta.items() if amount})
+            if nonzero:
+                ops.append(self.shard_op(execution_id, shard, nonzero))
+        return ops
 
     def audit_page(
         self, execution_id: str, *, limit: int, start_key: dict[str, Any] | None
@@ -509,6 +548,85 @@ class TargetChanged(Exception):
     def __init__(self, item: Item | None) -> None:
         super().__init__("target changed")
         self.item = item
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A target's move, as the table's stream shows it."""
+
+    execution_id: str
+    node_id: str
+    old: TargetStatus
+    new: TargetStatus
+    event: Item
+
+
+def transition_from_record(change: Mapping[str, Any]) -> Transition | None:
+    """The target move in a stream record's ``dynamodb`` part (None: not a target, or its
+    status did not change: inserts, removals, releases, other attributes)."""
+    old_image, new_image = change.get("OldImage"), change.get("NewImage")
+    if not old_image or not new_image:
+        return None
+    old, new = deserialize(old_image), deserialize(new_image)
+    if new.get("type") != "target" or old.get("status") == new.get("status"):
+        return None
+    event = new.get("last_event")
+    if not event:  # every move carries its event (_transition); a bare one would go uncounted
+        raise ValueError(f"target {new.get('SK')} of {new.get('PK')} changed status without an audit event")
+    return Transition(
+        execution_id=new["execution_id"],
+        node_id=new["node_id"],
+        old=TargetStatus(old["status"]),
+        new=TargetStatus(new["status"]),
+        event=event,
+    )
+
+
+def _fold_chunk(pending: Sequence[Transition]) -> Sequence[Transition]:
+    """The longest head of ``pending`` whose audit events and counter shards fit in one transaction."""
+    shards: set[tuple[str, int]] = set()
+    size = 0
+    for taken, transition in enumerate(pending):
+        shard = (transition.execution_id, keys.shard_of(transition.node_id))
+        needed = 1 + (shard not in shards)
+        if size + needed > TRANSACT_LIMIT:
+            return pending[:taken]
+        shards.add(shard)
+        size += needed
+    return pending
+
+
+def _transition(
+    sources: Collection[TargetStatus],
+    new: TargetStatus,
+    now: datetime,
+    *,
+    audit: Item,
+    error: str | None,
+    extra: dict[str, Any] | None,
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    """A target's move to ``new`` if it is in one of ``sources``: update, condition, names, values.
+    Leaving the open states also leaves the node's open-targets index."""
+    sets = ["#s = :new", "updated_at = :now", "last_event = :ev"]
+    values: dict[str, Any] = {":new": new.value, ":now": rfc3339(now), ":ev": audit}
+    names = {"#s": "status"}
+    if error is not None:
+        sets.append("#e = :e")
+        values[":e"] = error
+        names["#e"] = "error"
+    for index, (name, value) in enumerate((extra or {}).items()):
+        sets.append(f"{name} = :x{index}")
+        values[f":x{index}"] = value
+    update = "SET " + ", ".join(sets)
+    if new.is_terminal:
+        update += " REMOVE GSI2PK, GSI2SK"
+    ordered = sorted(sources, key=list(TargetStatus).index)
+    if not ordered:
+        raise ValueError("a transition needs at least one source state")
+    placeholders = [f":o{index}" for index in range(len(ordered))]
+    values |= dict(zip(placeholders, (status.value for status in ordered), strict=True))
+    condition = f"#s = {placeholders[0]}" if len(ordered) == 1 else f"#s IN ({', '.join(placeholders)})"
+    return update, condition, names, values
 
 
 def _status_update(

@@ -118,7 +118,7 @@ def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
     return requests
 
 
-def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, int]) -> None:
+def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
     """SPEC §9 rate control: keep at most ``max_concurrency`` released targets in flight; once
     more than ``max_errors`` targets failed, the targets not yet released become cancelled."""
     rate, released = execution.rate, execution.released or 0
@@ -127,7 +127,8 @@ def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, 
     targets = ctx.executions.target_items(execution.id)  # node-id order, as released
     held = [t for t in targets[released:] if t["status"] == TargetStatus.PENDING.value]
     # SSM semantics: max_errors is how many failures are tolerated (0: stop at the first).
-    if rate.max_errors is not None and counts[TargetStatus.FAILED.value] > rate.max_errors:
+    failed = sum(1 for t in targets if t["status"] == TargetStatus.FAILED.value)
+    if rate.max_errors is not None and failed > rate.max_errors:
         now = ctx.clock.now()
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error="max_errors_reached")
         for target in held:
@@ -145,12 +146,13 @@ def _rate_controlled_step(ctx: Context, execution: Execution, counts: dict[str, 
 
 
 def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
-    """Exact counts; records the aggregate when it changed (it feeds the status index)."""
+    """The counters as far as the stream has been folded (never ahead of the targets: all
+    terminal there means all terminal); records the aggregate when it changed (it feeds the
+    status index)."""
     execution = _execution(ctx, execution_id)
-    counts = ctx.executions.counts(execution.id, execution.target_count)
     if execution.rate is not None:
-        _rate_controlled_step(ctx, execution, counts)
-        counts = ctx.executions.counts(execution.id, execution.target_count)
+        _rate_controlled_step(ctx, execution)
+    counts = ctx.executions.counts(execution.id, execution.target_count)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     open_count = sum(counts[s.value] for s in TargetStatus if not s.is_terminal)
     if status is not execution.status and not status.is_terminal:
@@ -177,12 +179,13 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
     if failed_step is not None:
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error=f"{failed_step}_failed")
         ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
-    counts = ctx.executions.counts(execution.id, execution.target_count)
+    # The final count comes from the targets themselves: it must not wait for the stream.
+    counts = ctx.executions.counts_from_targets(execution.id)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     if not status.is_terminal:  # defensive: never leave an Execution that never ends
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
         ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
-        counts = ctx.executions.counts(execution.id, execution.target_count)
+        counts = ctx.executions.counts_from_targets(execution.id)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     released = ctx.executions.finish(execution, status, now)
     if released:
