@@ -192,3 +192,33 @@ def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, 
         assert problem[field], field
     assert response.headers["X-Correlation-Id"] == problem["correlation_id"]
     return problem
+
+
+def seed_pending_execution(ctx: Any, execution_id: str, node_ids: list[str], *, domain_id: str = "d") -> None:
+    """An Execution of pending targets on ``node_ids`` written straight through the store (its
+    Domain must exist), for tests of what happens to targets after dispatch."""
+    from orchestrator.domain.executions import Execution, Target, TargetStatus
+
+    now = ctx.clock.now()
+    execution = Execution(
+        id=execution_id,
+        project_id="p",
+        domain_id=domain_id,
+        action="a",
+        type="builtin",
+        timeout_seconds=60,
+        status=TargetStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=60),
+        target_count=len(node_ids),
+    )
+    created = {"id": f"created-{execution_id}", "status": "pending", "occurred_at": "now", "actor": "test"}
+    ctx.executions.create(execution, created)
+    ctx.executions.put_targets(
+        execution,
+        [
+            Target(execution_id=execution_id, node_id=n, status=TargetStatus.PENDING, created_at=now, updated_at=now)
+            for n in node_ids
+        ],
+    )

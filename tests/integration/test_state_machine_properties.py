@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from itertools import count
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts
+from orchestrator.domain.executions import TargetStatus, aggregate_from_counts
 from orchestrator.domain.models import Domain
 from orchestrator.domain.transitions import allowed
 from orchestrator.errors import ExecutionAlreadyTerminal, InvalidStateTransition
@@ -25,6 +24,7 @@ from orchestrator.services import callbacks
 from orchestrator.services.context import Context, context_for
 from orchestrator.store.executions import Closing
 from orchestrator_local.resources import Stack
+from tests.integration.conftest import seed_pending_execution
 
 NODES = 4
 REPORTABLE = [s for s in TargetStatus if s is not TargetStatus.PENDING]
@@ -55,41 +55,12 @@ class ReportSequences(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         ctx = self.ctx
-        now = ctx.clock.now()
         run = next(_serial)
         self.execution_id = f"exec-{run}"
         self.nodes = [f"node-{run}-{i}" for i in range(NODES)]
         self.model = dict.fromkeys(self.nodes, TargetStatus.PENDING)
         self.cancelled = False
-        execution = Execution(
-            id=self.execution_id,
-            project_id="p",
-            domain_id="d",
-            action="a",
-            type="builtin",
-            timeout_seconds=60,
-            status=TargetStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            expires_at=now + timedelta(seconds=60),
-            target_count=NODES,
-        )
-        ctx.executions.create(
-            execution, {"id": f"audit-{run}", "status": "pending", "occurred_at": "now", "actor": "test"}
-        )
-        ctx.executions.put_targets(
-            execution,
-            [
-                Target(
-                    execution_id=self.execution_id,
-                    node_id=n,
-                    status=TargetStatus.PENDING,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for n in self.nodes
-            ],
-        )
+        seed_pending_execution(ctx, self.execution_id, self.nodes)
 
     def teardown(self) -> None:
         # moto copies the whole table for every transaction: keep it small between examples.

@@ -4,13 +4,12 @@ event once, however often the stream delivers it, in whatever batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from itertools import count
 from typing import Any
 
 import pytest
 
-from orchestrator.domain.executions import Execution, Target, TargetStatus
+from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.models import Domain
 from orchestrator.services import callbacks
 from orchestrator.services.context import Context, context_for
@@ -20,6 +19,7 @@ from orchestrator_local.resources import Stack
 from orchestrator_local.runtime import InProcessRuntime
 from orchestrator_local.streams import StreamPump, lambda_record
 from orchestrator_local.template import Template
+from tests.integration.conftest import seed_pending_execution
 
 FOLD = "FoldTransitionsFunction"
 _serial = count()
@@ -43,28 +43,9 @@ def ctx(stack: Stack) -> Context:
 
 def seed(ctx: Context, size: int) -> tuple[str, list[str]]:
     run = next(_serial)
-    now = ctx.clock.now()
-    execution = Execution(
-        id=f"fold-{run}",
-        project_id="p",
-        domain_id="d",
-        action="a",
-        type="builtin",
-        timeout_seconds=60,
-        status=TargetStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(seconds=60),
-        target_count=size,
-    )
-    ctx.executions.create(execution, {"id": f"created-{run}", "status": "pending", "occurred_at": "now", "actor": "t"})
-    nodes = [f"n{run}-{i:03d}" for i in range(size)]
-    targets = [
-        Target(execution_id=execution.id, node_id=n, status=TargetStatus.PENDING, created_at=now, updated_at=now)
-        for n in nodes
-    ]
-    ctx.executions.put_targets(execution, targets)
-    return execution.id, nodes
+    execution_id, nodes = f"fold-{run}", [f"n{run}-{i:03d}" for i in range(size)]
+    seed_pending_execution(ctx, execution_id, nodes)
+    return execution_id, nodes
 
 
 def taken_records(stack: Stack) -> list[dict[str, Any]]:
