@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -479,10 +480,10 @@ def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(
     # The closing reads the open targets while all are pending; a node acks before it writes.
     stale, reads = ExecutionStore.target_items, []
 
-    def read_then_ack(self: ExecutionStore, execution_id: str, *, only_open: bool = False) -> list:
-        items = stale(self, execution_id, only_open=only_open)
+    def read_then_ack(self: ExecutionStore, execution_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
+        items = stale(self, execution_id, only_open=only_open, **reads_of)
         reads.append(only_open)
-        if reads.count(True) == 2:  # the cancel's own read, then close_open_targets'
+        if only_open and reads.count(True) == 2:  # the cancel's own read, then close_open_targets'
             assert callback(api, nodes[0], execution, status="ack").status_code == 200
         return items
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -110,6 +111,12 @@ def aggregate_status(statuses: Iterable[TargetStatus], *, cancelled_by_operator:
     if any(s is TargetStatus.FAILED for s in values):
         return TargetStatus.FAILED
     return TargetStatus.TIMEOUT
+
+
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """Per-status counts of target statuses, every status present (zero when none)."""
+    tally = Counter(statuses)
+    return {status.value: tally[status.value] for status in TargetStatus}
 
 
 def aggregate_from_counts(counts: Mapping[str, int], *, cancelled_by_operator: bool = False) -> TargetStatus:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts
+from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts, status_counts
 from orchestrator.domain.models import Permission
 from orchestrator.errors import ExecutionNotFound, OutputNotFound
 from orchestrator.services import outputs
@@ -47,8 +46,7 @@ def execution_detail(ctx: Context, project_id: str, execution_id: str) -> Execut
     (counted from the targets read for the answer, so the two always agree)."""
     execution = load_execution(ctx, project_id, execution_id)
     targets = ctx.executions.targets(execution.id)
-    statuses = Counter(t.status for t in targets)
-    counts = {status.value: statuses[status] for status in TargetStatus}
+    counts = status_counts(t.status.value for t in targets)
     return ExecutionDetail(execution, live_status(execution, counts), counts, targets)
 
 

@@ -21,7 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
-from orchestrator.domain.executions import OPEN, Execution, OutputRef, RateControl, Target, TargetStatus
+from orchestrator.domain.executions import (
+    OPEN,
+    Execution,
+    OutputRef,
+    RateControl,
+    Target,
+    TargetStatus,
+    status_counts,
+)
 from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DomainNotFound
 from orchestrator.store import keys
 from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled, deserialize
@@ -146,16 +154,12 @@ class ExecutionStore:
         return execution_from_item(item) if item else None
 
     def targets(self, execution_id: str) -> list[Target]:
-        return [
-            target_from_item(i)
-            for i in self.table.query_all(
-                index=None,
-                key_condition="PK = :pk AND begins_with(SK, :t)",
-                values={":pk": f"EXEC#{execution_id}", ":t": "TARGET#"},
-            )
-        ]
+        return [target_from_item(i) for i in self.target_items(execution_id)]
 
-    def target_items(self, execution_id: str, *, only_open: bool = False) -> list[Item]:
+    def target_items(
+        self, execution_id: str, *, only_open: bool = False, consistent: bool = False, attributes: Sequence[str] = ()
+    ) -> list[Item]:
+        """The Execution's target items (all pages), or only ``attributes`` of each."""
         filter_expression = "#s IN (:p, :a, :st)" if only_open else None
         values: dict[str, Any] = {":pk": f"EXEC#{execution_id}", ":t": "TARGET#"}
         names = None
@@ -169,6 +173,8 @@ class ExecutionStore:
                 values=values,
                 names=names,
                 filter_expression=filter_expression,
+                consistent=consistent,
+                attributes=attributes,
             )
         )
 
@@ -190,17 +196,8 @@ class ExecutionStore:
     def counts_from_targets(self, execution_id: str) -> dict[str, int]:
         """Exact per-status counts, read from the targets themselves (one query of their
         statuses): for the moments that must not wait for the stream, e.g. the final count."""
-        statuses = Counter(
-            item["status"]
-            for item in self.table.query_all(
-                index=None,
-                key_condition="PK = :pk AND begins_with(SK, :t)",
-                values={":pk": f"EXEC#{execution_id}", ":t": "TARGET#"},
-                consistent=True,
-                attributes=("status",),
-            )
-        )
-        return {status.value: statuses[status.value] for status in TargetStatus}
+        items = self.target_items(execution_id, consistent=True, attributes=("status",))
+        return status_counts(item["status"] for item in items)
 
     def list_page(
         self,
