@@ -4,6 +4,7 @@ event once, however often the stream delivers it, in whatever batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import count
 from typing import Any
 
@@ -17,7 +18,7 @@ from orchestrator.store.executions import Closing
 from orchestrator_local import moto_patches
 from orchestrator_local.resources import Stack
 from orchestrator_local.runtime import InProcessRuntime
-from orchestrator_local.streams import StreamPump, lambda_record
+from orchestrator_local.streams import StreamPump
 from orchestrator_local.template import Template
 from tests.integration.conftest import seed_pending_execution
 
@@ -48,17 +49,18 @@ def seed(ctx: Context, size: int) -> tuple[str, list[str]]:
     return execution_id, nodes
 
 
-def taken_records(stack: Stack) -> list[dict[str, Any]]:
-    """Every record in the table's stream so far, as Lambda would deliver it (and empty it)."""
-    from moto.dynamodb.models import dynamodb_backends
+def taken_records(stack: Stack, template: Template) -> list[dict[str, Any]]:
+    """Every record in the table's stream so far, as Lambda would deliver it (and empty it):
+    unfiltered, so the fold also sees what the template's filter would keep from it."""
+    taken: list[dict[str, Any]] = []
 
-    table = dynamodb_backends["123456789012"]["us-east-1"].get_table(stack.refs["Table"])
-    arn = f"{table.table_arn}/stream/{table.latest_stream_label}"
-    with moto_patches.write_lock():
-        records = [lambda_record(r.to_json(), arn) for r in table.stream_shard.items]
-        table.stream_shard.starting_sequence_number += len(table.stream_shard.items)
-        table.stream_shard.items.clear()
-    return records
+    def keep(function: str, event: Any) -> Any:
+        taken.extend(event["Records"])
+        return {"batchItemFailures": []}
+
+    unfiltered = [replace(source, patterns=()) for source in template.stream_sources]
+    StreamPump(keep, unfiltered, stack.refs, lock=moto_patches.write_lock()).pump()
+    return taken
 
 
 def node_events(ctx: Context, execution_id: str) -> list[dict[str, Any]]:
@@ -71,17 +73,17 @@ def report(ctx: Context, execution_id: str, node_id: str, status: TargetStatus) 
 
 
 def test_a_redelivered_batch_counts_once(
-    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime
+    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     execution_id, nodes = seed(ctx, 3)
-    taken_records(stack)  # creation and inserts: nothing to fold
+    taken_records(stack, template)  # creation and inserts: nothing to fold
     report(ctx, execution_id, nodes[0], TargetStatus.ACK)
     report(ctx, execution_id, nodes[0], TargetStatus.SUCCEEDED)
     report(ctx, execution_id, nodes[1], TargetStatus.FAILED)
     # Before the fold: the counters have not moved, and no report has its audit event yet.
     assert ctx.executions.counts(execution_id, 3)["pending"] == 3
     assert node_events(ctx, execution_id) == []
-    records = taken_records(stack)
+    records = taken_records(stack, template)
     assert len(records) == 3
 
     for _ in range(2):  # the stream delivers at least once: the second delivery changes nothing
@@ -98,16 +100,16 @@ def test_a_redelivered_batch_counts_once(
 
 
 def test_overlapping_batches_and_more_than_one_transaction(
-    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime
+    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     """150 moves (more than one 100-item transaction, every counter shard) delivered as two
     overlapping batches, the second one retrying part of the first."""
     execution_id, nodes = seed(ctx, 75)
-    taken_records(stack)
+    taken_records(stack, template)
     for node_id in nodes:
         report(ctx, execution_id, node_id, TargetStatus.ACK)
         report(ctx, execution_id, node_id, TargetStatus.STARTED)
-    records = taken_records(stack)
+    records = taken_records(stack, template)
     assert len(records) == 150
     runtime.invoke(FOLD, {"Records": records[:100]})
     runtime.invoke(FOLD, {"Records": records[60:]})
@@ -117,13 +119,13 @@ def test_overlapping_batches_and_more_than_one_transaction(
 
 
 def test_closings_are_folded_like_reports(
-    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime
+    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     execution_id, nodes = seed(ctx, 4)
     report(ctx, execution_id, nodes[0], TargetStatus.SUCCEEDED)
     closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
     assert ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing) == 3
-    runtime.invoke(FOLD, {"Records": taken_records(stack)})
+    runtime.invoke(FOLD, {"Records": taken_records(stack, template)})
     counts = ctx.executions.counts(execution_id, 4)
     assert {k: v for k, v in counts.items() if v} == {"succeeded": 1, "timeout": 3}
     closed = [e for e in node_events(ctx, execution_id) if e["status"] == "timeout"]
@@ -132,13 +134,13 @@ def test_closings_are_folded_like_reports(
 
 
 def test_an_unreadable_record_is_reported_and_the_rest_is_folded(
-    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime
+    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     execution_id, nodes = seed(ctx, 2)
-    taken_records(stack)
+    taken_records(stack, template)
     report(ctx, execution_id, nodes[0], TargetStatus.ACK)
     report(ctx, execution_id, nodes[1], TargetStatus.ACK)
-    first, second = taken_records(stack)
+    first, second = taken_records(stack, template)
     del first["dynamodb"]["NewImage"]["last_event"]  # a status change without its event
     response = runtime.invoke(FOLD, {"Records": [first, second]})
     assert response == {"batchItemFailures": [{"itemIdentifier": first["dynamodb"]["SequenceNumber"]}]}
@@ -148,11 +150,11 @@ def test_an_unreadable_record_is_reported_and_the_rest_is_folded(
 
 
 def test_records_that_are_no_move_are_ignored(
-    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime
+    held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     execution_id, nodes = seed(ctx, 2)
     ctx.executions.release_targets(execution_id, nodes)  # target updates that keep the status
-    records = taken_records(stack)
+    records = taken_records(stack, template)
     assert any(r["eventName"] == "MODIFY" for r in records)
     assert runtime.invoke(FOLD, {"Records": records}) == {"batchItemFailures": []}
     assert ctx.executions.counts(execution_id, 2)["pending"] == 2
