@@ -158,48 +158,44 @@ class Template:
     @property
     def routes(self) -> list[Route]:
         routes = []
-        for name, resource in self.resources_of("AWS::Serverless::Function").items():
-            for event in resource["Properties"].get("Events", {}).values():
-                if event["Type"] != "Api":
-                    continue
-                props = event["Properties"]
-                auth = props.get("Auth", {}).get("Authorizer")
-                routes.append(Route(props["Method"].upper(), props["Path"], name, authorized=auth != "NONE"))
+        for name, props in self.function_events("Api"):
+            auth = props.get("Auth", {}).get("Authorizer")
+            routes.append(Route(props["Method"].upper(), props["Path"], name, authorized=auth != "NONE"))
         return routes
 
     @property
     def schedules(self) -> list[Schedule]:
         """The functions' ``Schedule`` events (EventBridge rules in AWS)."""
-        schedules = []
-        for name, resource in self.resources_of("AWS::Serverless::Function").items():
-            for event in resource["Properties"].get("Events", {}).values():
-                if event["Type"] == "Schedule":
-                    schedules.append(Schedule(name, rate_seconds(event["Properties"]["Schedule"])))
-        return schedules
+        return [Schedule(name, rate_seconds(props["Schedule"])) for name, props in self.function_events("Schedule")]
 
     @property
     def stream_sources(self) -> list[StreamSource]:
         """The functions' ``DynamoDB`` stream events (event source mappings in AWS)."""
         sources = []
-        for name, resource in self.resources_of("AWS::Serverless::Function").items():
-            for event in resource["Properties"].get("Events", {}).values():
-                if event["Type"] != "DynamoDB":
-                    continue
-                props = event["Properties"]
-                table, attribute = props["Stream"]["Fn::GetAtt"]
-                if attribute != "StreamArn":
-                    raise ValueError(f"{name}: only a table's StreamArn is supported as a stream")
-                filters = props.get("FilterCriteria", {}).get("Filters", [])
-                sources.append(
-                    StreamSource(
-                        function=name,
-                        table=table,
-                        batch_size=int(props.get("BatchSize", 100)),
-                        max_retries=int(props.get("MaximumRetryAttempts", 10)),
-                        patterns=tuple(json.loads(f["Pattern"]) for f in filters),
-                    )
+        for name, props in self.function_events("DynamoDB"):
+            table, attribute = props["Stream"]["Fn::GetAtt"]
+            if attribute != "StreamArn":
+                raise ValueError(f"{name}: only a table's StreamArn is supported as a stream")
+            filters = props.get("FilterCriteria", {}).get("Filters", [])
+            sources.append(
+                StreamSource(
+                    function=name,
+                    table=table,
+                    batch_size=int(props.get("BatchSize", 100)),
+                    max_retries=int(props.get("MaximumRetryAttempts", 10)),
+                    patterns=tuple(json.loads(f["Pattern"]) for f in filters),
                 )
+            )
         return sources
+
+    def function_events(self, event_type: str) -> list[tuple[str, dict[str, Any]]]:
+        """(function logical id, event properties) of every function event of ``event_type``."""
+        return [
+            (name, event["Properties"])
+            for name, resource in self.resources_of("AWS::Serverless::Function").items()
+            for event in resource["Properties"].get("Events", {}).values()
+            if event["Type"] == event_type
+        ]
 
     @property
     def api(self) -> dict[str, Any]:
