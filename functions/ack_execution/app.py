@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from orchestrator.http.api import json_response, parse_body, rest_app
 from orchestrator.http.callback_schemas import AckIn, check_execution_id
-from orchestrator.http.nodes import authenticated_reporter
+from orchestrator.http.nodes import callback_reporter
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import callbacks
 from orchestrator.services.context import context_for
@@ -17,10 +17,11 @@ app = rest_app()
 @app.post("/v1/nodes/<node_id>/executions/<execution_id>/ack")
 def ack_execution(node_id: str, execution_id: str) -> Response[str]:
     ctx = context_for("execution_callback")
-    actor = authenticated_reporter(app, ctx, node_id, execution_id)
-    request = parse_body(app, AckIn)
-    check_execution_id(request.execution_id, execution_id)
-    outcome = callbacks.report(ctx, node_id, execution_id, request.to_report(), actor=actor)
+    reporter = callback_reporter(app, ctx, node_id, execution_id)
+    with reporter.authenticated_errors():
+        request = parse_body(app, AckIn)
+        check_execution_id(request.execution_id, execution_id)
+    outcome = callbacks.report(ctx, node_id, execution_id, request.to_report(), reporter)
     return json_response(200, {"status": outcome.status.value})
 
 

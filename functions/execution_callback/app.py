@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from orchestrator.http.api import json_response, parse_body, rest_app
 from orchestrator.http.callback_schemas import CallbackIn
-from orchestrator.http.nodes import authenticated_reporter
+from orchestrator.http.nodes import callback_reporter
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import callbacks
 from orchestrator.services.context import context_for
@@ -17,8 +17,10 @@ app = rest_app()
 @app.post("/v1/nodes/<node_id>/executions/<execution_id>")
 def execution_callback(node_id: str, execution_id: str) -> Response[str]:
     ctx = context_for("execution_callback")
-    actor = authenticated_reporter(app, ctx, node_id, execution_id)
-    outcome = callbacks.report(ctx, node_id, execution_id, parse_body(app, CallbackIn).to_report(), actor=actor)
+    reporter = callback_reporter(app, ctx, node_id, execution_id)
+    with reporter.authenticated_errors():
+        report = parse_body(app, CallbackIn).to_report()
+    outcome = callbacks.report(ctx, node_id, execution_id, report, reporter)
     body: dict[str, Any] = {"status": outcome.status.value}
     if outcome.output_upload_url:
         body |= {"output_upload_url": outcome.output_upload_url, "output_object_key": outcome.output_object_key}

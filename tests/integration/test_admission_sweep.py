@@ -123,7 +123,7 @@ def test_a_dispatch_that_died_before_writing_its_targets_ends_with_no_phantom_pe
 ) -> None:
     from orchestrator.store.executions import ExecutionStore
 
-    def die(self: ExecutionStore, execution: Execution, targets: list[Target], *, visible: int | None = None) -> int:
+    def die(self: ExecutionStore, execution: Execution, targets: list[Target], **_: object) -> int:
         raise LambdaDied
 
     monkeypatch.setattr(ExecutionStore, "put_targets", die)

@@ -15,7 +15,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -72,6 +73,18 @@ class InProcessRuntime:
         that is not one of the stream ``consumers``: in-process, a handler's writes are folded by
         the time it returns. None stops it."""
         self._after, self._consumers = pump, consumers
+
+    @contextmanager
+    def streams_held(self) -> Iterator[None]:
+        """No stream delivery after the invocations inside the block; what they wrote is
+        delivered when it ends (e.g. to count what a handler itself does)."""
+        after, self._after = self._after, None
+        try:
+            yield
+        finally:
+            self._after = after
+            if after is not None:
+                after()
 
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
         module = self._modules.get(logical_id)

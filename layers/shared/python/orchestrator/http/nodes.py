@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from orchestrator.domain.credentials import secret_hash
+from orchestrator.errors import NskRevoked
 from orchestrator.http import callback_tokens
 from orchestrator.http.api import bearer_token
 from orchestrator.http.node_auth import authenticate_node
+from orchestrator.services.callbacks import Reporter
 from orchestrator.services.context import Context
 from orchestrator.store.table import Item
 
@@ -16,12 +19,20 @@ def authenticated_node(app: APIGatewayRestResolver, ctx: Context, node_id: str) 
     return authenticate_node(ctx.nodes, bearer_token(app), node_id)
 
 
-def authenticated_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, execution_id: str) -> str:
-    """Who reports for the (node, execution) target: the node by its NSK, or any caller holding
-    the invocation's callback token. Returns the actor recorded in the audit trail."""
+def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, execution_id: str) -> Reporter:
+    """Who reports for the (node, execution) target: any caller holding the invocation's
+    callback token (verified here, by its signature: no read), or the node by its NSK, which
+    the report's own conditional write checks against the target's copy of the node's key
+    hash, falling back to the node item (:class:`~orchestrator.services.callbacks.Reporter`).
+    A missing key is refused here, before anything else."""
     token = bearer_token(app)
     if token is not None and callback_tokens.is_callback_token(token):
         callback_tokens.verify(token, execution_id, node_id, ctx.clock.now())
-        return "callback_token"
-    authenticate_node(ctx.nodes, token, node_id, credential_only=True)
-    return f"node:{node_id}"
+        return Reporter.trusted("callback_token")
+    if not token:
+        raise NskRevoked("A node secret key is required as Authorization: Bearer.")
+    return Reporter(
+        actor=f"node:{node_id}",
+        presented=secret_hash(token),
+        check=lambda: authenticate_node(ctx.nodes, token, node_id, credential_only=True),
+    )

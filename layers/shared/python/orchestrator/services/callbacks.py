@@ -1,12 +1,19 @@
 """Node reports (SPEC §5, §8, §10): every accepted transition is one conditional write.
 
-The hot path is two datastore requests: the credential check (one read of the
-node, none for a callback token) and one conditional ``UpdateItem`` that moves
-the target from any state the §8 machine allows to the reported one, carrying
-the move's audit event. The table's stream folds the counters and the audit
-trail from there (:mod:`orchestrator.services.aggregate`). When the condition
-fails, the target as it is comes back with the failure and decides the spec's
-404 or 409; nothing was written.
+The hot path is one datastore request: a conditional ``UpdateItem`` that moves the
+target from any state the §8 machine allows to the reported one, carrying the
+move's audit event, and that checks who reports: the target carries a copy of its
+node's NSK hash (written at dispatch, dropped when the target ends and when the
+node is deregistered) and the condition requires the presented key's hash to equal
+it. A callback token is verified by its signature before, with no read. The
+table's stream folds the counters and the audit trail from there
+(:mod:`orchestrator.services.aggregate`).
+
+Everything off that path checks the node itself first (:class:`Reporter`): when
+the condition fails (the target as it is comes back with the failure, and decides
+the spec's 404 or 409 only once the key proved good: a bad key is 401/403 whatever
+the target's state), before any error about the report is answered, and before the
+object store is touched. Nothing is written for a refused report.
 """
 
 from __future__ import annotations
@@ -14,10 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from orchestrator.clock import rfc3339
+from orchestrator.domain.credentials import hashes_match
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.transitions import check_transition, sources
 from orchestrator.errors import (
@@ -54,6 +64,47 @@ class Report:
     stored_output_ref: dict[str, Any] | None = None
 
 
+@dataclass
+class Reporter:
+    """Who reports for a (node, execution) target, and what is still to check of them.
+
+    ``presented`` is the hash of the node secret key the caller presented, trusted by nothing
+    yet: the move's condition compares it with the copy the target carries. ``authenticate``
+    checks it against the node item itself (one read, constant-time comparison; 401/403),
+    once, for everything that leaves the hot path. A reporter made with :meth:`verified` (a
+    callback token whose signature was checked, or the control plane itself) has nothing left.
+    """
+
+    actor: str
+    presented: str | None
+    check: Callable[[], object] = field(repr=False)
+    verified: bool = False
+
+    @classmethod
+    def trusted(cls, actor: str) -> Reporter:
+        return cls(actor=actor, presented=None, check=lambda: None, verified=True)
+
+    @property
+    def unverified_key(self) -> str | None:
+        """The key hash the move's condition must still check (None once verified)."""
+        return None if self.verified else self.presented
+
+    def authenticate(self) -> None:
+        if not self.verified:
+            self.check()
+            self.verified = True
+
+    @contextmanager
+    def authenticated_errors(self) -> Iterator[None]:
+        """An error found in a report is only answered once the caller is authenticated:
+        to a bad key, it is the credential's 401/403 whatever the body."""
+        try:
+            yield
+        except OrchestratorError:
+            self.authenticate()
+            raise
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: TargetStatus
@@ -74,9 +125,9 @@ def decode_inline(encoded: str) -> bytes:
     return data
 
 
-def report(ctx: Context, node_id: str, execution_id: str, report: Report, *, actor: str) -> Outcome:
+def report(ctx: Context, node_id: str, execution_id: str, report: Report, reporter: Reporter) -> Outcome:
     """Apply one report to the (node, execution) target."""
-    return _Reporter(ctx, node_id, execution_id, report, actor).apply()
+    return _Reporter(ctx, node_id, execution_id, report, reporter).apply()
 
 
 @dataclass
@@ -85,41 +136,70 @@ class _Reporter:
     node_id: str
     execution_id: str
     report: Report
-    actor: str
+    reporter: Reporter
 
     def apply(self) -> Outcome:
-        extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report)
+        with self.reporter.authenticated_errors():
+            extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report, self.reporter)
         new = self.report.status
-        try:
-            old = self.ctx.executions.transition_target(
-                self.execution_id,
-                self.node_id,
-                sources(new),
-                new,
-                self.ctx.clock.now(),
-                audit=_audit(self.ctx, self.node_id, new, self.report.detail, self.actor),
-                error=self.report.error,
-                extra=extra,
-            )
-        except TargetChanged as changed:
-            if changed.item is None:
-                raise ExecutionNotFound(
-                    f"Node {self.node_id} has no invocation of execution {self.execution_id}."
-                ) from None
-            self._refuse(TargetStatus(changed.item["status"]))
         declared = self.report.declared_output_bytes or 0
-        first_callback = old is TargetStatus.PENDING and not new.is_terminal
-        if declared > outputs.INLINE_CEILING_BYTES and first_callback:
+        upload = declared > outputs.INLINE_CEILING_BYTES and not new.is_terminal
+        try:
+            old = self._move(extra, previous=upload)
+        except TargetChanged as changed:
+            old = self._after_failed_condition(changed.item, extra, previous=upload)
+        if upload and old is TargetStatus.PENDING:  # the first callback gets the upload URL
             bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
             key = outputs.object_key(self.execution_id, self.node_id)
             return Outcome(new, outputs.presign_put(bucket, key, declared), key)
         return Outcome(new)
 
+    def _move(self, extra: dict[str, Any], *, previous: bool, renew: str | None = None) -> TargetStatus | None:
+        new = self.report.status
+        return self.ctx.executions.transition_target(
+            self.execution_id,
+            self.node_id,
+            sources(new),
+            new,
+            self.ctx.clock.now(),
+            audit=_audit(self.ctx, self.node_id, new, self.report.detail, self.reporter.actor),
+            error=self.report.error,
+            extra=extra,
+            credential=self.reporter.unverified_key,
+            renew_credential=renew,
+            previous=previous,
+        )
+
+    def _after_failed_condition(
+        self, item: Item | None, extra: dict[str, Any], *, previous: bool
+    ) -> TargetStatus | None:
+        """The move's condition failed: authenticate against the node, then either the target's
+        copy of the key was missing or stale (a target written before nodes' keys were copied):
+        move it after all, renewing the copy; or the state forbids the move: 404/409."""
+        presented = self.reporter.unverified_key
+        self.reporter.authenticate()
+        if item is None:
+            self._not_found()
+        stale_copy = presented is not None and not hashes_match(presented, item.get("nsk_hash"))
+        if stale_copy and TargetStatus(item["status"]) in sources(self.report.status):
+            try:
+                return self._move(extra, previous=previous, renew=presented)
+            except TargetChanged as changed:
+                if changed.item is None:
+                    self._not_found()
+                item = changed.item
+        self._refuse(TargetStatus(item["status"]))
+
+    def _not_found(self) -> NoReturn:
+        raise ExecutionNotFound(f"Node {self.node_id} has no invocation of execution {self.execution_id}.")
+
     def _refuse(self, actual: TargetStatus) -> NoReturn:
         """Raise the 409; a late report after the end is recorded in the audit trail."""
         if actual.is_terminal:
             detail = {"refused": self.report.status.value, "reason": "late_report"}
-            self.ctx.executions.record(self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.actor))
+            self.ctx.executions.record(
+                self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.reporter.actor)
+            )
         check_transition(actual, self.report.status)
         raise AssertionError("unreachable: the transition was checked as not allowed")  # pragma: no cover
 
@@ -137,7 +217,7 @@ def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, A
     return event
 
 
-def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report) -> dict[str, Any]:
+def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report, reporter: Reporter) -> dict[str, Any]:
     """Validate and place the output before any state change (bad input writes nothing)."""
     extra: dict[str, Any] = {}
     if (report.declared_output_bytes or 0) > outputs.INLINE_CEILING_BYTES:
@@ -152,6 +232,7 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
         extra["output_ref"] = {"kind": "inline", "inline_bytes": len(report.inline_output)}
         return extra
     if report.object_key is not None:
+        reporter.authenticate()  # before the object store is asked anything
         bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
         expected = outputs.object_key(execution_id, node_id)
         if report.object_key != expected:
@@ -172,15 +253,16 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
     return extra
 
 
-def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str, Any], *, actor: str) -> Outcome:
+def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str, Any], reporter: Reporter) -> Outcome:
     """An agent ``/result`` (status already mapped): stdout/stderr are at most 64 KiB each;
     together over 16 KiB the control plane puts them in the object store itself, under a key
     of this report's own, so a refused (late or illegal) report never replaces the output of
     the one that was accepted, and its object is removed again."""
     stdout, stderr = body.get("stdout") or "", body.get("stderr") or ""
-    for name, text in (("stdout", stdout), ("stderr", stderr)):
-        if len(text.encode()) > RESULT_STREAM_CEILING:
-            raise ResultOutputTooLarge(f"{name} is limited to {RESULT_STREAM_CEILING} bytes.")
+    with reporter.authenticated_errors():
+        for name, text in (("stdout", stdout), ("stderr", stderr)):
+            if len(text.encode()) > RESULT_STREAM_CEILING:
+                raise ResultOutputTooLarge(f"{name} is limited to {RESULT_STREAM_CEILING} bytes.")
     document = json.dumps({"stdout": stdout, "stderr": stderr}, separators=(",", ":")).encode()
     common: dict[str, Any] = {
         "status": body["status"],
@@ -190,13 +272,14 @@ def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str,
         "detail": body.get("detail"),
     }
     if len(stdout.encode()) + len(stderr.encode()) <= outputs.INLINE_CEILING_BYTES:
-        return report(ctx, node_id, execution_id, Report(inline_output=document, **common), actor=actor)
+        return report(ctx, node_id, execution_id, Report(inline_output=document, **common), reporter)
+    reporter.authenticate()  # before anything is put in the object store
     bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
     key = outputs.object_key(execution_id, node_id, f".result-{ctx.ids.new_id()}.json")
     sha256 = outputs.put(bucket, key, document, "application/json")
     stored = {"kind": "object_store", "bucket": bucket, "key": key, "sha256": sha256, "size": len(document)}
     try:
-        return report(ctx, node_id, execution_id, Report(stored_output_ref=stored, **common), actor=actor)
+        return report(ctx, node_id, execution_id, Report(stored_output_ref=stored, **common), reporter)
     except OrchestratorError:
         outputs.discard(bucket, key)
         raise

@@ -9,7 +9,7 @@ from orchestrator.errors import ExecutionAlreadyTerminal
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
-from orchestrator.store.executions import Closing
+from orchestrator.store.executions import Closing, is_listed
 from orchestrator.workflow import tasks
 
 
@@ -25,7 +25,7 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     closing = Closing(actor=f"user:{subject}", new_id=ctx.ids.new_id, error="cancelled by operator")
     ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
     # Only nodes that were sent the request (rate control may have held some back) hear of it.
-    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if item.get("GSI2PK")])
+    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if is_listed(item)])
     ctx.executions.record(
         execution.id,
         {

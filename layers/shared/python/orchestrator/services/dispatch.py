@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from orchestrator.domain.dispatch import (
     validate_parameters,
 )
 from orchestrator.domain.executions import ActionType, Execution, RateControl, Target, TargetStatus
-from orchestrator.domain.models import Project
+from orchestrator.domain.models import CohortNode, Project
 from orchestrator.domain.selectors import Selector
 from orchestrator.errors import (
     ActionNotDeclared,
@@ -27,7 +28,7 @@ from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.workflow_port import WorkflowStarter
 from orchestrator.store.executions import Closing
-from orchestrator.store.nodes import node_from_item
+from orchestrator.store.nodes import cohort_node_from_item
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,18 @@ def dispatch_authorized(
     ]
     first_wave = command.rate.max_concurrency if command.rate else None
     try:  # step 7
-        ctx.executions.put_targets(execution, targets, visible=first_wave)
+        ctx.executions.put_targets(execution, targets, visible=first_wave, credentials=credentials(members))
         ctx.executions.mark_workflow_started(execution.id, workflow.start(execution))
     except Exception:
         abandon(ctx, execution, actor="dispatch")
         raise
     return execution, targets
+
+
+def credentials(members: Sequence[CohortMember]) -> dict[str, str]:
+    """Each member's NSK hash, for its target to carry: a report's one conditional write then
+    also checks the reporting node's key (SPEC §12: stored only as hashes)."""
+    return {m.node.id: m.node.credential for m in members if isinstance(m.node, CohortNode) and m.node.credential}
 
 
 def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
@@ -135,7 +142,7 @@ def resolve_cohort(ctx: Context, project: Project, command: DispatchCommand) -> 
         item = ctx.nodes.get_node_item(command.node_id)
         if item is None or item.get("project_id") != project.id or item.get("status") != "active":
             raise NodeNotFound(f"Node {command.node_id} is not a registered node of this project.")
-        node = node_from_item(item)
+        node = cohort_node_from_item(item)
         found = declaration(node, command.action, command.type)
         if found is None:
             raise ActionNotDeclared(f"Node {node.id} does not declare {command.type} action {command.action!r}.")

@@ -95,7 +95,10 @@ def heartbeat(ctx: Context, node_item: Item, report: dict[str, Any]) -> tuple[bo
 
 
 def deregister(ctx: Context, node_item: Item) -> Node:
+    """The node leaves every cohort and its NSK stops working: the node item's hash and the NSK
+    index go first (atomically), then the copies its open targets carry for the hot path."""
     ctx.nodes.deregister(node_item, ctx.clock.now())
+    ctx.executions.revoke_node_credential(node_item["id"])
     return node_from_item({**node_item, "status": NodeStatus.DEREGISTERED.value})
 
 

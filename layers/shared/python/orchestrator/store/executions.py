@@ -105,11 +105,25 @@ class ExecutionStore:
                 ) from exc
             raise
 
-    def put_targets(self, execution: Execution, targets: Sequence[Target], *, visible: int | None = None) -> int:
+    def put_targets(
+        self,
+        execution: Execution,
+        targets: Sequence[Target],
+        *,
+        visible: int | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> int:
         """Write the pending targets in batches; returns the number of requests. Only the first
-        ``visible`` (all when None) appear in their node's state until released."""
+        ``visible`` (all when None) appear in their node's state until released. ``credentials``
+        maps node ids to the NSK hashes their targets carry (see :func:`target_item`)."""
         limit = len(targets) if visible is None else visible
-        return self.table.batch_put([target_item(execution, t, listed=i < limit) for i, t in enumerate(targets)])
+        found = credentials or {}
+        return self.table.batch_put(
+            [
+                target_item(execution, t, listed=i < limit, credential=found.get(t.node_id))
+                for i, t in enumerate(targets)
+            ]
+        )
 
     def release_targets(self, execution_id: str, node_ids: Sequence[str]) -> list[str]:
         """Make held-back pending targets visible to their nodes; returns those released
@@ -228,6 +242,27 @@ class ExecutionStore:
                 index="GSI2", key_condition="GSI2PK = :pk", values={":pk": keys.node_open_targets_gsi2(node_id)}
             )
         )
+
+    def revoke_node_credential(self, node_id: str) -> int:
+        """Drop the copy of the node's NSK hash from each of its open targets, released or held
+        back, so that a report for them is checked against the node item (which no longer
+        accepts the key). Returns how many targets carried the copy."""
+        revoked = 0
+        for partition in (keys.node_open_targets_gsi2(node_id), keys.node_held_targets_gsi2(node_id)):
+            for item in self.table.query_all(
+                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": partition}, attributes=("execution_id",)
+            ):
+                try:
+                    self.table.update(
+                        keys.target(item["execution_id"], node_id),
+                        update="REMOVE nsk_hash",
+                        condition="attribute_exists(nsk_hash)",
+                        returns="NONE",
+                    )
+                except ConditionFailed:
+                    continue
+                revoked += 1
+        return revoked
 
     # Status, slot ------------------------------------------------------------------------
     def set_status(
@@ -402,11 +437,25 @@ class ExecutionStore:
         audit: Item,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> TargetStatus:
+        credential: str | None = None,
+        renew_credential: str | None = None,
+        previous: bool = False,
+    ) -> TargetStatus | None:
         """One target's move from any of ``sources``, with its audit event: one conditional
-        ``UpdateItem``. Returns the state it moved from; raises :class:`TargetChanged` with the
-        target as it is when it was in none of ``sources`` (None: no such target)."""
-        update, condition, names, values = _transition(sources, new, now, audit=audit, error=error, extra=extra)
+        ``UpdateItem``, which with ``credential`` also requires the target to carry that NSK
+        hash. Returns the state it moved from when ``previous`` asks for it (None otherwise);
+        raises :class:`TargetChanged` with the target as it is when the condition failed
+        (None: no such target)."""
+        update, condition, names, values = _transition(
+            sources,
+            new,
+            now,
+            audit=audit,
+            error=error,
+            extra=extra,
+            credential=credential,
+            renew_credential=renew_credential,
+        )
         try:
             old = self.table.update(
                 keys.target(execution_id, node_id),
@@ -414,11 +463,11 @@ class ExecutionStore:
                 condition=condition,
                 names=names,
                 values=values,
-                returns="UPDATED_OLD",
+                returns="UPDATED_OLD" if previous else "NONE",
             )
         except ConditionFailed as exc:
             raise TargetChanged(exc.item) from exc
-        return TargetStatus(old["status"])
+        return TargetStatus(old["status"]) if previous else None
 
     def get_target_item(self, execution_id: str, node_id: str) -> Item | None:
         return self.table.get(keys.target(execution_id, node_id), consistent=True)
@@ -601,9 +650,13 @@ def _transition(
     audit: Item,
     error: str | None,
     extra: dict[str, Any] | None,
+    credential: str | None = None,
+    renew_credential: str | None = None,
 ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
-    """A target's move to ``new`` if it is in one of ``sources``: update, condition, names, values.
-    Leaving the open states also leaves the node's open-targets index."""
+    """A target's move to ``new`` if it is in one of ``sources`` (and, with ``credential``, if
+    it carries that NSK hash): update, condition, names, values. ``renew_credential`` replaces
+    the hash the target carries. Leaving the open states also leaves the node's open-targets
+    index and drops the hash: an ended target is checked against the node itself."""
     sets = ["#s = :new", "updated_at = :now", "last_event = :ev"]
     values: dict[str, Any] = {":new": new.value, ":now": rfc3339(now), ":ev": audit}
     names = {"#s": "status"}
@@ -614,15 +667,21 @@ def _transition(
     for index, (name, value) in enumerate((extra or {}).items()):
         sets.append(f"{name} = :x{index}")
         values[f":x{index}"] = value
+    if renew_credential is not None and not new.is_terminal:
+        sets.append("nsk_hash = :renew")
+        values[":renew"] = renew_credential
     update = "SET " + ", ".join(sets)
     if new.is_terminal:
-        update += " REMOVE GSI2PK, GSI2SK"
+        update += " REMOVE GSI2PK, GSI2SK, nsk_hash"
     ordered = sorted(sources, key=list(TargetStatus).index)
     if not ordered:
         raise ValueError("a transition needs at least one source state")
     placeholders = [f":o{index}" for index in range(len(ordered))]
     values |= dict(zip(placeholders, (status.value for status in ordered), strict=True))
     condition = f"#s = {placeholders[0]}" if len(ordered) == 1 else f"#s IN ({', '.join(placeholders)})"
+    if credential is not None:
+        condition += " AND nsk_hash = :cred"
+        values[":cred"] = credential
     return update, condition, names, values
 
 
@@ -725,7 +784,10 @@ def execution_from_item(item: Item) -> Execution:
     )
 
 
-def target_item(execution: Execution, target: Target, *, listed: bool = True) -> Item:
+def target_item(execution: Execution, target: Target, *, listed: bool = True, credential: str | None = None) -> Item:
+    """A target as stored. ``credential``: the node's NSK hash as its node item holds it, copied
+    so that a report's one conditional write also checks who reports (removed when the target
+    ends, and by the node's deregistration; never part of any read)."""
     item: Item = {
         **keys.target(execution.id, target.node_id),
         "type": "target",
@@ -743,10 +805,18 @@ def target_item(execution: Execution, target: Target, *, listed: bool = True) ->
         "timeout_seconds": execution.timeout_seconds,
         "expires_at": rfc3339(execution.expires_at),
     }
-    if target.status in OPEN and listed:
-        item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id)
+    if target.status in OPEN:
+        held = keys.node_held_targets_gsi2(target.node_id)
+        item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id) if listed else held
         item["GSI2SK"] = execution.id
+        if credential:
+            item["nsk_hash"] = credential
     return item
+
+
+def is_listed(item: Item) -> bool:
+    """Whether an open target has been released to its node (its node sees it)."""
+    return bool(item.get("GSI2PK")) and item["GSI2PK"] == keys.node_open_targets_gsi2(item["node_id"])
 
 
 def target_from_item(item: Item) -> Target:

@@ -98,8 +98,14 @@ def project_action_status_gsi4(project_id: str, action: str, status: str) -> str
 
 
 def node_open_targets_gsi2(node_id: str) -> str:
-    """Sparse: only non-terminal targets carry it."""
+    """Sparse: only non-terminal targets released to their node carry it."""
     return f"NODE#{node_id}#OPEN"
+
+
+def node_held_targets_gsi2(node_id: str) -> str:
+    """Non-terminal targets held back by rate control: indexed under their node (so revoking
+    the node's credential finds them) but apart from what the node is shown."""
+    return f"NODE#{node_id}#HELD"
 
 
 def node_event(node_id: str, event_id: str) -> Key:

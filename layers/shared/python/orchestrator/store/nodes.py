@@ -129,13 +129,7 @@ class NodeStore:
             values={":pk": keys.project_nodes_gsi1(project_id)},
             attributes=COHORT_ATTRIBUTES,
         ):
-            yield CohortNode(
-                id=item["id"],
-                hostname=item["hostname"],
-                labels=item.get("labels", {}),
-                capabilities=Capabilities.model_validate(item.get("capabilities", {})),
-                status=NodeStatus(item["status"]),
-            )
+            yield cohort_node_from_item(item)
 
     def iter_project_nodes(self, project_id: str) -> Iterator[Node]:
         """Every node of the project (all pages), in registration order."""
@@ -272,7 +266,18 @@ def _node_item(node: Node) -> Item:
     }
 
 
-COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status")
+COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status", "nsk_hash")
+
+
+def cohort_node_from_item(item: Item) -> CohortNode:
+    return CohortNode(
+        id=item["id"],
+        hostname=item["hostname"],
+        labels=item.get("labels", {}),
+        capabilities=Capabilities.model_validate(item.get("capabilities", {})),
+        status=NodeStatus(item["status"]),
+        credential=item.get("nsk_hash"),
+    )
 
 
 def node_from_item(item: Item) -> Node:
