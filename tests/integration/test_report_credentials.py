@@ -102,7 +102,6 @@ def test_every_report_is_one_conditional_write_and_reads_nothing(
             response = report(api, node, execution, suffix, **body, **extra)
             assert response.status_code == 200, response.text
     assert made == ["UpdateItem"] * len(steps)
-    assert "nsk_hash" not in target_item(api, execution, node)  # an ended target keeps no copy
 
 
 def test_no_read_shows_the_key_hash(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
@@ -172,6 +171,18 @@ def test_deregistration_revokes_the_key_on_every_open_target(
     # A node still registered keeps its copies, held back or not.
     assert target_item(api, held_back, nodes[1])["nsk_hash"] == {"S": secret_hash(nodes[1].nsk)}
     assert report(api, nodes[1], held_back, status="ack").status_code == 200
+
+
+def test_an_ended_targets_copy_lets_nothing_through(api: Api, nodes: list, execution: str) -> None:
+    """No move leaves a terminal state, so the copy an ended target keeps is inert: a report
+    for it fails the condition and is answered from the node item (401 once deregistered)."""
+    node = nodes[0]
+    assert report(api, node, execution, status="succeeded", exit_code=0).status_code == 200
+    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
+    ended = target_item(api, execution, node)
+    assert ended["nsk_hash"] == {"S": secret_hash(node.nsk)}
+    assert_problem(report(api, node, execution, status="succeeded", exit_code=0), 401, "nsk_revoked")
+    assert target_item(api, execution, node) == ended
 
 
 def test_a_target_without_a_copy_is_checked_against_the_node_and_gets_one(

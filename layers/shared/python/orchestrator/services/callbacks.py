@@ -161,7 +161,6 @@ class _Reporter:
             self.node_id,
             sources(new),
             new,
-            self.ctx.clock.now(),
             audit=_audit(self.ctx, self.node_id, new, self.report.detail, self.reporter.actor),
             error=self.report.error,
             extra=extra,
@@ -228,8 +227,12 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
         extra["output_ref"] = report.stored_output_ref
         return extra
     if report.inline_output is not None:
-        extra["output_inline"] = report.inline_output
-        extra["output_ref"] = {"kind": "inline", "inline_bytes": len(report.inline_output)}
+        # The bytes travel in their reference: one attribute, and the last report's output wins.
+        extra["output_ref"] = {
+            "kind": "inline",
+            "inline_bytes": len(report.inline_output),
+            "content": report.inline_output,
+        }
         return extra
     if report.object_key is not None:
         reporter.authenticate()  # before the object store is asked anything

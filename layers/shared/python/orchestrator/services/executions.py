@@ -12,6 +12,7 @@ from orchestrator.errors import ExecutionNotFound, OutputNotFound
 from orchestrator.services import outputs
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
+from orchestrator.store.executions import inline_output, output_ref
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,11 @@ def target_output(ctx: Context, subject: str, project_id: str, execution_id: str
     item = ctx.executions.get_target_item(execution.id, node_id)
     if item is None:
         raise ExecutionNotFound(f"Node {node_id} is not a target of execution {execution_id}.")
-    ref = item.get("output_ref")
+    ref = output_ref(item)
     if not ref:
         raise OutputNotFound(f"Node {node_id} has reported no output for execution {execution_id}.")
     if ref["kind"] == "inline":
-        data = item.get("output_inline") or b""
+        data = inline_output(item)
         return {"kind": "inline", "size": len(data), "content_base64": base64.b64encode(bytes(data)).decode()}
     return {
         "kind": "object_store",

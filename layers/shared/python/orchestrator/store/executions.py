@@ -385,7 +385,6 @@ class ExecutionStore:
                     node_id,
                     [old],
                     to,
-                    now,
                     audit=closing.audit_event(node_id, old, to, now),
                     error=closing.error,
                 )
@@ -402,9 +401,7 @@ class ExecutionStore:
         for item in items:
             old, node_id = TargetStatus(item["status"]), item["node_id"]
             audit = closing.audit_event(node_id, old, to, now)
-            ops.append(
-                self.target_transition_op(execution_id, node_id, [old], to, now, audit=audit, error=closing.error)
-            )
+            ops.append(self.target_transition_op(execution_id, node_id, [old], to, audit=audit, error=closing.error))
         return ops
 
     def target_transition_op(
@@ -413,7 +410,6 @@ class ExecutionStore:
         node_id: str,
         sources: Collection[TargetStatus],
         new: TargetStatus,
-        now: datetime,
         *,
         audit: Item,
         error: str | None = None,
@@ -421,7 +417,7 @@ class ExecutionStore:
     ) -> Any:
         """Conditional move of one target from any of ``sources`` to ``new`` (as a transaction
         item), carrying its audit event for the stream to fold."""
-        update, condition, names, values = _transition(sources, new, now, audit=audit, error=error, extra=extra)
+        update, condition, names, values = _transition(sources, new, audit=audit, error=error, extra=extra)
         return self.table.update_op(
             keys.target(execution_id, node_id), update=update, condition=condition, names=names, values=values
         )
@@ -432,7 +428,6 @@ class ExecutionStore:
         node_id: str,
         sources: Collection[TargetStatus],
         new: TargetStatus,
-        now: datetime,
         *,
         audit: Item,
         error: str | None = None,
@@ -449,7 +444,6 @@ class ExecutionStore:
         update, condition, names, values = _transition(
             sources,
             new,
-            now,
             audit=audit,
             error=error,
             extra=extra,
@@ -645,7 +639,6 @@ def _fold_chunk(pending: Sequence[Transition]) -> Sequence[Transition]:
 def _transition(
     sources: Collection[TargetStatus],
     new: TargetStatus,
-    now: datetime,
     *,
     audit: Item,
     error: str | None,
@@ -654,11 +647,14 @@ def _transition(
     renew_credential: str | None = None,
 ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
     """A target's move to ``new`` if it is in one of ``sources`` (and, with ``credential``, if
-    it carries that NSK hash): update, condition, names, values. ``renew_credential`` replaces
-    the hash the target carries. Leaving the open states also leaves the node's open-targets
-    index and drops the hash: an ended target is checked against the node itself."""
-    sets = ["#s = :new", "updated_at = :now", "last_event = :ev"]
-    values: dict[str, Any] = {":new": new.value, ":now": rfc3339(now), ":ev": audit}
+    it carries that NSK hash): update, condition, names, values. The move's audit event is its
+    record: its ``occurred_at`` is the target's ``updated_at`` (:func:`target_from_item`).
+    ``renew_credential`` replaces the hash the target carries. Leaving the open states leaves
+    the node's open-targets index (an item without ``GSI2PK`` is not in GSI2); the hash copy
+    stays on an ended target, inert: no move leaves a terminal state, and a report refused by
+    the condition is checked against the node item before it is answered."""
+    sets = ["#s = :new", "last_event = :ev"]
+    values: dict[str, Any] = {":new": new.value, ":ev": audit}
     names = {"#s": "status"}
     if error is not None:
         sets.append("#e = :e")
@@ -672,7 +668,7 @@ def _transition(
         values[":renew"] = renew_credential
     update = "SET " + ", ".join(sets)
     if new.is_terminal:
-        update += " REMOVE GSI2PK, GSI2SK, nsk_hash"
+        update += " REMOVE GSI2PK"
     ordered = sorted(sources, key=list(TargetStatus).index)
     if not ordered:
         raise ValueError("a transition needs at least one source state")
@@ -820,14 +816,29 @@ def is_listed(item: Item) -> bool:
 
 
 def target_from_item(item: Item) -> Target:
+    ref = output_ref(item)
     return Target(
         execution_id=item["execution_id"],
         node_id=item["node_id"],
         hostname=item.get("hostname", ""),
         status=TargetStatus(item["status"]),
         created_at=parse_rfc3339(item["created_at"]),
-        updated_at=parse_rfc3339(item["updated_at"]),
+        updated_at=parse_rfc3339(item.get("last_event", {}).get("occurred_at") or item["updated_at"]),
         exit_code=item.get("exit_code"),
         error=item.get("error"),
-        output_ref=OutputRef.model_validate(item["output_ref"]) if item.get("output_ref") else None,
+        output_ref=OutputRef.model_validate(ref) if ref else None,
     )
+
+
+def output_ref(item: Item) -> dict[str, Any] | None:
+    """Where a target's output is, without the bytes an inline reference carries."""
+    ref = item.get("output_ref")
+    return {k: v for k, v in ref.items() if k != "content"} if ref else None
+
+
+def inline_output(item: Item) -> bytes:
+    """The bytes of an inline output: in its reference (``content``), or beside it
+    (``output_inline``, as targets stored them before the reference carried them)."""
+    ref: dict[str, Any] = item.get("output_ref") or {}
+    content = ref["content"] if "content" in ref else item.get("output_inline", b"")
+    return bytes(content)
