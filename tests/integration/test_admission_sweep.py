@@ -184,7 +184,7 @@ def test_a_completed_dispatch_leaves_no_admission_marker(api: Api, tenant: Tenan
 def test_the_template_schedules_the_sweep_and_its_handler_settles_nothing_fresh(
     api: Api, tenant: Tenant, ctx: Context, runtime: InProcessRuntime, template: Template
 ) -> None:
-    assert [(s.function, s.every_seconds) for s in template.schedules] == [("SweepAdmissionsFunction", 60)]
+    assert ("SweepAdmissionsFunction", 60) in [(s.function, s.every_seconds) for s in template.schedules]
     died_while_dispatching(ctx, tenant)
     assert runtime.invoke("SweepAdmissionsFunction", {"source": "aws.events"}) == {"resumed": 0, "abandoned": 0}
     assert live_executions(api, tenant) == 1

@@ -17,6 +17,7 @@ import pytest
 from orchestrator import aws
 from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
 from orchestrator_local.runtime import InProcessRuntime
+from orchestrator_local.template import Template
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
 
 CAPS = {"builtin_actions": [{"name": "restart-agent"}]}
@@ -203,3 +204,36 @@ def test_a_target_without_a_copy_is_checked_against_the_node_and_gets_one(
     with dynamodb_requests(runtime) as made:
         assert report(api, node, execution, status="started").status_code == 200
     assert made == ["UpdateItem"]
+
+
+def test_a_copy_a_dispatch_wrote_after_the_deregistration_is_stripped_by_the_sweep(
+    api: Api, runtime: InProcessRuntime, template: Template, nodes: list, execution: str
+) -> None:
+    """A dispatch that read the node just before its deregistration writes the target (with the
+    key's hash) after the deregistration's own pass: the scheduled sweep revokes it."""
+    node = nodes[0]
+    dispatched = target_item(api, execution, node)
+    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
+    table = boto3.client("dynamodb")
+    table.put_item(TableName=api.stack.refs["Table"], Item=dispatched)  # the racing dispatch's write
+    assert ("SweepRevocationsFunction", 60) in [(s.function, s.every_seconds) for s in template.schedules]
+    assert runtime.invoke("SweepRevocationsFunction", {"source": "aws.events"}) == {"stripped": 1}
+    swept = target_item(api, execution, node)
+    assert "nsk_hash" not in swept
+    assert_problem(report(api, node, execution, status="ack"), 401, "nsk_revoked")
+    assert target_item(api, execution, node) == swept
+    assert runtime.invoke("SweepRevocationsFunction", {"source": "aws.events"}) == {"stripped": 0}
+
+
+def test_the_sweep_looks_back_only_as_far_as_a_racing_dispatch_can_write(api: Api, nodes: list) -> None:
+    from datetime import timedelta
+
+    from orchestrator.services.context import context_for
+    from orchestrator.services.nodes import REVOCATION_WINDOW, deregister, sweep_revocations
+
+    ctx = context_for("test")
+    node = nodes[0]
+    deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
+    assert ctx.nodes.revoked_since(ctx.clock.now() - REVOCATION_WINDOW) == [node.id]
+    assert ctx.nodes.revoked_since(ctx.clock.now() + timedelta(seconds=1)) == []
+    assert sweep_revocations(ctx) == 0  # the deregistration's own pass found every copy

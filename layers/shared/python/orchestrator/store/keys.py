@@ -129,5 +129,18 @@ def admission_partitions() -> list[str]:
     return [f"ADMISSION#{shard}" for shard in range(ADMISSION_SHARDS)]
 
 
+# Revocations: one marker per deregistered node, for the minutes in which a dispatch that read
+# the node before its deregistration may still write a target carrying its key's hash.
+REVOCATION_SHARDS = 4
+
+
+def revocation(node_id: str, revoked_at: str) -> Key:
+    return {"PK": f"REVOKED#{sum(node_id.encode()) % REVOCATION_SHARDS}", "SK": f"{revoked_at}#{node_id}"}
+
+
+def revocation_partitions() -> list[str]:
+    return [f"REVOKED#{shard}" for shard in range(REVOCATION_SHARDS)]
+
+
 def audit_event(execution_id: str, event_id: str) -> Key:
     return {"PK": f"EXEC#{execution_id}", "SK": f"AUDIT#{event_id}"}

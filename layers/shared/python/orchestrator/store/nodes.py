@@ -222,12 +222,34 @@ class NodeStore:
         ]
         if node_item.get("nsk_hash"):
             operations.append(self.table.delete_op(keys.nsk_index(node_item["nsk_hash"])))
+        revoked_at = rfc3339(now)
+        marker = {
+            "type": "revocation",
+            "node_id": node.id,
+            "revoked_at": revoked_at,
+            "ttl": int(now.timestamp()) + 86_400,
+        }
+        operations.append(self.table.put_op({**keys.revocation(node.id, revoked_at), **marker}))
         try:
             self.table.transact(operations)
         except TransactionCanceled as exc:
             if exc.reasons[0] == "ConditionalCheckFailed":
                 raise NodeDeregistered(f"Node {node.id} is already deregistered.") from exc
             raise
+
+    def revoked_since(self, cutoff: datetime) -> list[str]:
+        """Nodes deregistered at or after ``cutoff`` (the markers live a day; reads are of
+        minutes' worth of deregistrations)."""
+        node_ids: list[str] = []
+        for partition in keys.revocation_partitions():
+            for item in self.table.query_all(
+                index=None,
+                key_condition="PK = :pk AND SK >= :from",
+                values={":pk": partition, ":from": rfc3339(cutoff)},
+                consistent=True,
+            ):
+                node_ids.append(str(item["node_id"]))
+        return node_ids
 
     def _update_active(self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False) -> Item:
         try:
