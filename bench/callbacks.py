@@ -115,6 +115,22 @@ def event(node_id: str, execution_id: str, nsk: str, suffix: str, body: dict[str
     }
 
 
+def pending_execution(execution_id: str, domain_id: str, size: int, now: datetime) -> Execution:
+    return Execution(
+        id=execution_id,
+        project_id="p",
+        domain_id=domain_id,
+        action="a",
+        type="builtin",
+        timeout_seconds=600,
+        status=TargetStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(minutes=10),
+        target_count=size,
+    )
+
+
 def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
     """An Execution of ``size`` pending targets on ``size`` registered nodes."""
     ctx = context_for("bench")
@@ -140,19 +156,7 @@ def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
         ]
         nodes.append((node.id, nsk))
     ctx.table.batch_put(items)
-    execution = Execution(
-        id=f"e-{tag}",
-        project_id="p",
-        domain_id=f"d-{tag}",
-        action="a",
-        type="builtin",
-        timeout_seconds=600,
-        status=TargetStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(minutes=10),
-        target_count=size,
-    )
+    execution = pending_execution(f"e-{tag}", f"d-{tag}", size, now)
     ctx.executions.create(execution, {"id": f"a-{tag}", "status": "pending", "occurred_at": "now", "actor": "bench"})
     ctx.executions.put_targets(
         execution,
@@ -185,19 +189,7 @@ def seed_raw(size: int, tag: str) -> tuple[str, list[str]]:
     """``size`` pending items shaped exactly like targets, but typed ``bench_raw``: their
     stream records are written as any target's are, and the fold's filter passes over them."""
     execution_id, node_ids, now = f"e-{tag}", [f"n-{tag}-{index:05d}" for index in range(size)], datetime.now(UTC)
-    execution = Execution(
-        id=execution_id,
-        project_id="p",
-        domain_id="d",
-        action="a",
-        type="builtin",
-        timeout_seconds=600,
-        status=TargetStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(minutes=10),
-        target_count=size,
-    )
+    execution = pending_execution(execution_id, "d", size, now)
     items = [
         target_item(
             execution,
