@@ -71,7 +71,7 @@ class Reporter:
     ``presented`` is the hash of the node secret key the caller presented, trusted by nothing
     yet: the move's condition compares it with the copy the target carries. ``authenticate``
     checks it against the node item itself (one read, constant-time comparison; 401/403),
-    once, for everything that leaves the hot path. A reporter made with :meth:`verified` (a
+    once, for everything that leaves the hot path. A reporter made with :meth:`trusted` (a
     callback token whose signature was checked, or the control plane itself) has nothing left.
     """
 
