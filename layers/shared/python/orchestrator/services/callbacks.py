@@ -3,9 +3,9 @@
 The hot path is one datastore request: a conditional ``UpdateItem`` that moves the
 target from any state the §8 machine allows to the reported one, carrying the
 move's audit event, and that checks who reports: the target carries a copy of its
-node's NSK hash (written at dispatch, dropped when the target ends and when the
-node is deregistered) and the condition requires the presented key's hash to equal
-it. A callback token is verified by its signature before, with no read. The
+node's NSK hash (written at dispatch, dropped from its open targets when the node
+is deregistered, inert on an ended one) and the condition requires the presented
+key's hash to equal it. A callback token is verified by its signature before, with no read. The
 table's stream folds the counters and the audit trail from there
 (:mod:`orchestrator.services.aggregate`).
 

@@ -85,7 +85,7 @@ def target_output(ctx: Context, subject: str, project_id: str, execution_id: str
         raise OutputNotFound(f"Node {node_id} has reported no output for execution {execution_id}.")
     if ref["kind"] == "inline":
         data = inline_output(item)
-        return {"kind": "inline", "size": len(data), "content_base64": base64.b64encode(bytes(data)).decode()}
+        return {"kind": "inline", "size": len(data), "content_base64": base64.b64encode(data).decode()}
     return {
         "kind": "object_store",
         "size": ref.get("size"),

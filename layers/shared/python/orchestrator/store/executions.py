@@ -237,9 +237,13 @@ class ExecutionStore:
         return [execution_from_item(i) for i in items], last
 
     def node_open_targets(self, node_id: str) -> list[Item]:
+        return self._indexed_targets(keys.node_open_targets_gsi2(node_id))
+
+    def _indexed_targets(self, partition: str, attributes: Sequence[str] = ()) -> list[Item]:
+        """A node's targets under one of its GSI2 partitions (open or held back)."""
         return list(
             self.table.query_all(
-                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": keys.node_open_targets_gsi2(node_id)}
+                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": partition}, attributes=attributes
             )
         )
 
@@ -249,9 +253,7 @@ class ExecutionStore:
         accepts the key). Returns how many targets carried the copy."""
         revoked = 0
         for partition in (keys.node_open_targets_gsi2(node_id), keys.node_held_targets_gsi2(node_id)):
-            for item in self.table.query_all(
-                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": partition}, attributes=("execution_id",)
-            ):
+            for item in self._indexed_targets(partition, attributes=("execution_id",)):
                 try:
                     self.table.update(
                         keys.target(item["execution_id"], node_id),
@@ -782,8 +784,8 @@ def execution_from_item(item: Item) -> Execution:
 
 def target_item(execution: Execution, target: Target, *, listed: bool = True, credential: str | None = None) -> Item:
     """A target as stored. ``credential``: the node's NSK hash as its node item holds it, copied
-    so that a report's one conditional write also checks who reports (removed when the target
-    ends, and by the node's deregistration; never part of any read)."""
+    so that a report's one conditional write also checks who reports (removed from the open
+    targets by the node's deregistration, inert on ended ones; never part of any read)."""
     item: Item = {
         **keys.target(execution.id, target.node_id),
         "type": "target",
