@@ -26,6 +26,7 @@ EXPECTED_STATUS = {
     "create_enrollment_token.json": (404, "project_not_found"),
     "create_domain.json": (201, None),
     "dispatch_execution.json": (404, "project_not_found"),
+    "ping.json": (200, None),
 }
 
 

@@ -42,6 +42,7 @@ class Gateway:
         self.stage = stage
         self.authorizer = self.template.authorizer
         self.responses = self.template.gateway_responses
+        self.binary = [t.lower() for t in self.template.binary_media_types]
         self.routes = self.template.routes
         self.url_map = Map(
             [Rule(r.werkzeug_rule, methods=[r.method], endpoint=i) for i, r in enumerate(self.routes)],
@@ -91,6 +92,11 @@ class Gateway:
         except FunctionError:
             return self.gateway_response("DEFAULT_5XX", request, request_id)
         return self.to_response(result)
+
+    def is_binary(self, content_type: str | None) -> bool:
+        """Whether API Gateway passes a body with this Content-Type base64-encoded, as is."""
+        media_type = (content_type or "").partition(";")[0].strip().lower()
+        return any(fnmatch.fnmatchcase(media_type, pattern) or pattern == "*/*" for pattern in self.binary)
 
     # Authorizer -------------------------------------------------------------------
     def method_arn(self, request: Request, route: Route) -> str:
@@ -145,15 +151,15 @@ class Gateway:
         encoded = False
         if not body:
             text = None
+        elif self.is_binary(request.headers.get("Content-Type")):
+            text, encoded = base64.b64encode(body).decode(), True
         else:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text, encoded = base64.b64encode(body).decode(), True
+            text = body.decode("utf-8", errors="replace")  # API Gateway's text passthrough
         context: dict[str, Any] = {
             "resourcePath": route.path,
             "httpMethod": route.method,
-            "path": f"/{self.stage}{request.path}",
+            # The path as the client sent it: locally, as behind a custom domain, no stage prefix.
+            "path": request.path,
             "stage": self.stage,
             "requestId": request_id,
             "requestTimeEpoch": int(time.time() * 1000),
@@ -206,7 +212,7 @@ class Gateway:
         code = status or int(config.get("StatusCode", 500 if "5XX" in kind else 400))
         context = {
             "$context.requestId": request_id,
-            "$context.path": f"/{self.stage}{request.path}",
+            "$context.path": request.path,
             "$context.error.messageString": json.dumps(kind.replace("_", " ").title()),
         }
         body = config.get("ResponseTemplates", {}).get("application/json", '{"message":"error"}')

@@ -219,5 +219,10 @@ class Template:
         responses: dict[str, dict[str, Any]] = self.api.get("GatewayResponses", {})
         return responses
 
+    @property
+    def binary_media_types(self) -> list[str]:
+        """The API's binary media types (SAM writes ``/`` as ``~1``)."""
+        return [t.replace("~1", "/") for t in self.api.get("BinaryMediaTypes", [])]
+
     def parameter_defaults(self) -> dict[str, str]:
         return {name: str(p.get("Default", "")) for name, p in self.document.get("Parameters", {}).items()}

@@ -159,6 +159,11 @@ class ResultOutputTooLarge(OrchestratorError):
     status, code, title = 413, "result_output_too_large", "Result output too large"
 
 
+# 415 ---------------------------------------------------------------------------
+class UnsupportedContentEncoding(OrchestratorError):
+    status, code, title = 415, "unsupported_content_encoding", "Unsupported content encoding"
+
+
 # 422 ---------------------------------------------------------------------------
 class InvalidOutputReference(OrchestratorError):
     status, code, title = 422, "invalid_output_reference", "Invalid output reference"

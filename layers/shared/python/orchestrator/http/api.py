@@ -23,12 +23,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import InvalidBody, OrchestratorError, RequestBodyTooLarge, RouteNotFound, Unauthenticated
+from orchestrator.errors import InvalidBody, OrchestratorError, RouteNotFound, Unauthenticated
 from orchestrator.http.problem import problem_response
+from orchestrator.http.request_body import decoded_body, json_document, raw_body
 from orchestrator.observability import count, logger
 from orchestrator.settings import get_settings
 
 JSON = "application/json"
+COMPRESS_ABOVE_BYTES = 1024
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,6 +51,14 @@ def correlation_id(app: APIGatewayRestResolver) -> str:
     return request_id or "unknown"
 
 
+def request_path(app: APIGatewayRestResolver) -> str:
+    """The path as the client sent it (a Problem's ``instance``): API Gateway's
+    ``requestContext.path`` holds the stage prefix exactly when the client's URL did (the
+    execute-api host), and none behind a custom domain or locally."""
+    sent = (app.current_event.get("requestContext") or {}).get("path")
+    return sent if isinstance(sent, str) and sent else app.current_event.path
+
+
 def rest_app() -> APIGatewayRestResolver:
     """A resolver with correlation ids, the body-size limit and Problem+JSON errors."""
     app = APIGatewayRestResolver()
@@ -56,12 +66,15 @@ def rest_app() -> APIGatewayRestResolver:
     def correlate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
         cid = correlation_id(app)
         logger.set_correlation_id(cid)
-        body = app.current_event.body
-        if body is not None and len(body.encode() if isinstance(body, str) else body) > get_settings().max_body_bytes:
-            raise RequestBodyTooLarge(f"The request body exceeds {get_settings().max_body_bytes} bytes.")
         count("Requests")
+        event = app.current_event
+        wire = raw_body(event.body, is_base64_encoded=bool(event.is_base64_encoded))
+        if wire:
+            content = decoded_body(wire, event.headers.get("content-encoding"), get_settings().max_body_bytes)
+            app.context["request_body"] = content  # cleared by the resolver after each event
         response = next_middleware(app)
         response.headers["X-Correlation-Id"] = cid
+        compress_if_worth_it(response)
         return response
 
     app.use(middlewares=[correlate])
@@ -71,7 +84,7 @@ def rest_app() -> APIGatewayRestResolver:
         count("ServerErrors" if error.status >= 500 else "ClientErrors")
         if error.status >= 500:
             logger.warning("request failed", code=error.problem_code, status=error.status)
-        return problem_response(error, instance=app.current_event.path, correlation_id=correlation_id(app))
+        return problem_response(error, instance=request_path(app), correlation_id=correlation_id(app))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def handle_unexpected(error: Exception) -> Response[str]:
@@ -79,7 +92,7 @@ def rest_app() -> APIGatewayRestResolver:
         logger.exception("unexpected error")
         return problem_response(
             InternalError("The request could not be completed."),
-            instance=app.current_event.path,
+            instance=request_path(app),
             correlation_id=correlation_id(app),
         )
 
@@ -87,24 +100,37 @@ def rest_app() -> APIGatewayRestResolver:
     def handle_not_found(_: Exception) -> Response[str]:
         return problem_response(
             RouteNotFound(f"No route for {app.current_event.http_method} {app.current_event.path}."),
-            instance=app.current_event.path,
+            instance=request_path(app),
             correlation_id=correlation_id(app),
         )
 
     return app
 
 
+def compress_if_worth_it(response: Response[Any]) -> None:
+    """Gzip a successful JSON answer over 1 KiB for a client that accepts gzip (Powertools
+    compresses it when ``Accept-Encoding`` names gzip). Problems stay plain: the agent reads
+    error bodies raw, without inflating them."""
+    body = response.body
+    if (
+        200 <= response.status_code < 300
+        and isinstance(body, str)
+        and len(body) > COMPRESS_ABOVE_BYTES
+        and response.content_type == JSON
+    ):
+        response.compress = True
+        response.headers["Vary"] = "Accept-Encoding"
+
+
 def parse_body(app: APIGatewayRestResolver, model: type[M], *, empty_ok: bool = False) -> M:
-    """The JSON body as ``model``; malformed JSON or a schema mismatch is 400 ``invalid_body``."""
-    raw = app.current_event.decoded_body if app.current_event.is_base64_encoded else app.current_event.body
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    """The JSON body (decoded by the middleware, :mod:`orchestrator.http.request_body`) as
+    ``model``; malformed JSON or a schema mismatch is 400 ``invalid_body``."""
+    content: bytes = app.context.get("request_body", b"")
+    if not content.strip():
         if empty_ok:
             return model.model_validate({})
         raise InvalidBody("A JSON object body is required.")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidBody("The body is not valid JSON.") from exc
+    document = json_document(content)
     if not isinstance(document, dict):
         raise InvalidBody("The body must be a JSON object.")
     try:

@@ -1,0 +1,176 @@
+"""Request bodies as real clients send them (SPEC §17): the one place a body is decoded.
+
+The node agent gzips every body over 1 KiB and says so with ``Content-Encoding: gzip``.
+The API declares every media type binary, so API Gateway hands each function the bytes the
+client sent, base64-encoded; local mode's gateway does the same. Here they are:
+
+1. taken off base64 as bytes (never read as text first: a gzip stream is not UTF-8);
+2. inflated for ``gzip`` (``x-gzip``), member after member, never past the body limit:
+   a 200 MiB bomb of ~200 KB on the wire stops at limit + 1 bytes with 413, in memory
+   bounded by the limit; ``identity`` leaves them as they are; any other coding is 415;
+3. parsed as strict UTF-8 JSON that DynamoDB can store: no ``NaN``/``Infinity``, numbers
+   within DynamoDB's range and 38 significant digits, no lone surrogates, bounded nesting
+   (400 ``invalid_body`` otherwise), so nothing a client sends reaches the table only to
+   fail there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import zlib
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from orchestrator.errors import InvalidBody, RequestBodyTooLarge, UnsupportedContentEncoding
+
+GZIP_CODINGS = frozenset({"gzip", "x-gzip"})
+IDENTITY = "identity"
+GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip wrapper, not zlib's or raw deflate
+
+# What DynamoDB stores (its number type and nesting); a request body stays well inside it,
+# since stored items nest request values a few levels down (e.g. an event's payload).
+MAX_DEPTH = 20
+MAX_SIGNIFICANT_DIGITS = 38
+MIN_ADJUSTED_EXPONENT = -130
+MAX_ADJUSTED_EXPONENT = 125
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
+    """The bytes of an API Gateway proxy event's body."""
+    if body is None:
+        return b""
+    if not is_base64_encoded:
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a text body with lone surrogates
+            raise InvalidBody("The body is not valid UTF-8.") from exc
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidBody("The body could not be decoded.") from exc
+
+
+def content_codings(header: str | None) -> list[str]:
+    """The gzip codings a ``Content-Encoding`` header applies (identity ones dropped);
+    415 ``unsupported_content_encoding`` for any other coding."""
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    for coding in codings:
+        if coding and coding != IDENTITY and coding not in GZIP_CODINGS:
+            raise UnsupportedContentEncoding(
+                f"Content-Encoding {coding!r} is not supported; send the body as gzip or identity."
+            )
+    return [c for c in codings if c in GZIP_CODINGS]
+
+
+def inflate_gzip(data: bytes, limit: int) -> bytes:
+    """A gzip stream's content (one or more members), refused with 413 as soon as it would
+    pass ``limit`` bytes: at most ``limit + 1`` bytes are ever inflated."""
+    if not data.startswith(GZIP_MAGIC):
+        raise InvalidBody("The body is not a gzip stream, as its Content-Encoding says.")
+    out = bytearray()
+    pending = data
+    while pending:
+        if not pending.startswith(GZIP_MAGIC):
+            raise InvalidBody("The gzip stream is followed by data that is not gzip.")
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        try:
+            out += inflater.decompress(pending, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise InvalidBody("The gzip stream is corrupt.") from exc
+        if len(out) > limit:
+            raise RequestBodyTooLarge(f"The request body inflates to more than {limit} bytes.")
+        if not inflater.eof:
+            raise InvalidBody("The gzip stream ends early.")
+        pending = inflater.unused_data
+    return bytes(out)
+
+
+def decoded_body(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The body's content: 415 for an unsupported coding, 413 past ``limit`` bytes on the
+    wire or inflated, 400 for a corrupt stream."""
+    codings = content_codings(content_encoding)
+    if len(raw) > limit:
+        raise RequestBodyTooLarge(f"The request body exceeds {limit} bytes.")
+    for _ in codings:
+        raw = inflate_gzip(raw, limit)
+    return raw
+
+
+class _Refused(ValueError):
+    """A JSON value DynamoDB could not store."""
+
+
+def json_document(content: bytes) -> Any:
+    """The body's JSON value, refused with 400 ``invalid_body`` unless it is strict UTF-8
+    JSON that DynamoDB can store (see the module docstring)."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidBody("The body is not valid UTF-8.") from exc
+    try:
+        document = json.loads(text, parse_constant=_no_constant, parse_int=_integer, parse_float=_float)
+        _check(document, 0)
+    except _Refused as exc:
+        raise InvalidBody(str(exc)) from exc
+    except RecursionError as exc:
+        raise InvalidBody(f"The body nests deeper than {MAX_DEPTH} levels.") from exc
+    except ValueError as exc:
+        raise InvalidBody("The body is not valid JSON.") from exc
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number.")
+
+
+def _storable(literal: str) -> None:
+    try:
+        value = Decimal(literal)
+    except InvalidOperation as exc:  # pragma: no cover - json only hands over number literals
+        raise _Refused(f"{literal[:40]} is not a number.") from exc
+    if value == 0:
+        return
+    digits = value.as_tuple().digits
+    significant = len(digits) - (len(digits) - len("".join(map(str, digits)).rstrip("0")))
+    if significant > MAX_SIGNIFICANT_DIGITS or not (MIN_ADJUSTED_EXPONENT <= value.adjusted() <= MAX_ADJUSTED_EXPONENT):
+        raise _Refused(
+            f"The number {literal[:40]} is out of range: at most {MAX_SIGNIFICANT_DIGITS} significant digits,"
+            f" magnitude 1E{MIN_ADJUSTED_EXPONENT} to 1E+{MAX_ADJUSTED_EXPONENT + 1}."
+        )
+
+
+def _integer(literal: str) -> int:
+    _storable(literal)
+    return int(literal)
+
+
+def _float(literal: str) -> float:
+    _storable(literal)
+    value = float(literal)
+    # The float stored is the shortest repr of this value; it must be in range too.
+    if not math.isfinite(value) or (value != 0 and not 1e-130 <= abs(value) < 1e126):
+        raise _Refused(f"The number {literal[:40]} is out of range.")
+    return value
+
+
+def _check(value: Any, depth: int) -> None:
+    """Nesting within ``MAX_DEPTH`` and no lone surrogates (they cannot be UTF-8 encoded)."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise _Refused("A string holds a lone UTF-16 surrogate, which is not a character.")
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise _Refused(f"The body nests deeper than {MAX_DEPTH} levels.")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check(key, depth)
+                _check(item, depth + 1)
+        else:
+            for item in value:
+                _check(item, depth + 1)
