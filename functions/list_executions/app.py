@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from orchestrator.http.api import json_response, operator_subject, query_param, rest_app
-from orchestrator.http.execution_schemas import execution_view, list_filters
+from orchestrator.http.execution_schemas import InlineBudget, execution_view, list_filters
 from orchestrator.http.paging import page_body, page_request
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import executions
@@ -25,7 +25,12 @@ def list_executions(project_id: str) -> Response[str]:
     found, last_key = executions.list_executions(
         ctx, subject, project_id, status=status, action=action, limit=page.limit, start_key=page.start_key
     )
-    return json_response(200, page_body([execution_view(e) for e in found], last_key, page))
+    budget = InlineBudget()  # one for the whole page
+    items = [
+        execution_view(s.execution, targets=s.targets, targets_truncated=s.targets_truncated, budget=budget)
+        for s in found
+    ]
+    return json_response(200, page_body(items, last_key, page))
 
 
 @api_entrypoint

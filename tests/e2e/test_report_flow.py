@@ -71,7 +71,7 @@ def test_reports_move_targets_through_the_closed_machine(http: httpx.Client, fle
         "nsk_node_mismatch",
     )
     inline = targets(execution(http, fleet, execution_id))[a["id"]]["output_ref"]
-    assert inline == {"kind": "inline", "inline_bytes": 10}
+    assert inline == {"kind": "inline", "inline_bytes": output, "size": 10}
 
     # b: the agent's pair, ack then result (no started).
     assert report(http, b, execution_id, "/ack", execution_id=execution_id, status="accepted").status_code == 200

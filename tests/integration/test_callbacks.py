@@ -90,7 +90,7 @@ def test_ack_started_succeeded_with_inline_output(api: Api, tenant: Tenant, node
     assert done.status_code == 200, done.text
     state = target(get(api, tenant, execution), node)
     assert state["status"] == "succeeded" and state["exit_code"] == 0
-    assert state["output_ref"] == {"kind": "inline", "inline_bytes": 13}
+    assert state["output_ref"] == {"kind": "inline", "inline_bytes": output, "size": 13}
     fetched = api.request(
         "GET",
         f"/v1/projects/{tenant.project_id}/executions/{execution}/targets/{node.id}/output",

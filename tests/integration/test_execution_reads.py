@@ -37,7 +37,11 @@ def test_list_pages_in_creation_order(api: Api, tenant: Tenant, node: Registered
     second = listing(api, tenant, limit=2, cursor=first["next_cursor"])
     assert [e["id"] for e in second["items"]] == created[2:]
     assert "next_cursor" not in second
-    assert "targets" not in first["items"][0]  # metadata only
+    # Every item carries its targets (the SDK's Execution requires the list)
+    for item in first["items"] + second["items"]:
+        assert [t["node_id"] for t in item["targets"]] == [node.id]
+        assert item["targets"][0]["status"] == "pending"
+        assert item["targets_truncated"] is False
 
 
 def test_action_name_filter(api: Api, tenant: Tenant, node: RegisteredNode) -> None:

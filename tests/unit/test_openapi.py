@@ -15,7 +15,13 @@ from pydantic import BaseModel
 
 from orchestrator.domain.executions import Execution, OutputRef, RateControl, Target, TargetStatus
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, OutputIn, ResultIn
-from orchestrator.http.execution_schemas import DispatchRequest, PinBaselineRequest, RateIn, execution_view
+from orchestrator.http.execution_schemas import (
+    DispatchRequest,
+    InlineBudget,
+    PinBaselineRequest,
+    RateIn,
+    execution_view,
+)
 from orchestrator_local.template import ROOT, Route, Template
 
 OPENAPI = ROOT / "api" / "openapi.yaml"
@@ -88,7 +94,7 @@ def test_security_follows_the_template_authorizer(document: dict[str, Any], rout
             assert "nodeSecretKey" in schemes, route
             assert "operatorJwt" not in schemes, route
         else:
-            assert route.path == "/v1/register", route
+            assert route.path in {"/v1/register", "/v1/ping"}, route
             assert schemes == set(), route
 
 
@@ -106,9 +112,11 @@ def test_every_operation_documents_its_problem_responses(document: dict[str, Any
     for route in routes:
         responses = operation(document, route)["responses"]
         assert any(status.startswith("2") for status in responses), route
-        assert responses["501"] == {"$ref": "#/components/responses/NotProvisioned"}, route
-        assert responses["503"] == {"$ref": "#/components/responses/DatastoreUnavailable"}, route
+        if route.path != "/v1/ping":  # the health check needs no resource
+            assert responses["501"] == {"$ref": "#/components/responses/NotProvisioned"}, route
+            assert responses["503"] == {"$ref": "#/components/responses/DatastoreUnavailable"}, route
         assert responses["413"]["$ref"].startswith("#/components/responses/"), route
+        assert responses["415"] == {"$ref": "#/components/responses/UnsupportedContentEncoding"}, route
 
 
 def test_stub_operations_say_they_are_not_provisioned_and_name_their_code(
@@ -194,7 +202,7 @@ def test_execution_projections_match_their_schemas(document: dict[str, Any]) -> 
         selector="env=prod",
         rate=RateControl(max_concurrency=1),
     )
-    inline = OutputRef(kind="inline", inline_bytes=12)
+    inline = OutputRef(kind="inline", content=b"restarted ok", size=12)
     stored = OutputRef(kind="object_store", bucket="outputs", key="outputs/e/n", sha256="0" * 64, size=20_000)
     targets = [
         Target(
@@ -212,12 +220,17 @@ def test_execution_projections_match_their_schemas(document: dict[str, Any]) -> 
     counts = {status.value: 0 for status in TargetStatus} | {TargetStatus.SUCCEEDED.value: 2}
     # Then the single-Execution view is an Execution and the list view an ExecutionSummary
     conforms(document, execution_view(execution, counts=counts, targets=targets), "Execution")
-    conforms(document, execution_view(execution), "ExecutionSummary")
+    conforms(document, execution_view(execution, targets=targets[:1], targets_truncated=True), "ExecutionSummary")
+    # And an inline output past the response's budget still conforms, without its bytes
+    squeezed = execution_view(execution, counts=counts, targets=targets, budget=InlineBudget(0))
+    conforms(document, squeezed, "Execution")
+    assert squeezed["targets"][0]["output_ref"] == {"kind": "inline", "size": 12, "inline_bytes_omitted": True}
     # And the Target schema lists exactly what a target view can hold
     assert set(schema(document, "Target")["properties"]) == set(Target.model_fields) - {"execution_id"}
     output_fields = set(schema(document, "InlineOutputRef")["properties"])
     output_fields |= set(schema(document, "ObjectStoreOutputRef")["properties"])
-    assert output_fields == set(OutputRef.model_fields)
+    # the domain's bytes travel as inline_bytes (base64), or are left out past the budget
+    assert output_fields == set(OutputRef.model_fields) - {"content"} | {"inline_bytes", "inline_bytes_omitted"}
 
 
 @pytest.mark.parametrize(

@@ -71,10 +71,13 @@ class Execution(BaseModel):
 
 
 class OutputRef(BaseModel):
+    """Where a target's output is: inline (``content``, at most 16 KiB) or in the object
+    store (``bucket``, ``key``, ``sha256``); ``size`` in bytes either way."""
+
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["inline", "object_store"]
-    inline_bytes: int | None = None  # size of the inline output; the bytes are read from .../output
+    content: bytes | None = None
     bucket: str | None = None
     key: str | None = None
     sha256: str | None = None

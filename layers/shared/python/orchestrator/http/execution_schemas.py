@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from orchestrator.clock import rfc3339
-from orchestrator.domain.executions import Execution, Target, TargetStatus
+from orchestrator.domain.executions import Execution, OutputRef, Target, TargetStatus
 from orchestrator.errors import InvalidParameter
 from orchestrator.http.schemas import OperatorBody
 
@@ -18,6 +20,12 @@ ACTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 class RateIn(OperatorBody):
     max_concurrency: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
     max_errors: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
+
+
+# The node agent reads its event stream line by line with a 64 KiB line buffer: a longer
+# `data:` line ends its stream. Parameters this size keep a signed action_request well
+# inside it (and inside DynamoDB's item size on every target).
+MAX_PARAMETERS_BYTES = 32 * 1024
 
 
 class DispatchRequest(OperatorBody):
@@ -30,6 +38,14 @@ class DispatchRequest(OperatorBody):
     confirmation: StrictBool = False
     rate: RateIn | None = None
 
+    @field_validator("parameters")
+    @classmethod
+    def _bounded(cls, parameters: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(parameters, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_PARAMETERS_BYTES:
+            raise ValueError(f"parameters encode to {size} bytes of JSON; at most {MAX_PARAMETERS_BYTES}")
+        return parameters
+
 
 class PrepareRequest(OperatorBody):
     type: Literal["builtin", "hook"] = "builtin"
@@ -41,7 +57,41 @@ class PinBaselineRequest(OperatorBody):
     checksum: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
-def target_view(target: Target) -> dict[str, Any]:
+# Inline outputs one response carries at most (raw bytes; base64 is 4/3 of it): an answer
+# stays far below Lambda's 6 MB response limit whatever the targets reported.
+INLINE_BYTES_PER_RESPONSE = 1024 * 1024
+
+
+class InlineBudget:
+    """How many inline output bytes a response still has room for."""
+
+    def __init__(self, remaining: int = INLINE_BYTES_PER_RESPONSE) -> None:
+        self.remaining = remaining
+
+    def take(self, size: int) -> bool:
+        if size > self.remaining:
+            self.remaining = 0  # first come, first served: no later, smaller output jumps the queue
+            return False
+        self.remaining -= size
+        return True
+
+
+def output_ref_view(ref: OutputRef, budget: InlineBudget) -> dict[str, Any]:
+    """SPEC §3/§17: ``{kind: inline, inline_bytes: <base64>}`` or ``{kind: object_store,
+    bucket, key, sha256}``, with ``size`` beside. Inline bytes past the response's budget are
+    left out (``inline_bytes_omitted: true``); ``.../output`` serves them."""
+    if ref.kind == "object_store":
+        return {"kind": ref.kind, "bucket": ref.bucket, "key": ref.key, "sha256": ref.sha256, "size": ref.size}
+    content = ref.content or b""
+    view: dict[str, Any] = {"kind": ref.kind, "size": len(content)}
+    if budget.take(len(content)):
+        view["inline_bytes"] = base64.b64encode(content).decode()
+    else:
+        view["inline_bytes_omitted"] = True
+    return view
+
+
+def target_view(target: Target, budget: InlineBudget) -> dict[str, Any]:
     view: dict[str, Any] = {
         "node_id": target.node_id,
         "hostname": target.hostname,
@@ -54,7 +104,7 @@ def target_view(target: Target) -> dict[str, Any]:
     if target.error is not None:
         view["error"] = target.error
     if target.output_ref is not None:
-        view["output_ref"] = target.output_ref.model_dump(exclude_none=True)
+        view["output_ref"] = output_ref_view(target.output_ref, budget)
     return view
 
 
@@ -64,7 +114,11 @@ def execution_view(
     status: TargetStatus | None = None,
     counts: dict[str, int] | None = None,
     targets: list[Target] | None = None,
+    targets_truncated: bool = False,
+    budget: InlineBudget | None = None,
 ) -> dict[str, Any]:
+    """An Execution as operators read it. ``budget``: inline output bytes left for the whole
+    response (a list page shares one between its items)."""
     view: dict[str, Any] = {
         "id": execution.id,
         "project_id": execution.project_id,
@@ -91,7 +145,9 @@ def execution_view(
     if counts is not None:
         view["counts"] = counts
     if targets is not None:
-        view["targets"] = [target_view(t) for t in targets]
+        budget = budget or InlineBudget()
+        view["targets"] = [target_view(t, budget) for t in targets]
+        view["targets_truncated"] = targets_truncated
     return view
 
 

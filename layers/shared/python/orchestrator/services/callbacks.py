@@ -230,7 +230,7 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
         # The bytes travel in their reference: one attribute, and the last report's output wins.
         extra["output_ref"] = {
             "kind": "inline",
-            "inline_bytes": len(report.inline_output),
+            "size": len(report.inline_output),
             "content": report.inline_output,
         }
         return extra

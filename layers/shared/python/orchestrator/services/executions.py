@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,20 @@ def execution_detail(ctx: Context, project_id: str, execution_id: str) -> Execut
     return ExecutionDetail(execution, live_status(execution, counts), counts, targets)
 
 
+@dataclass(frozen=True)
+class ExecutionSummary:
+    """A list page's Execution with its first targets by node id (SPEC §17: the SDK's
+    ``Execution`` requires ``targets`` on every item)."""
+
+    execution: Execution
+    targets: list[Target]
+    targets_truncated: bool
+
+
+LISTED_TARGETS = 100  # targets per listed Execution; GET .../executions/{id} has them all
+_TARGET_READERS = 8  # one query per listed Execution, this many at a time
+
+
 def list_executions(
     ctx: Context,
     subject: str,
@@ -60,9 +75,18 @@ def list_executions(
     action: str | None,
     limit: int,
     start_key: dict[str, Any] | None,
-) -> tuple[list[Execution], dict[str, Any] | None]:
+) -> tuple[list[ExecutionSummary], dict[str, Any] | None]:
     authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
-    return ctx.executions.list_page(project_id, status=status, action=action, limit=limit, start_key=start_key)
+    found, last = ctx.executions.list_page(project_id, status=status, action=action, limit=limit, start_key=start_key)
+
+    def summary(execution: Execution) -> ExecutionSummary:
+        targets, truncated = ctx.executions.first_targets(execution.id, LISTED_TARGETS)
+        return ExecutionSummary(execution, targets, truncated)
+
+    if len(found) <= 1:
+        return [summary(e) for e in found], last
+    with ThreadPoolExecutor(max_workers=min(_TARGET_READERS, len(found))) as pool:
+        return list(pool.map(summary, found)), last
 
 
 def pin_baseline(ctx: Context, subject: str, project_id: str, hook: str, checksum: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from orchestrator.store.table import Item
 MAX_EVENTS_PER_RESPONSE = 100
 POLL_INTERVAL_SECONDS = 0.25
 RETRY_MILLISECONDS = 1000
+SSE_KEEP_ALIVE = ": keep-alive\n\n"
 
 
 def event_stream(
@@ -32,8 +33,9 @@ def event_stream(
     hold_seconds: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """The SSE body: events after ``last_event_id`` (or undelivered ones), waiting up to
-    ``hold_seconds`` for the first one, then a ``retry:`` hint."""
+    """The SSE body: a ``: keep-alive`` comment, the events after ``last_event_id`` (or the
+    undelivered ones), waiting up to ``hold_seconds`` for the first one, then a ``retry:``
+    hint."""
     node_id = node_item["id"]
     after = last_event_id or node_item.get("events_delivered_through")
     deadline = time.monotonic() + hold_seconds
@@ -42,7 +44,9 @@ def event_stream(
         sleep(POLL_INTERVAL_SECONDS)
         events = ctx.executions.events_after(node_id, after, MAX_EVENTS_PER_RESPONSE)
     key = secrets.signing_key() if events else None
-    parts = []
+    # A comment first: every held response carries a byte within the hold (at most 25 s,
+    # under the agent's 30 s request timeout and 90 s idle limit), events or not.
+    parts = [SSE_KEEP_ALIVE]
     for event in events:
         assert key is not None
         envelope = sign_envelope(

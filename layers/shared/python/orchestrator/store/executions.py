@@ -170,6 +170,16 @@ class ExecutionStore:
     def targets(self, execution_id: str) -> list[Target]:
         return [target_from_item(i) for i in self.target_items(execution_id)]
 
+    def first_targets(self, execution_id: str, limit: int) -> tuple[list[Target], bool]:
+        """The first ``limit`` targets by node id (one query), and whether there are more."""
+        items, last = self.table.query_page(
+            index=None,
+            key_condition="PK = :pk AND begins_with(SK, :t)",
+            values={":pk": keys.execution(execution_id)["PK"], ":t": "TARGET#"},
+            limit=limit,
+        )
+        return [target_from_item(i) for i in items], last is not None
+
     def target_items(
         self, execution_id: str, *, only_open: bool = False, consistent: bool = False, attributes: Sequence[str] = ()
     ) -> list[Item]:
@@ -819,6 +829,9 @@ def is_listed(item: Item) -> bool:
 
 def target_from_item(item: Item) -> Target:
     ref = output_ref(item)
+    if ref and ref["kind"] == "inline":
+        content = inline_output(item)
+        ref = {"kind": "inline", "content": content, "size": len(content)}
     return Target(
         execution_id=item["execution_id"],
         node_id=item["node_id"],
@@ -833,9 +846,16 @@ def target_from_item(item: Item) -> Target:
 
 
 def output_ref(item: Item) -> dict[str, Any] | None:
-    """Where a target's output is, without the bytes an inline reference carries."""
+    """Where a target's output is, without the bytes an inline reference carries (a stored
+    inline reference holds its size as ``size``; targets written before held it as
+    ``inline_bytes``)."""
     ref = item.get("output_ref")
-    return {k: v for k, v in ref.items() if k != "content"} if ref else None
+    if not ref:
+        return None
+    plain = {k: v for k, v in ref.items() if k not in {"content", "inline_bytes"}}
+    if ref.get("kind") == "inline" and "size" not in plain and isinstance(ref.get("inline_bytes"), int):
+        plain["size"] = ref["inline_bytes"]
+    return plain
 
 
 def inline_output(item: Item) -> bytes:
