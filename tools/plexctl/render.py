@@ -7,6 +7,7 @@ always parses.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -135,10 +136,20 @@ def execution_detail(execution: Mapping[str, Any]) -> Group:
             styled_status(target.get("status")),
             _cell(target.get("exit_code")),
             _cell(target.get("updated_at")),
-            _cell(ref.get("kind")),
+            _cell(output_summary(ref)),
             escape(_cell(target.get("error"))),
         )
     return Group(summary, Text(""), targets)
+
+
+def output_summary(ref: Mapping[str, Any]) -> str | None:
+    """A target's ``output_ref`` in a cell: its kind and size (SPEC §3: inline bytes are base64)."""
+    if not ref:
+        return None
+    size = ref.get("size")
+    if size is None and isinstance(ref.get("inline_bytes"), str):
+        size = len(base64.b64decode(ref["inline_bytes"]))
+    return f"{ref.get('kind')} ({size} B)" if size is not None else str(ref.get("kind"))
 
 
 def nodes_table(items: Sequence[Mapping[str, Any]]) -> Table:

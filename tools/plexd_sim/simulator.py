@@ -448,7 +448,7 @@ class SimulatedFleet:
                 "public_key": base64.b64encode(public_key).decode("ascii"),
                 **body,
             }
-            response = self._retrying_post("/v1/register", attempts=1, json=request)
+            response = self._retrying_post("/v1/register", attempts=1, **wire.agent_body(request, {}))
             if response.status_code not in RETRYABLE_STATUSES or attempt == attempts:
                 break
             time.sleep(0.25 * 2 ** (attempt - 1))
@@ -624,7 +624,7 @@ class SimulatedFleet:
 
     def _stream_once(self, node: SimulatedNode) -> float:
         """One stream read; the delay before the next one."""
-        headers = dict(node.auth)
+        headers = {**node.auth, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if node.last_event_id:
             headers["Last-Event-ID"] = node.last_event_id
         parser = wire.SseParser(node.last_event_id)
@@ -796,7 +796,7 @@ class SimulatedFleet:
         problem: str | None = None
         for attempt in range(1, retries + 2):
             try:
-                response = self._http.post(url, json=body, headers=node.auth)
+                response = self._http.post(url, **wire.agent_body(body, node.auth))
             except httpx.HTTPError as error:
                 code, status_code, problem = None, None, f"{type(error).__name__}: {error}"
             else:
@@ -828,7 +828,7 @@ class SimulatedFleet:
             node.node_id, rfc3339_go(datetime.now(UTC).replace(microsecond=0)), time.monotonic() - node.registered_at
         )
         try:
-            response = self._http.post(f"/v1/nodes/{node.node_id}/heartbeat", headers=node.auth, json=body)
+            response = self._http.post(f"/v1/nodes/{node.node_id}/heartbeat", **wire.agent_body(body, node.auth))
         except httpx.HTTPError as error:
             self._record(HeartbeatSent(node.node_id, node.hostname, None, False, False, str(error)))
         else:

@@ -5,17 +5,22 @@
   responses that end with a ``retry:`` hint.
 - :func:`go_duration`: durations as Go's ``time.Duration.String`` prints them
   (``"2.34s"``, ``"1m30s"``, ``"500ms"``), which is what ``plexd`` sends.
+- :func:`agent_body`: a request body as ``plexd`` sends it (compact, HTML-escaped JSON,
+  gzipped when over 1 KiB) with its headers.
 - Capability and heartbeat bodies in the seed's shapes.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 SIM_VERSION = "0.0.0-sim"
+GZIP_ABOVE_BYTES = 1024  # plexd: len(body) > 1024 is sent gzipped
 SIM_BINARY_CHECKSUM = "sha256:" + hashlib.sha256(b"plexd-sim " + SIM_VERSION.encode()).hexdigest()
 
 
@@ -68,6 +73,27 @@ class SseParser:
         if not data:
             return None
         return SseMessage(event=event or "message", data="\n".join(data), id=message_id)
+
+
+def agent_body(value: Any, headers: Mapping[str, str]) -> dict[str, Any]:
+    """``httpx`` request arguments for ``value`` as plexd's client sends a body: Go's
+    ``json.Marshal`` (compact; ``<``, ``>``, ``&``, U+2028 and U+2029 escaped), gzipped at the
+    default level with ``Content-Encoding: gzip`` when over 1 KiB, ``Accept-Encoding: gzip``."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    data = text.encode()
+    sent = {**headers, "Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "gzip"}
+    if len(data) > GZIP_ABOVE_BYTES:
+        data = gzip.compress(data, 6)
+        sent["Content-Encoding"] = "gzip"
+    return {"content": data, "headers": sent}
 
 
 def go_duration(seconds: float) -> str:
