@@ -25,7 +25,7 @@ def test_problem_carries_code_status_and_extensions() -> None:
         "instance": "/v1/x",
         "code": "rebac_denied",
         "correlation_id": "c-1",
-        "reason": "nope",
+        "reason": "insufficient_relation",  # the SDK's PermissionDenied.reason vocabulary
         "relation_path": ["user:u", "project:p#admin"],
     }
 

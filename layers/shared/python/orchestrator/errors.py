@@ -82,10 +82,14 @@ class NskNodeMismatch(OrchestratorError):
 
 
 class RebacDenied(OrchestratorError):
+    """A ReBAC denial: the operator SDK's ``PermissionDenied``, whose ``reason`` is one of
+    ``out_of_scope``, ``insufficient_relation``, ``caveat_violation``; the sentence saying
+    which relation was missing is the ``detail``."""
+
     status, code, title = 403, "rebac_denied", "Permission denied"
 
-    def __init__(self, reason: str, relation_path: list[str]) -> None:
-        super().__init__(reason, reason=reason, relation_path=relation_path)
+    def __init__(self, detail: str, relation_path: list[str]) -> None:
+        super().__init__(detail, reason="insufficient_relation", relation_path=relation_path)
 
 
 class CursorBindingMismatch(OrchestratorError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from orchestrator.clock import rfc3339
 from orchestrator.domain.labels import is_label_token
@@ -37,6 +37,15 @@ SUBJECT = re.compile(r"^[A-Za-z0-9@._:+|-]{1,256}$")
 
 class NodeBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+def _nil_slice(value: Any) -> Any:
+    """Go's encoding/json writes a nil slice as ``null``: the agent's empty list."""
+    return [] if value is None else value
+
+
+T = TypeVar("T")
+GoList = Annotated[list[T], BeforeValidator(_nil_slice)]
 
 
 class OperatorBody(BaseModel):
@@ -65,7 +74,7 @@ class ParameterIn(NodeBody):
 class BuiltinActionIn(NodeBody):
     name: str = ""  # missing is "empty": 422 builtin_action_invalid, as the spec says for empty names
     description: str = ""
-    parameters: list[ParameterIn] = Field(default_factory=list)
+    parameters: GoList[ParameterIn] = Field(default_factory=list)
     dangerous: bool = False
     requires_confirmation: bool = False
 
@@ -75,7 +84,7 @@ class HookIn(NodeBody):
     description: str = ""
     source: str = "script"
     checksum: str = ""
-    parameters: list[ParameterIn] = Field(default_factory=list)
+    parameters: GoList[ParameterIn] = Field(default_factory=list)
     timeout: str | None = None
     sandbox: str | None = None
     dangerous: bool = False
@@ -89,8 +98,8 @@ class BinaryIn(NodeBody):
 
 class CapabilitiesIn(NodeBody):
     binary: BinaryIn | None = None
-    builtin_actions: list[BuiltinActionIn] = Field(default_factory=list, max_length=1000)
-    hooks: list[HookIn] = Field(default_factory=list, max_length=1000)
+    builtin_actions: GoList[BuiltinActionIn] = Field(default_factory=list, max_length=1000)
+    hooks: GoList[HookIn] = Field(default_factory=list, max_length=1000)
 
     def to_domain(self) -> Capabilities:
         return Capabilities(
