@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
+import jwt
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +83,38 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code, body
     assert body["correlation_id"] == response.headers["x-correlation-id"]
     return body
+
+
+def local_services(local_server: dict[str, Any]) -> dict[str, Any]:
+    """Where the local server's AWS services are (its ``services.json``)."""
+    services: dict[str, Any] = json.loads((Path(local_server["state_dir"]) / "services.json").read_text())
+    return services
+
+
+def local_aws(local_server: dict[str, Any], service: str) -> Any:
+    """A boto3 client of the local server's moto."""
+    return boto3.client(
+        service,
+        endpoint_url=local_services(local_server)["aws_endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def operator_jwt(local_server: dict[str, Any], subject: str) -> str:
+    """A valid operator JWT for ``subject``, signed with the local server's dev key (read from
+    its secret store), e.g. for a subject that holds no relation."""
+    key = local_aws(local_server, "secretsmanager").get_secret_value(SecretId="local/JwtKeySecret")["SecretString"]
+    now = datetime.now(UTC)
+    claims = {
+        "sub": subject,
+        "iss": "plexsphere-local",
+        "aud": "plexsphere",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    return str(jwt.encode(claims, key, algorithm="HS256"))
 
 
 def bearer(token: str) -> dict[str, str]:

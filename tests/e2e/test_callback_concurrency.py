@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import bearer, local_aws, local_services
 
 pytestmark = pytest.mark.e2e
 
@@ -44,20 +44,7 @@ def enroll(server: str, admin: dict[str, str], project_id: str, count: int, pref
 
 def local_table(local_server: dict[str, Any]) -> tuple[Any, str]:
     """A DynamoDB client on the local server's moto, and the table's name."""
-    import json
-    from pathlib import Path
-
-    import boto3
-
-    services = json.loads((Path(local_server["state_dir"]) / "services.json").read_text())
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=services["aws_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    return client, services["table"]
+    return local_aws(local_server, "dynamodb"), local_services(local_server)["table"]
 
 
 def folded_counts(local_server: dict[str, Any], execution_id: str, target_count: int) -> dict[str, int]:

@@ -13,19 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
-import jwt
 import pytest
 import yaml
 from plexd_sim import ActionRequest, SimulatedFleet, SimulatedNode
 
-from tests.e2e.conftest import bearer, free_port
+from tests.e2e.conftest import bearer, free_port, operator_jwt
 
 pytestmark = pytest.mark.e2e
 
@@ -146,24 +144,7 @@ def admin(home: Path, local_server: dict[str, Any], admin_token_file: Path) -> P
 @pytest.fixture(scope="module")
 def mallory(home: Path, local_server: dict[str, Any]) -> Plexctl:
     """A valid JWT for a subject with no relation to any project (signed with the local dev key)."""
-    services = json.loads((Path(local_server["state_dir"]) / "services.json").read_text())
-    secrets = boto3.client(
-        "secretsmanager",
-        endpoint_url=services["aws_endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    key = secrets.get_secret_value(SecretId="local/JwtKeySecret")["SecretString"]
-    now = datetime.now(UTC)
-    claims = {
-        "sub": "mallory@example.com",
-        "iss": "plexsphere-local",
-        "aud": "plexsphere",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(hours=1)).timestamp()),
-    }
-    token = jwt.encode(claims, key, algorithm="HS256")
+    token = operator_jwt(local_server, "mallory@example.com")
     return Plexctl(home, server=local_server["server"], token_file=private_file(home / "tokens" / "mallory", token))
 
 

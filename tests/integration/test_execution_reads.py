@@ -145,3 +145,68 @@ def test_non_members_cannot_read(api: Api, tenant: Tenant, node: RegisteredNode)
     for path in ("executions", f"executions/{execution_id}"):
         response = api.request("GET", f"/v1/projects/{tenant.project_id}/{path}", token=operator_token("eve"))
         assert_problem(response, 403, "rebac_denied")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        # before the bytes travelled in the reference: size as inline_bytes, bytes beside
+        ({"kind": "inline", "inline_bytes": 13}, b"restarted ok\n"),
+        # before the size was named size: size as inline_bytes, bytes in content
+        ({"kind": "inline", "inline_bytes": 13, "content": b"restarted ok\n"}, None),
+    ],
+)
+def test_targets_stored_in_the_old_output_shape_read_in_the_sdks_shape(
+    api: Api, tenant: Tenant, node: RegisteredNode, stored: tuple[dict, bytes | None]
+) -> None:
+    import base64
+
+    import boto3
+
+    from orchestrator.store.table import serialize
+
+    # Given a target whose output reference was written in an earlier shape
+    execution_id = dispatch(api, tenant, node, "restart-agent")
+    ref, beside = stored
+    values = {":r": ref} | ({":o": beside} if beside is not None else {})
+    boto3.client("dynamodb").update_item(
+        TableName=api.stack.refs["Table"],
+        Key=serialize({"PK": f"EXEC#{execution_id}", "SK": f"TARGET#{node.id}"}),
+        UpdateExpression="SET output_ref = :r" + (", output_inline = :o" if beside is not None else ""),
+        ExpressionAttributeValues=serialize(values),
+    )
+    # When an operator reads the Execution, the list and the output
+    path = f"/v1/projects/{tenant.project_id}/executions/{execution_id}"
+    got = api.request("GET", path, token=tenant.admin_token).json["targets"][0]["output_ref"]
+    listed = listing(api, tenant)["items"][0]["targets"][0]["output_ref"]
+    output = api.request("GET", f"{path}/targets/{node.id}/output", token=tenant.admin_token).json
+    # Then each is the new shape, with the same bytes
+    expected = {"kind": "inline", "inline_bytes": base64.b64encode(b"restarted ok\n").decode(), "size": 13}
+    assert got == listed == expected
+    assert output == {"kind": "inline", "size": 13, "content_base64": expected["inline_bytes"]}
+
+
+def test_list_items_cap_their_targets_and_say_so(api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.services import executions
+
+    # Given an Execution on three nodes, and a cap of two listed targets
+    caps = {"builtin_actions": [{"name": "restart-agent"}]}
+    nodes = [register_node(api, tenant, f"web-{i}", metadata={"env": "cap"}, capabilities=caps) for i in range(3)]
+    monkeypatch.setattr(executions, "LISTED_TARGETS", 2)
+    created = api.request(
+        "POST",
+        f"/v1/projects/{tenant.project_id}/executions:dispatch",
+        json_body={"action": "restart-agent", "selector": "env=cap"},
+        token=tenant.admin_token,
+    )
+    assert created.status_code == 201, created.text
+    # When the list is read
+    (item,) = listing(api, tenant)["items"]
+    # Then it carries the first two targets by node id and says there are more
+    assert [t["node_id"] for t in item["targets"]] == sorted(n.id for n in nodes)[:2]
+    assert item["targets_truncated"] is True
+    # While the Execution itself has them all
+    full = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{created.json['id']}", token=tenant.admin_token
+    )
+    assert len(full.json["targets"]) == 3 and full.json["targets_truncated"] is False

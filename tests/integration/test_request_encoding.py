@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.plexd_wire import agent_ack, agent_result, go_marshal
 from tests.integration.conftest import (
     Api,
     RegisteredNode,
@@ -23,14 +24,8 @@ from tests.integration.conftest import (
 from tests.unit.test_request_body import gzip_bomb
 
 
-def agent_json(value: Any) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (HTML-escaped)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
-
-
 def gzipped(value: Any) -> tuple[bytes, dict[str, str]]:
-    return gzip.compress(agent_json(value), 6), {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    return gzip.compress(go_marshal(value), 6), {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
 def big_capabilities() -> dict[str, Any]:
@@ -58,7 +53,7 @@ def registration(token: str, hostname: str) -> dict[str, Any]:
 def test_a_gzipped_registration_with_2kb_of_capabilities_is_201(api: Api, tenant: Tenant) -> None:
     body = registration(mint_enrollment_token(api, tenant), "web-01") | {"capabilities": big_capabilities()}
     data, headers = gzipped(body)
-    assert len(agent_json(body)) > 2000 and len(data) < len(agent_json(body))
+    assert len(go_marshal(body)) > 2000 and len(data) < len(go_marshal(body))
     response = api.request("POST", "/v1/register", data=data, headers=headers)
     assert response.status_code == 201, response.text
     listed = api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=tenant.admin_token).json["items"]
@@ -68,7 +63,7 @@ def test_a_gzipped_registration_with_2kb_of_capabilities_is_201(api: Api, tenant
 @pytest.mark.parametrize("coding", ["identity", "gzip, identity"])
 def test_identity_coding_is_the_body_as_it_is(api: Api, tenant: Tenant, coding: str) -> None:
     body = registration(mint_enrollment_token(api, tenant), "web-01")
-    data = gzip.compress(agent_json(body)) if "gzip" in coding else agent_json(body)
+    data = gzip.compress(go_marshal(body)) if "gzip" in coding else go_marshal(body)
     response = api.request("POST", "/v1/register", data=data, headers={"Content-Encoding": coding})
     assert response.status_code == 201, response.text
 
@@ -91,7 +86,7 @@ def test_a_refused_coding_writes_nothing_and_keeps_the_token(
     refused = api.request(
         "POST",
         "/v1/register",
-        data=mangle(agent_json(registration(token, "web-01"))),
+        data=mangle(go_marshal(registration(token, "web-01"))),
         headers={"Content-Encoding": coding},
     )
     assert_problem(refused, status, code)
@@ -149,25 +144,15 @@ def test_the_agents_gzipped_ack_and_result_with_kilobytes_of_stdout(
 ) -> None:
     execution_id = dispatched(api, tenant, node)
     nsk = {"Authorization": f"Bearer {node.nsk}"}
-    ack = agent_json({"execution_id": execution_id, "status": "accepted", "reason": ""})
     response = api.request(
         "POST",
         f"/v1/nodes/{node.id}/executions/{execution_id}/ack",
-        data=ack,
+        data=go_marshal(agent_ack(execution_id)),
         headers=nsk | {"Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text
     stdout = "".join(f"line {i}: service nginx restarted <ok> & healthy\n" for i in range(150))  # ~7 KB
-    result = {
-        "execution_id": execution_id,
-        "status": "success",
-        "exit_code": 0,
-        "stdout": stdout,
-        "stderr": "",
-        "duration": "2.345678s",
-        "finished_at": "2026-12-02T10:30:02.123456789Z",
-        "triggered_by": {"type": "control_plane", "session_id": "", "user_id": "", "email": ""},
-    }
+    result = agent_result(execution_id, stdout)
     data, headers = gzipped(result)
     response = api.request(
         "POST", f"/v1/nodes/{node.id}/executions/{execution_id}/result", data=data, headers=headers | nsk

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -30,6 +31,7 @@ from orchestrator_local.template import Route, Template
 Invoke = Callable[[str, Any], Any]
 API_ID = "local"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit
+PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar and "/": left as they are in a path
 
 
 class Gateway:
@@ -212,7 +214,8 @@ class Gateway:
         code = status or int(config.get("StatusCode", 500 if "5XX" in kind else 400))
         context = {
             "$context.requestId": request_id,
-            "$context.path": request.path,
+            # As the request line carried it: percent-encoded, so it never breaks the JSON template.
+            "$context.path": quote(request.path, safe=PATH_SAFE),
             "$context.error.messageString": json.dumps(kind.replace("_", " ").title()),
         }
         body = config.get("ResponseTemplates", {}).get("application/json", '{"message":"error"}')

@@ -1,0 +1,249 @@
+"""Against the local server, speaking exactly as the real node agent (`plexd`) does
+(tests/e2e/plexd_wire.py): its bytes, headers, encodings, nil slices as ``null``, its
+ack/result bodies, its SSE reading and its Go-canonical signature check. Operator reads are
+parsed with the published SDK's field types (tests/e2e/sdk_models.py)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import bearer, operator_jwt
+from tests.e2e.plexd_wire import GoAgent, GoVerifier, SseRead, agent_ack, agent_result, read_sse
+from tests.e2e.sdk_models import Execution, ExecutionList, PermissionDenied, Problem
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def agent(local_server: dict[str, Any]) -> GoAgent:
+    return GoAgent(local_server["server"])
+
+
+@pytest.fixture
+def project(local_server: dict[str, Any], http: httpx.Client) -> dict[str, Any]:
+    """A fresh Domain and Project administered by the demo operator."""
+    admin = bearer(local_server["operator_token"])
+    domain = http.post("/v1/domains", headers=admin, json={"name": f"agent-{time.monotonic_ns()}"}).json()
+    made = http.post(f"/v1/domains/{domain['id']}/projects", headers=admin, json={"name": "agents"}).json()
+    return {"id": made["id"], "domain_id": domain["id"], "admin": admin}
+
+
+def enrollment_token(http: httpx.Client, project: dict[str, Any]) -> str:
+    response = http.post(f"/v1/projects/{project['id']}/enrollment-tokens", headers=project["admin"], json={})
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
+def agent_capabilities() -> dict[str, Any]:
+    """``CapabilitiesPayload`` as Go marshals it: nil slices are ``null``, no omitempty on them."""
+    restart = {"name": "service", "type": "string", "required": True, "description": "unit"}
+    actions = [{"name": "restart-agent", "description": "Restart a service", "parameters": [restart]}]
+    actions += [{"name": f"diag-{i}", "description": f"#{i} <safe> & quick", "parameters": None} for i in range(20)]
+    return {"binary": {"version": "1.4.2", "checksum": "sha256:" + "b" * 64}, "builtin_actions": actions, "hooks": None}
+
+
+def register(agent: GoAgent, token: str, hostname: str, **extra: Any) -> dict[str, Any]:
+    public_key = base64.b64encode(uuid.uuid4().bytes * 2).decode()  # a 32-byte curve25519 key's shape
+    body = {"token": token, "public_key": public_key, "hostname": hostname, "metadata": {"os": "linux"}, **extra}
+    reply = agent.request("POST", "/v1/register", body)
+    assert reply.status == 201, reply.body
+    registered: dict[str, Any] = reply.json()
+    return registered
+
+
+def test_ping_answers_the_agents_health_check(agent: GoAgent) -> None:
+    reply = agent.request("GET", "/v1/ping")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"status": "ok"}
+
+
+def test_the_agents_registration_is_gzipped_and_its_answer_is_what_it_loads(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    # Given the agent's registration with its capabilities: over 1 KiB, so gzipped
+    registered = register(agent, enrollment_token(http, project), "agent-01", capabilities=agent_capabilities())
+    assert agent.sent[-1]["Content-Encoding"] == "gzip"
+    # Then its RegisterResponse holds what up.go and LoadIdentity require
+    assert uuid.UUID(registered["node_id"])
+    assert registered["mesh_ip"]  # LoadIdentity refuses an empty mesh_ip
+    assert len(base64.b64decode(registered["signing_public_key"], validate=True)) == 32
+    assert len(base64.b64decode(registered["node_secret_key"], validate=True)) == 32
+    assert isinstance(registered["peers"], list)
+    # And the capabilities with Go's null slices were taken as empty lists
+    listed = http.get(f"/v1/projects/{project['id']}/nodes", headers=project["admin"]).json()["items"]
+    declared = set(listed[0]["capabilities"]["builtin_actions"])
+    assert {"restart-agent", "diag-0", "diag-19"} <= declared
+
+
+def test_an_agent_heartbeat_with_zero_values_and_a_capabilities_update_are_accepted(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    node = register(agent, enrollment_token(http, project), "agent-02")
+    nsk = node["node_secret_key"]
+    # The shipped agent never sets its heartbeat builder: every field is Go's zero value
+    zero = {"node_id": "", "timestamp": "0001-01-01T00:00:00Z", "status": "", "uptime": "", "binary_checksum": ""}
+    reply = agent.request("POST", f"/v1/nodes/{node['node_id']}/heartbeat", zero, token=nsk)
+    assert reply.status == 200, reply.body
+    flags = reply.json()
+    assert isinstance(flags["reconcile"], bool) and isinstance(flags["rotate_keys"], bool)
+    reply = agent.request("PUT", f"/v1/nodes/{node['node_id']}/capabilities", agent_capabilities(), token=nsk)
+    assert reply.status == 200, reply.body
+    assert agent.sent[-1]["Content-Encoding"] == "gzip"
+
+
+def stream_until(agent: GoAgent, node: dict[str, Any], event_type: str, last_id: str = "") -> tuple[SseRead, Any]:
+    """Read the stream as the agent does (reconnecting at once on a clean end) until an
+    ``event_type`` event arrives."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        read = read_sse(agent, node["node_id"], node["node_secret_key"], last_id)
+        assert read.status == 200
+        last_id = read.last_event_id
+        for event in read.events:
+            if event.event == event_type:
+                return read, event
+    raise AssertionError(f"no {event_type} event")
+
+
+def test_the_agent_receives_verifies_acks_and_reports_an_action(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    node = register(agent, enrollment_token(http, project), "agent-03", capabilities=agent_capabilities())
+    nsk, node_id = node["node_secret_key"], node["node_id"]
+    verifier = GoVerifier([node["signing_public_key"]])
+    # Given an operator dispatch (the agent's ActionRequest takes string parameters only)
+    dispatched = http.post(
+        f"/v1/projects/{project['id']}/executions:dispatch",
+        headers=project["admin"],
+        json={"action": "restart-agent", "node_id": node_id, "parameters": {"service": "nginx <main> & co"}},
+    )
+    assert dispatched.status_code == 201, dispatched.text
+    execution_id = dispatched.json()["id"]
+
+    # When the agent reads its stream
+    read, event = stream_until(agent, node, "action_request")
+    assert read.headers["content-type"].startswith("text/event-stream")
+    assert read.headers["cache-control"] == "no-cache"
+    assert "content-encoding" not in read.headers
+    assert "keep-alive" in read.comments
+    assert event.id and event.id == json.loads(event.data)["event_id"]
+    # Then the envelope verifies over Go's re-marshalled bytes, and the payload decodes into its ActionRequest
+    payload = verifier.verify(event.data)
+    assert payload["execution_id"] == execution_id
+    assert payload["action"] == "restart-agent"
+    assert all(isinstance(v, str) for v in payload["parameters"].values())  # map[string]string
+    assert payload["parameters"] == {"service": "nginx <main> & co"}
+    assert payload["timeout"] == "300s"
+    assert all(isinstance(v, str) for v in payload["triggered_by"].values() if v is not None)
+    # And a reconnect with Last-Event-ID does not send it again
+    again = read_sse(agent, node_id, nsk, read.last_event_id)
+    assert again.status == 200 and all(e.event != "action_request" for e in again.events)
+
+    # When the agent acks and posts its result (stdout over 1 KiB: gzipped)
+    reply = agent.request(
+        "POST", f"/v1/nodes/{node_id}/executions/{execution_id}/ack", agent_ack(execution_id), token=nsk
+    )
+    assert reply.status == 200, reply.body
+    stdout = "".join(f"nginx: worker {i} restarted <ok> & ready\n" for i in range(120))
+    result = agent_result(execution_id, stdout)
+    reply = agent.request("POST", f"/v1/nodes/{node_id}/executions/{execution_id}/result", result, token=nsk)
+    assert reply.status == 200, reply.body
+    assert agent.sent[-1]["Content-Encoding"] == "gzip"
+
+    # Then the operator SDK reads the Execution and the list page, output bytes included
+    got = http.get(f"/v1/projects/{project['id']}/executions/{execution_id}", headers=project["admin"])
+    execution = Execution.from_dict(got.json())
+    (target,) = execution.targets
+    assert target.status.value == "succeeded" and target.output_ref is not None
+    assert target.output_ref.kind == "inline" and isinstance(target.output_ref.inline_bytes, str)
+    assert json.loads(base64.b64decode(target.output_ref.inline_bytes)) == {"stdout": stdout, "stderr": ""}
+    page = http.get(f"/v1/projects/{project['id']}/executions", headers=project["admin"])
+    listed = ExecutionList.from_dict(page.json())
+    assert [e.targets[0].node_id for e in listed.items] == [uuid.UUID(node_id)]
+
+    # And after a deregistration (no body at all) the agent's key stops working
+    reply = agent.request("POST", f"/v1/nodes/{node_id}/deregister", token=nsk)
+    assert reply.status == 200, reply.body
+    assert "Content-Type" not in agent.sent[-1]
+    assert read_sse(agent, node_id, nsk).status == 401
+
+
+def test_answers_the_agent_accepts_gzip_for_are_gzipped_and_errors_are_plain(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    node = register(agent, enrollment_token(http, project), "agent-04", capabilities=agent_capabilities())
+    # A large answer (the node's state with its open invocations) comes gzipped; the agent inflates it
+    for _ in range(3):
+        dispatched = http.post(
+            f"/v1/projects/{project['id']}/executions:dispatch",
+            headers=project["admin"],
+            json={"action": "restart-agent", "node_id": node["node_id"], "parameters": {"service": "x" * 300}},
+        )
+        assert dispatched.status_code == 201, dispatched.text
+    reply = agent.request("GET", f"/v1/nodes/{node['node_id']}/state", token=node["node_secret_key"])
+    assert reply.status == 200
+    assert reply.headers["content-encoding"] == "gzip" and reply.raw[:2] == b"\x1f\x8b"
+    assert len(reply.json()["executions"]) == 3
+    # An error is read raw by the agent: never gzipped
+    reply = agent.request("GET", f"/v1/nodes/{node['node_id']}/state", token=base64.b64encode(bytes(32)).decode())
+    assert reply.status == 401 and "content-encoding" not in reply.headers
+    assert Problem.from_dict(json.loads(reply.body)).code == "nsk_revoked"
+
+
+def test_refusals_of_encodings_leave_the_token_unused(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any], local_server: dict[str, Any]
+) -> None:
+    token = enrollment_token(http, project)
+    body = json.dumps({"token": token, "hostname": "agent-05"}).encode()
+    for encoding, data, status, code in (
+        ("br", body, 415, "unsupported_content_encoding"),
+        ("gzip", gzip.compress(body)[:-8], 400, "invalid_body"),
+    ):
+        refused = httpx.post(
+            f"{local_server['server']}/v1/register",
+            content=data,
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        )
+        problem = Problem.from_dict(refused.json())
+        assert (refused.status_code, problem.code) == (status, code)
+        assert problem.instance == "/v1/register"
+    assert http.get(f"/v1/projects/{project['id']}/nodes", headers=project["admin"]).json()["items"] == []
+    register(agent, token, "agent-05")  # the token was not used up
+
+
+def test_a_gzip_bomb_is_refused_and_the_server_keeps_answering(agent: GoAgent, local_server: dict[str, Any]) -> None:
+    from tests.unit.test_request_body import gzip_bomb
+
+    bomb = gzip_bomb(200 * 1024 * 1024)
+    refused = httpx.post(
+        f"{local_server['server']}/v1/register",
+        content=bomb,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        timeout=60,
+    )
+    assert refused.status_code == 413
+    assert Problem.from_dict(refused.json()).code == "request_body_too_large"
+    assert agent.request("GET", "/v1/ping").json() == {"status": "ok"}
+
+
+def test_a_denial_parses_as_the_sdks_permission_denied(
+    http: httpx.Client, project: dict[str, Any], local_server: dict[str, Any]
+) -> None:
+    # Given a valid operator token of a subject with no relation on the project
+    stranger = operator_jwt(local_server, "stranger@example.com")
+    # When it lists the project's executions
+    denied = http.get(f"/v1/projects/{project['id']}/executions", headers=bearer(stranger))
+    # Then the 403 parses as the SDK's PermissionDenied
+    assert denied.status_code == 403
+    problem = PermissionDenied.from_dict(denied.json())
+    assert problem.code == "rebac_denied" and problem.reason == "insufficient_relation"
+    assert problem.relation_path and problem.relation_path[0] == "user:stranger@example.com"
