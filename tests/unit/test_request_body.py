@@ -142,6 +142,26 @@ def test_json_that_dynamodb_cannot_store_is_400(content: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b'{"parameters": {"n": NaN}}', "parameters.n"),
+        (b'{"parameters": {"list": [1, 2, 1e400]}}', "parameters.list.2"),
+        (b'{"exit_code": 123456789012345678901234567890123456789}', "exit_code"),
+        (b'{"metadata": {"os": "\\udc00"}}', "metadata.os"),
+        (b'{"metadata": {"\\ud800": "x"}}', "metadata.\ud800"),
+        (b'{"a": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}", "a." + ".".join(["0"] * (MAX_DEPTH - 1))),
+        (b"1e999", "(body)"),
+        (b'{"n": ' + b"1" * 5000 + b"}", "n"),
+    ],
+)
+def test_a_refusal_names_the_field(content: bytes, field: str) -> None:
+    with pytest.raises(InvalidBody) as refused:
+        json_document(content)
+    assert refused.value.extensions["errors"][0]["field"] == field
+    assert refused.value.detail.startswith(field)
+
+
+@pytest.mark.parametrize(
     ("content", "value"),
     [
         (b'{"a": 1e125}', {"a": 1e125}),

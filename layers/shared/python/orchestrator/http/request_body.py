@@ -22,6 +22,7 @@ import json
 import math
 import re
 import zlib
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -103,74 +104,98 @@ def decoded_body(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
 
 
 class _Refused(ValueError):
-    """A JSON value DynamoDB could not store."""
+    """A JSON value DynamoDB could not store, at ``field`` (dotted, list indexes as numbers)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field or "(body)"
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Number:
+    """A number literal, checked where it stands (so a refusal can name its field)."""
+
+    literal: str
+    integral: bool
 
 
 def json_document(content: bytes) -> Any:
-    """The body's JSON value, refused with 400 ``invalid_body`` unless it is strict UTF-8
-    JSON that DynamoDB can store (see the module docstring)."""
+    """The body's JSON value, refused with 400 ``invalid_body`` (naming the field) unless it
+    is strict UTF-8 JSON that DynamoDB can store (see the module docstring)."""
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidBody("The body is not valid UTF-8.") from exc
     try:
-        document = json.loads(text, parse_constant=_no_constant, parse_int=_integer, parse_float=_float)
-        _check(document, 0)
-    except _Refused as exc:
-        raise InvalidBody(str(exc)) from exc
+        parsed = json.loads(
+            text,
+            parse_constant=lambda name: _Number(name, integral=False),
+            parse_int=lambda literal: _Number(literal, integral=True),
+            parse_float=lambda literal: _Number(literal, integral=False),
+        )
     except RecursionError as exc:
         raise InvalidBody(f"The body nests deeper than {MAX_DEPTH} levels.") from exc
     except ValueError as exc:
         raise InvalidBody("The body is not valid JSON.") from exc
-    return document
-
-
-def _no_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not a JSON number.")
-
-
-def _storable(literal: str) -> None:
     try:
-        value = Decimal(literal)
-    except InvalidOperation as exc:  # pragma: no cover - json only hands over number literals
-        raise _Refused(f"{literal[:40]} is not a number.") from exc
-    if value == 0:
-        return
-    digits = value.as_tuple().digits
-    significant = len(digits) - (len(digits) - len("".join(map(str, digits)).rstrip("0")))
-    if significant > MAX_SIGNIFICANT_DIGITS or not (MIN_ADJUSTED_EXPONENT <= value.adjusted() <= MAX_ADJUSTED_EXPONENT):
-        raise _Refused(
-            f"The number {literal[:40]} is out of range: at most {MAX_SIGNIFICANT_DIGITS} significant digits,"
-            f" magnitude 1E{MIN_ADJUSTED_EXPONENT} to 1E+{MAX_ADJUSTED_EXPONENT + 1}."
-        )
+        return _resolve(parsed, "", 0)
+    except _Refused as exc:
+        raise InvalidBody(f"{exc.field}: {exc.message}", errors=[{"field": exc.field, "message": exc.message}]) from exc
 
 
-def _integer(literal: str) -> int:
-    _storable(literal)
-    return int(literal)
-
-
-def _float(literal: str) -> float:
-    _storable(literal)
-    value = float(literal)
-    # The float stored is the shortest repr of this value; it must be in range too.
-    if not math.isfinite(value) or (value != 0 and not 1e-130 <= abs(value) < 1e126):
-        raise _Refused(f"The number {literal[:40]} is out of range.")
+def _resolve(value: Any, field: str, depth: int) -> Any:
+    """``value`` with its numbers as int/float, refused where DynamoDB could not store it:
+    numbers out of its range, lone surrogates, nesting past ``MAX_DEPTH``."""
+    if isinstance(value, _Number):
+        return _number(value, field)
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise _Refused(field, "a lone UTF-16 surrogate is not a character")
+        return value
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        raise _Refused(field, f"nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        resolved: dict[str, Any] = {}
+        for key, item in value.items():
+            inner = f"{field}.{key}" if field else key
+            _resolve(key, inner, depth)
+            resolved[key] = _resolve(item, inner, depth + 1)
+        return resolved
+    if isinstance(value, list):
+        return [
+            _resolve(item, f"{field}.{index}" if field else str(index), depth + 1) for index, item in enumerate(value)
+        ]
     return value
 
 
-def _check(value: Any, depth: int) -> None:
-    """Nesting within ``MAX_DEPTH`` and no lone surrogates (they cannot be UTF-8 encoded)."""
-    if isinstance(value, str):
-        if _SURROGATE.search(value):
-            raise _Refused("A string holds a lone UTF-16 surrogate, which is not a character.")
-    elif isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            raise _Refused(f"The body nests deeper than {MAX_DEPTH} levels.")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _check(key, depth)
-                _check(item, depth + 1)
-        else:
-            for item in value:
-                _check(item, depth + 1)
+def _number(number: _Number, field: str) -> int | float:
+    literal = number.literal
+    shown = literal if len(literal) <= 40 else literal[:40] + "..."
+    try:
+        value = Decimal(literal)
+    except InvalidOperation as exc:
+        raise _Refused(field, f"{shown} is not a number") from exc
+    if not value.is_finite():
+        raise _Refused(field, f"{shown} is not a JSON number")
+    if value != 0:
+        significant = len("".join(map(str, value.as_tuple().digits)).strip("0"))
+        if significant > MAX_SIGNIFICANT_DIGITS or not (
+            MIN_ADJUSTED_EXPONENT <= value.adjusted() <= MAX_ADJUSTED_EXPONENT
+        ):
+            raise _Refused(
+                field,
+                f"{shown} is out of range: at most {MAX_SIGNIFICANT_DIGITS} significant digits,"
+                f" magnitude 1E{MIN_ADJUSTED_EXPONENT} to below 1E+{MAX_ADJUSTED_EXPONENT + 1}",
+            )
+    if number.integral:
+        return int(value)
+    as_float = float(literal)
+    # What is stored is the float's shortest repr: it must be in range too (1e-400 would be 0).
+    if (
+        not math.isfinite(as_float)
+        or (as_float != 0) is not (value != 0)
+        or (as_float != 0 and not 1e-130 <= abs(as_float) < 1e126)
+    ):
+        raise _Refused(field, f"{shown} is out of range")
+    return as_float
