@@ -123,7 +123,8 @@ def test_gzip_is_accepted_by_operator_and_node_routes(api: Api, tenant: Tenant, 
     data, headers = gzipped(big_capabilities())
     response = api.request("PUT", f"/v1/nodes/{node.id}/capabilities", data=data, headers=headers | nsk)
     assert response.status_code == 200, response.text
-    data, headers = gzipped({"node_id": node.id, "status": "healthy", "uptime": "1h", "binary_checksum": "x" * 1200})
+    heartbeat = {"node_id": node.id, "status": "healthy", "uptime": "1h", "bridge": {"routes": ["10.0.0.0/8"] * 100}}
+    data, headers = gzipped(heartbeat)
     response = api.request("POST", f"/v1/nodes/{node.id}/heartbeat", data=data, headers=headers | nsk)
     assert response.status_code == 200, response.text
 

@@ -23,7 +23,7 @@ def validate_capabilities(capabilities: Capabilities) -> Capabilities:
     for index, action in enumerate(capabilities.builtin_actions):
         if not action.name.strip():
             raise BuiltinActionInvalid(f"builtin_actions[{index}]: name must not be empty.")
-        if not ACTION_NAME.match(action.name):
+        if not ACTION_NAME.fullmatch(action.name):
             raise BuiltinActionInvalid(
                 f"builtin_actions[{index}]: name {action.name!r} must match {ACTION_NAME.pattern}."
             )
@@ -34,11 +34,11 @@ def validate_capabilities(capabilities: Capabilities) -> Capabilities:
 
     seen_hooks: set[str] = set()
     for index, hook in enumerate(capabilities.hooks):
-        if not hook.name.strip() or not ACTION_NAME.match(hook.name):
+        if not hook.name.strip() or not ACTION_NAME.fullmatch(hook.name):
             raise HookInvalid(f"hooks[{index}]: name must match {ACTION_NAME.pattern}.")
         if hook.name in seen_hooks:
             raise HookDuplicate(f"hooks[{index}]: {hook.name!r} is declared twice.")
-        if not CHECKSUM.match(hook.checksum):
+        if not CHECKSUM.fullmatch(hook.checksum):
             raise HookInvalid(f"hooks[{index}]: checksum must be 'sha256:' and 64 lowercase hex digits.")
         seen_hooks.add(hook.name)
         _validate_parameters(hook.parameters, f"hooks[{index}]", HookInvalid)
@@ -52,7 +52,7 @@ def _validate_parameters(
 ) -> None:
     names: set[str] = set()
     for index, parameter in enumerate(parameters):
-        if not PARAMETER_NAME.match(parameter.name):
+        if not PARAMETER_NAME.fullmatch(parameter.name):
             raise error(f"{where}.parameters[{index}]: invalid parameter name {parameter.name!r}.")
         if parameter.name in names:
             raise error(f"{where}.parameters[{index}]: parameter {parameter.name!r} is declared twice.")

@@ -10,7 +10,7 @@ LABEL_TOKEN = re.compile(r"^[A-Za-z0-9._/-]{1,63}$")
 
 
 def is_label_token(value: str) -> bool:
-    return bool(LABEL_TOKEN.match(value))
+    return bool(LABEL_TOKEN.fullmatch(value))
 
 
 def labels_from_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:

@@ -45,7 +45,7 @@ class InternalError(OrchestratorError):
 def correlation_id(app: APIGatewayRestResolver) -> str:
     """The caller's ``X-Correlation-Id`` when well-formed, else API Gateway's request id."""
     supplied = app.current_event.headers.get("x-correlation-id") or app.current_event.headers.get("X-Correlation-Id")
-    if supplied and _CORRELATION_ID.match(supplied):
+    if supplied and _CORRELATION_ID.fullmatch(supplied):
         return supplied
     request_id = app.current_event.request_context.request_id
     return request_id or "unknown"

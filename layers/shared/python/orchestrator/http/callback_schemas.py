@@ -13,6 +13,8 @@ from orchestrator.http.schemas import NodeBody
 from orchestrator.services.callbacks import Report, decode_inline
 
 Text = Annotated[str, Field(max_length=4096)]
+# An exit code as the agent's Go int holds it (64 bits).
+ExitCode = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class OutputIn(NodeBody):
@@ -31,7 +33,7 @@ class OutputIn(NodeBody):
 
 class CallbackIn(NodeBody):
     status: Literal["ack", "started", "succeeded", "failed", "cancelled", "timeout"]
-    exit_code: StrictInt | None = None
+    exit_code: ExitCode | None = None
     error: Text | None = None
     declared_output_bytes: Annotated[StrictInt, Field(ge=0, le=5 * 1024**3)] | None = None
     output: OutputIn | None = None
@@ -68,7 +70,7 @@ class AckIn(NodeBody):
 class ResultIn(NodeBody):
     execution_id: str | None = None
     status: Literal["success", "failure", "failed", "error", "timeout", "cancelled"]
-    exit_code: StrictInt | None = None
+    exit_code: ExitCode | None = None
     stdout: str = ""
     stderr: str = ""
     duration: Annotated[str, Field(max_length=64)] | float | None = None  # "2.34s" (plexd) or seconds

@@ -68,7 +68,7 @@ def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id:
 
 def prepare_command(action: str, request: PrepareRequest) -> DispatchCommand:
     """A prepare body as the dispatch command it previews (same target rules, no parameters)."""
-    if not re.match(ACTION_NAME, action):
+    if not re.fullmatch(ACTION_NAME, action):
         raise InvalidParameter("The action name in the path is not valid.")
     return command_from(
         DispatchRequest(action=action, type=request.type, node_id=request.node_id, selector=request.selector)

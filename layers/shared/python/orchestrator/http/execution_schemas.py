@@ -155,13 +155,13 @@ def list_filters(status: str | None, action: str | None) -> tuple[str | None, st
     """Validated ``status`` and ``action_name`` query filters (400 invalid_parameter)."""
     if status is not None and status not in {s.value for s in TargetStatus}:
         raise InvalidParameter(f"status must be one of {', '.join(s.value for s in TargetStatus)}.")
-    if action is not None and not re.match(ACTION_NAME, action):
+    if action is not None and not re.fullmatch(ACTION_NAME, action):
         raise InvalidParameter("action_name is not a valid action name.")
     return status, action
 
 
 def checked_action_name(name: str) -> str:
     """An action or hook name from the path (400 invalid_parameter)."""
-    if not re.match(ACTION_NAME, name):
+    if not re.fullmatch(ACTION_NAME, name):
         raise InvalidParameter("The action or hook name in the path is not valid.")
     return name

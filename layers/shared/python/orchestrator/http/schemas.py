@@ -8,11 +8,12 @@ except in the one response that mints it.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from orchestrator.clock import rfc3339
 from orchestrator.domain.labels import is_label_token
@@ -31,6 +32,9 @@ from orchestrator.domain.models import (
 )
 from orchestrator.errors import InvalidParameter
 
+# What one node item can hold of what a node declares (DynamoDB items stop at 400 KB).
+MAX_CAPABILITIES_BYTES = 256 * 1024
+MAX_METADATA_BYTES = 16 * 1024
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 SUBJECT = re.compile(r"^[A-Za-z0-9@._:+|-]{1,256}$")
 
@@ -101,6 +105,13 @@ class CapabilitiesIn(NodeBody):
     builtin_actions: GoList[BuiltinActionIn] = Field(default_factory=list, max_length=1000)
     hooks: GoList[HookIn] = Field(default_factory=list, max_length=1000)
 
+    @model_validator(mode="after")
+    def _fits_a_node_item(self) -> CapabilitiesIn:
+        size = len(self.model_dump_json().encode())
+        if size > MAX_CAPABILITIES_BYTES:
+            raise ValueError(f"capabilities encode to {size} bytes of JSON; at most {MAX_CAPABILITIES_BYTES}")
+        return self
+
     def to_domain(self) -> Capabilities:
         return Capabilities(
             binary=BinaryInfo(version=self.binary.version, checksum=self.binary.checksum) if self.binary else None,
@@ -139,7 +150,7 @@ class RegisterRequest(NodeBody):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
-        if not HOSTNAME.match(value):
+        if not HOSTNAME.fullmatch(value):
             raise ValueError("hostname must be letters, digits, '-' and '.'")
         return value
 
@@ -148,25 +159,31 @@ class RegisterRequest(NodeBody):
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 64:
             raise ValueError("at most 64 metadata entries")
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata encodes to {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
         return value
 
 
+HeartbeatText = Annotated[str, Field(max_length=1024)]
+
+
 class HeartbeatRequest(NodeBody):
-    node_id: str | None = None
-    timestamp: str | None = None
-    status: str | None = None
-    uptime: str | None = None
-    binary_checksum: str | None = None
+    node_id: HeartbeatText | None = None
+    timestamp: HeartbeatText | None = None
+    status: HeartbeatText | None = None
+    uptime: HeartbeatText | None = None
+    binary_checksum: HeartbeatText | None = None
 
 
 # Operator bodies --------------------------------------------------------------------
 class CreateDomainRequest(OperatorBody):
     name: Annotated[str, Field(min_length=1, max_length=128)]
-    live_execution_ceiling: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    live_execution_ceiling: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
 
 
 class UpdateDomainRequest(OperatorBody):
-    live_execution_ceiling: Annotated[int, Field(ge=1, le=1_000_000)]
+    live_execution_ceiling: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 
 
 class CreateProjectRequest(OperatorBody):
@@ -178,7 +195,7 @@ class GrantRequest(OperatorBody):
 
 
 class CreateEnrollmentTokenRequest(OperatorBody):
-    ttl_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] | None = None
+    ttl_seconds: Annotated[StrictInt, Field(ge=60, le=30 * 86_400)] | None = None
 
 
 class UpdateNodeLabelsRequest(OperatorBody):
@@ -195,7 +212,7 @@ class UpdateNodeLabelsRequest(OperatorBody):
 
 def checked_subject(value: str) -> str:
     """A role grant's subject from the path (URL-decoded by API Gateway)."""
-    if not SUBJECT.match(value):
+    if not SUBJECT.fullmatch(value):
         raise InvalidParameter("The member subject has unsupported characters.")
     return value
 
