@@ -423,6 +423,39 @@ def test_callback_token_reports_for_its_target_only(api: Api, tenant: Tenant, no
     assert trail[-1]["actor"] == "callback_token"
 
 
+def test_a_deregistered_nodes_callback_token_moves_nothing(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    # Given a valid callback token for a node's open target
+    token = callback_tokens.mint(execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5))
+    assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
+    # When the node deregisters
+    gone = api.request("POST", f"/v1/nodes/{nodes[0].id}/deregister", token=nodes[0].nsk)
+    assert gone.status_code == 200, gone.text
+    before = reports_of(api, execution)
+    # Then its token is refused and moves nothing
+    assert_problem(callback(api, nodes[0], execution, token=token, status="started"), 401, "invalid_callback_token")
+    assert reports_of(api, execution) == before
+
+
+def test_a_callback_token_moves_a_target_stored_without_a_key_copy(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    import boto3
+
+    from orchestrator.store.table import serialize
+
+    # Given a target written before targets carried their node's key hash (a registered node)
+    boto3.client("dynamodb").update_item(
+        TableName=api.stack.refs["Table"],
+        Key=serialize({"PK": f"EXEC#{execution}", "SK": f"TARGET#{nodes[0].id}"}),
+        UpdateExpression="REMOVE nsk_hash",
+    )
+    token = callback_tokens.mint(execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5))
+    # Then the token still reports for it
+    assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
+
+
 def test_action_request_carries_a_working_callback_token(api: Api, nodes: list, execution: str) -> None:
     deadline, messages = time.monotonic() + 10, ""
     while "action_request" not in messages and time.monotonic() < deadline:
@@ -495,6 +528,92 @@ def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(
     assert cancelled.status_code == 200, cancelled.text
     assert {t["node_id"]: t["status"] for t in cancelled.json["targets"]} == {n.id: "cancelled" for n in nodes}
     assert cancelled.json["counts"]["cancelled"] == 3 and cancelled.json["counts"]["ack"] == 0
+
+
+def cancel_audit_counts(api: Api, tenant: Tenant, execution_id: str) -> list[int]:
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}/events", token=tenant.admin_token
+    ).json["items"]
+    return [e["detail"]["cancelled_targets"] for e in trail if "cancelled_targets" in (e.get("detail") or {})]
+
+
+def cancel_while_reading(
+    api: Api, tenant: Tenant, execution_id: str, monkeypatch: pytest.MonkeyPatch, meanwhile: Any, *, read: int = 1
+) -> Any:
+    """Cancel, running ``meanwhile`` right after the cancel's ``read``-th read of the open
+    targets (1: its own check; 2: the closing's, after the cancel was recorded)."""
+    from orchestrator.store.executions import ExecutionStore
+
+    stale, reads = ExecutionStore.target_items, []
+
+    def read_then(self: ExecutionStore, exec_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
+        items = stale(self, exec_id, only_open=only_open, **reads_of)
+        if only_open:
+            reads.append(True)
+            if len(reads) == read:
+                meanwhile()
+        return items
+
+    monkeypatch.setattr(ExecutionStore, "target_items", read_then)
+    try:
+        return api.request(
+            "POST", f"/v1/projects/{tenant.project_id}/executions/{execution_id}:cancel", token=tenant.admin_token
+        )
+    finally:
+        monkeypatch.undo()
+
+
+def test_a_cancel_that_lost_the_race_to_the_last_report_counts_no_target(
+    api: Api, tenant: Tenant, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for node in nodes[1:]:
+        assert callback(api, node, execution, status="succeeded", exit_code=0).status_code == 200
+    # The cancel sees nodes[0] open; its last report lands before the cancel writes
+    last = lambda: callback(api, nodes[0], execution, status="succeeded", exit_code=0)  # noqa: E731
+    cancelled = cancel_while_reading(api, tenant, execution, monkeypatch, last)
+    assert cancelled.status_code == 200, cancelled.text
+    assert [t["status"] for t in cancelled.json["targets"]] == ["succeeded"] * 3
+    assert cancel_audit_counts(api, tenant, execution) == [0]
+
+
+def test_concurrent_cancels_each_count_what_they_moved(
+    api: Api, tenant: Tenant, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another cancel runs whole after this one was recorded and read the open targets, before it writes
+    other: list[Any] = []
+
+    def another_cancel() -> None:
+        other.append(
+            api.request(
+                "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:cancel", token=tenant.admin_token
+            )
+        )
+
+    first = cancel_while_reading(api, tenant, execution, monkeypatch, another_cancel, read=2)
+    assert first.status_code == 200 and other[0].status_code == 200, (first.text, other[0].text)
+    # Three targets were cancelled once: the counts say so between the two cancels
+    assert sorted(cancel_audit_counts(api, tenant, execution)) == [0, 3]
+
+
+def test_audit_times_follow_the_trail_order_whatever_the_clocks_say(
+    api: Api, tenant: Tenant, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.clock import SystemClock
+
+    # Given clocks that disagree by up to a few seconds (one per Lambda, say)
+    skews = iter([timedelta(seconds=s) for s in (3, -2, 5, -4, 1, -3, 4, -1, 2, -5)] * 3)
+    monkeypatch.setattr(SystemClock, "now", lambda self: datetime.now(UTC) + next(skews))
+    # When the nodes report
+    for node in nodes:
+        for status in ("ack", "succeeded"):
+            assert callback(api, node, execution, status=status, exit_code=0).status_code == 200
+    monkeypatch.undo()
+    # Then the trail's times never go back
+    trail = api.request(
+        "GET", f"/v1/projects/{tenant.project_id}/executions/{execution}/events", token=tenant.admin_token
+    ).json["items"]
+    times = [e["occurred_at"] for e in trail]
+    assert len(times) >= 7 and times == sorted(times)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from orchestrator.domain.credentials import secret_hash
-from orchestrator.errors import NskRevoked
+from orchestrator.errors import InvalidCallbackToken, NskRevoked
 from orchestrator.http import callback_tokens
 from orchestrator.http.api import bearer_token
 from orchestrator.http.node_auth import authenticate_node
@@ -19,6 +19,13 @@ def authenticated_node(app: APIGatewayRestResolver, ctx: Context, node_id: str) 
     return authenticate_node(ctx.nodes, bearer_token(app), node_id)
 
 
+def registered_for_token(ctx: Context, node_id: str) -> None:
+    """A callback token is void once its node is deregistered (401 ``invalid_callback_token``)."""
+    item = ctx.nodes.get_node_credential(node_id)
+    if item is None or item.get("status") != "active":
+        raise InvalidCallbackToken("The callback token's node is deregistered.")
+
+
 def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, execution_id: str) -> Reporter:
     """Who reports for the (node, execution) target: any caller holding the invocation's
     callback token (verified here, by its signature: no read), or the node by its NSK, which
@@ -28,7 +35,7 @@ def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, e
     token = bearer_token(app)
     if token is not None and callback_tokens.is_callback_token(token):
         callback_tokens.verify(token, execution_id, node_id, ctx.clock.now())
-        return Reporter.trusted("callback_token")
+        return Reporter.for_callback_token(lambda: registered_for_token(ctx, node_id))
     if not token:
         raise NskRevoked("A node secret key is required as Authorization: Bearer.")
     return Reporter(

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from orchestrator.clock import rfc3339
+from orchestrator.clock import event_time
 from orchestrator.domain.credentials import hashes_match
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.transitions import check_transition, sources
@@ -79,10 +79,19 @@ class Reporter:
     presented: str | None
     check: Callable[[], object] = field(repr=False)
     verified: bool = False
+    # A callback token stands for its node only while the node is registered: its move
+    # requires the target's copy of the node's key hash to be there (deregistration strips it).
+    needs_registered_node: bool = False
 
     @classmethod
     def trusted(cls, actor: str) -> Reporter:
         return cls(actor=actor, presented=None, check=lambda: None, verified=True)
+
+    @classmethod
+    def for_callback_token(cls, check_registered: Callable[[], object]) -> Reporter:
+        """A caller whose callback token's signature was checked: its node must still be
+        registered, which the move's condition checks (``check_registered`` when it fails)."""
+        return cls(actor="callback_token", presented=None, check=check_registered, needs_registered_node=True)
 
     @property
     def unverified_key(self) -> str | None:
@@ -154,7 +163,9 @@ class _Reporter:
             return Outcome(new, outputs.presign_put(bucket, key, declared), key)
         return Outcome(new)
 
-    def _move(self, extra: dict[str, Any], *, previous: bool, renew: str | None = None) -> TargetStatus | None:
+    def _move(
+        self, extra: dict[str, Any], *, previous: bool, renew: str | None = None, retry: bool = False
+    ) -> TargetStatus | None:
         new = self.report.status
         return self.ctx.executions.transition_target(
             self.execution_id,
@@ -166,23 +177,26 @@ class _Reporter:
             extra=extra,
             credential=self.reporter.unverified_key,
             renew_credential=renew,
+            require_credential_copy=self.reporter.needs_registered_node and not retry,
             previous=previous,
         )
 
     def _after_failed_condition(
         self, item: Item | None, extra: dict[str, Any], *, previous: bool
     ) -> TargetStatus | None:
-        """The move's condition failed: authenticate against the node, then either the target's
-        copy of the key was missing or stale (a target written before nodes' keys were copied):
-        move it after all, renewing the copy; or the state forbids the move: 404/409."""
+        """The move's condition failed: authenticate against the node (a callback token: its
+        node must still be registered), then either the target's copy of the key was missing or
+        stale (a target written before nodes' keys were copied): move it after all, renewing
+        the copy when the key is at hand; or the state forbids the move: 404/409."""
         presented = self.reporter.unverified_key
         self.reporter.authenticate()
         if item is None:
             self._not_found()
         stale_copy = presented is not None and not hashes_match(presented, item.get("nsk_hash"))
-        if stale_copy and TargetStatus(item["status"]) in sources(self.report.status):
+        missing_copy = self.reporter.needs_registered_node and not item.get("nsk_hash")
+        if (stale_copy or missing_copy) and TargetStatus(item["status"]) in sources(self.report.status):
             try:
-                return self._move(extra, previous=previous, renew=presented)
+                return self._move(extra, previous=previous, renew=presented, retry=True)
             except TargetChanged as changed:
                 if changed.item is None:
                     self._not_found()
@@ -204,10 +218,11 @@ class _Reporter:
 
 
 def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, Any] | None, actor: str) -> Item:
+    event_id = ctx.ids.new_id()
     event: Item = {
-        "id": ctx.ids.new_id(),
+        "id": event_id,
         "status": status.value,
-        "occurred_at": rfc3339(ctx.clock.now()),
+        "occurred_at": event_time(event_id, ctx.clock.now()),
         "node_id": node_id,
         "actor": actor,
     }

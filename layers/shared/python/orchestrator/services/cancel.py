@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.clock import rfc3339
+from orchestrator.clock import event_time, rfc3339
 from orchestrator.domain.executions import Execution, TargetStatus
 from orchestrator.domain.models import Permission
 from orchestrator.errors import ExecutionAlreadyTerminal
@@ -23,17 +23,19 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     if not open_items or not ctx.executions.request_cancel(execution.id, now):
         raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
     closing = Closing(actor=f"user:{subject}", new_id=ctx.ids.new_id, error="cancelled by operator")
-    ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
+    # What this cancel moved: a concurrent cancel or a last report may have ended some first.
+    moved = ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
     # Only nodes that were sent the request (rate control may have held some back) hear of it.
     _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if is_listed(item)])
+    record_id = ctx.ids.new_id()
     ctx.executions.record(
         execution.id,
         {
-            "id": ctx.ids.new_id(),
+            "id": record_id,
             "status": TargetStatus.CANCELLED.value,
-            "occurred_at": rfc3339(now),
+            "occurred_at": event_time(record_id, now),
             "actor": f"user:{subject}",
-            "detail": {"cancelled_targets": len(open_items)},
+            "detail": {"cancelled_targets": moved},
         },
     )
     # Release the slot now rather than at the workflow's next progress check (exactly once either way).

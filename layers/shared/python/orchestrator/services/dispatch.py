@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.clock import rfc3339
+from orchestrator.clock import event_time, rfc3339
 from orchestrator.domain.dispatch import (
     CohortMember,
     check_confirmation,
@@ -77,10 +77,11 @@ def dispatch_authorized(
         node_id=command.node_id,
         rate=command.rate,
     )
+    audit_id = ctx.ids.new_id()
     audit = {
-        "id": ctx.ids.new_id(),
+        "id": audit_id,
         "status": TargetStatus.PENDING.value,
-        "occurred_at": rfc3339(now),
+        "occurred_at": event_time(audit_id, now),
         "actor": f"user:{subject}",
         "detail": {"dispatched_to": len(members)},
     }

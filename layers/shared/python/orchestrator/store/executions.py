@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.clock import event_time, parse_rfc3339, rfc3339
 from orchestrator.domain.executions import (
     OPEN,
     Execution,
@@ -59,10 +59,11 @@ class Closing:
         detail: dict[str, Any] = {"from": old.value}
         if self.error is not None:
             detail["reason"] = self.error
+        event_id = self.new_id()
         return {
-            "id": self.new_id(),
+            "id": event_id,
             "status": to.value,
-            "occurred_at": rfc3339(now),
+            "occurred_at": event_time(event_id, now),
             "node_id": node_id,
             "actor": self.actor,
             "detail": detail,
@@ -446,13 +447,16 @@ class ExecutionStore:
         extra: dict[str, Any] | None = None,
         credential: str | None = None,
         renew_credential: str | None = None,
+        require_credential_copy: bool = False,
         previous: bool = False,
     ) -> TargetStatus | None:
         """One target's move from any of ``sources``, with its audit event: one conditional
         ``UpdateItem``, which with ``credential`` also requires the target to carry that NSK
-        hash. Returns the state it moved from when ``previous`` asks for it (None otherwise);
-        raises :class:`TargetChanged` with the target as it is when the condition failed
-        (None: no such target)."""
+        hash, and with ``require_credential_copy`` some copy of it (its node's deregistration
+        strips the copies: a callback token stops moving the node's targets). Returns the
+        state it moved from when ``previous`` asks for it (None otherwise); raises
+        :class:`TargetChanged` with the target as it is when the condition failed (None: no
+        such target)."""
         update, condition, names, values = _transition(
             sources,
             new,
@@ -462,6 +466,8 @@ class ExecutionStore:
             credential=credential,
             renew_credential=renew_credential,
         )
+        if require_credential_copy:
+            condition += " AND attribute_exists(nsk_hash)"
         try:
             old = self.table.update(
                 keys.target(execution_id, node_id),

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws, secrets
-from orchestrator.clock import rfc3339
+from orchestrator.clock import event_time, rfc3339
 from orchestrator.domain.executions import OPEN, Execution, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.http import callback_tokens
@@ -189,12 +189,13 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     released = ctx.executions.finish(execution, status, now)
     if released:
+        final_id = ctx.ids.new_id()
         ctx.executions.record(
             execution.id,
             {
-                "id": ctx.ids.new_id(),
+                "id": final_id,
                 "status": status.value,
-                "occurred_at": rfc3339(now),
+                "occurred_at": event_time(final_id, now),
                 "actor": "workflow",
                 "detail": {"counts": counts},
             },
