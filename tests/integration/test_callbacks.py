@@ -125,15 +125,31 @@ def test_backward_move_is_409_invalid_state_transition(api: Api, nodes: list, ex
     assert reports_of(api, execution) == before
 
 
-def test_repeated_terminal_callback_is_409(api: Api, nodes: list, execution: str) -> None:
+def test_repeated_terminal_callback_is_409(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
     callback(api, nodes[0], execution, status="failed", exit_code=3)
     before = reports_of(api, execution)
     assert_problem(callback(api, nodes[0], execution, status="failed"), 409, "execution_already_terminal")
     assert_problem(callback(api, nodes[0], execution, status="succeeded"), 409, "execution_already_terminal")
-    # Nothing moved; the two refusals are recorded in the audit trail, and only they.
+    # Nothing moved; the two refusals are recorded in the audit trail and counted on the target, and only that.
     after = reports_of(api, execution)
-    assert [i for i in after if i not in before] == late_reports(api, execution)
+    changed = [i for i in after if i not in before]
+    assert [i for i in changed if i["SK"]["S"].startswith("AUDIT#")] == late_reports(api, execution)
     assert len(late_reports(api, execution)) == 2
+    assert [i["SK"]["S"] for i in changed if not i["SK"]["S"].startswith("AUDIT#")] == [f"TARGET#{nodes[0].id}"]
+    assert target(get(api, tenant, execution), nodes[0])["late_reports"] == 2
+
+
+def test_late_reports_are_audited_up_to_a_cap_and_counted_beyond(
+    api: Api, tenant: Tenant, nodes: list, execution: str
+) -> None:
+    from orchestrator.services.callbacks import LATE_REPORTS_AUDITED
+
+    callback(api, nodes[0], execution, status="succeeded", exit_code=0)
+    for _ in range(LATE_REPORTS_AUDITED + 5):  # a node retrying its report forever
+        assert_problem(callback(api, nodes[0], execution, status="failed"), 409, "execution_already_terminal")
+    audited = late_reports(api, execution)
+    assert len(audited) == LATE_REPORTS_AUDITED
+    assert target(get(api, tenant, execution), nodes[0])["late_reports"] == LATE_REPORTS_AUDITED + 5
 
 
 def test_forward_skips_are_allowed(api: Api, nodes: list, execution: str) -> None:

@@ -96,6 +96,7 @@ class Target(BaseModel):
     exit_code: int | None = None
     error: str | None = None
     output_ref: OutputRef | None = None
+    late_reports: int = 0  # reports refused after the target ended
 
 
 def aggregate_status(statuses: Iterable[TargetStatus], *, cancelled_by_operator: bool = False) -> TargetStatus:

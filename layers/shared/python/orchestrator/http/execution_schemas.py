@@ -105,6 +105,8 @@ def target_view(target: Target, budget: InlineBudget) -> dict[str, Any]:
         view["error"] = target.error
     if target.output_ref is not None:
         view["output_ref"] = output_ref_view(target.output_ref, budget)
+    if target.late_reports:
+        view["late_reports"] = target.late_reports
     return view
 
 

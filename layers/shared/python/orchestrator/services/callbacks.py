@@ -64,6 +64,9 @@ class Report:
     stored_output_ref: dict[str, Any] | None = None
 
 
+LATE_REPORTS_AUDITED = 10  # per target; later ones only raise the target's late_reports count
+
+
 @dataclass
 class Reporter:
     """Who reports for a (node, execution) target, and what is still to check of them.
@@ -207,12 +210,16 @@ class _Reporter:
         raise ExecutionNotFound(f"Node {self.node_id} has no invocation of execution {self.execution_id}.")
 
     def _refuse(self, actual: TargetStatus) -> NoReturn:
-        """Raise the 409; a late report after the end is recorded in the audit trail."""
+        """Raise the 409; a late report after the end is counted on the target, and the first
+        ``LATE_REPORTS_AUDITED`` of them are recorded in the audit trail (a node retrying
+        forever cannot grow it without bound)."""
         if actual.is_terminal:
-            detail = {"refused": self.report.status.value, "reason": "late_report"}
-            self.ctx.executions.record(
-                self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.reporter.actor)
-            )
+            late = self.ctx.executions.count_late_report(self.execution_id, self.node_id)
+            if late <= LATE_REPORTS_AUDITED:
+                detail = {"refused": self.report.status.value, "reason": "late_report", "late_reports": late}
+                self.ctx.executions.record(
+                    self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.reporter.actor)
+                )
         check_transition(actual, self.report.status)
         raise AssertionError("unreachable: the transition was checked as not allowed")  # pragma: no cover
 

@@ -488,6 +488,17 @@ class ExecutionStore:
     def record(self, execution_id: str, event: Item) -> None:
         self.table.put(audit_item(execution_id, event))
 
+    def count_late_report(self, execution_id: str, node_id: str) -> int:
+        """One more report refused after the target ended: its count, kept on the target."""
+        new = self.table.update(
+            keys.target(execution_id, node_id),
+            update="ADD late_reports :one",
+            condition="attribute_exists(PK)",
+            values={":one": 1},
+            returns="UPDATED_NEW",
+        )
+        return int(new["late_reports"])
+
     # Folding the table's stream ---------------------------------------------------------------
     def fold(self, transitions: Sequence[Transition]) -> int:
         """Apply target moves read from the table's stream: each one's audit event (put only if
@@ -848,6 +859,7 @@ def target_from_item(item: Item) -> Target:
         exit_code=item.get("exit_code"),
         error=item.get("error"),
         output_ref=OutputRef.model_validate(ref) if ref else None,
+        late_reports=int(item.get("late_reports", 0)),
     )
 
 
