@@ -11,8 +11,9 @@ writes: the bench is about dispatch, not registration), then:
    Gateway proxy event (``selector: env=bench``, builtin ``restart-agent``, no
    Idempotency-Key) and times the call.  This resolves the cohort (a GSI1 Query
    over every node of the Project), takes the capacity slot and writes the
-   Execution in one transaction, writes N targets with ``BatchWriteItem`` and
-   starts the Step Functions run.
+   Execution in one transaction, writes N targets in ``TransactWriteItems`` of 99
+   (each also checks the dispatch's admission marker, so a dispatch the admission
+   sweep failed writes no more) and starts the Step Functions run.
 2. **fan-out** - the run's first task, ``FanOutFunction``, reads the open targets
    and appends one ``action_request`` event per target, in batches.  Its wall
    time is from the dispatch call's return until the FanOut handler returns
@@ -29,8 +30,8 @@ task runs in a moto server thread but calls the handler in this process, through
 the same client.  HTTP attempts are counted too (``before-send``): attempts above
 calls are botocore retries.
 
-The minimum for each phase is one batch write per 25 items, ``ceil(N / 25)``,
-plus a constant: the fixed requests of the phase and the fewest Query pages that
+The minimum for each phase is one write request per chunk of items: dispatch
+``ceil(N / 99)`` transactions, fan-out ``ceil(N / 25)`` batch writes, plus a constant: the fixed requests of the phase and the fewest Query pages that
 can return the items it must read (DynamoDB returns at most 1 MB per page; the
 item sizes are estimated with DynamoDB's size rules):
 
@@ -97,6 +98,7 @@ ADMIN = "bench@local"
 DISPATCH_FUNCTION = "DispatchExecutionFunction"
 FAN_OUT_FUNCTION = "FanOutFunction"
 BATCH = 25
+TARGETS_PER_TRANSACTION = 99  # dispatch: 99 targets + the admission marker's check
 PAGE_BYTES = 1024 * 1024
 DISPATCH_FIXED = 4  # BatchGetItem + GetItem (ReBAC), TransactWriteItems (slot + Execution), UpdateItem (workflow ARN)
 FAN_OUT_FIXED = 2  # GetItem (Execution), UpdateItem (status, started_at)
@@ -561,7 +563,7 @@ def run_size(bench: Bench, size: int) -> SizeResult:
         calls=dict(record.calls),
         attempts=record.attempts,
         seconds=dict(record.seconds),
-        batches_min=math.ceil(size / BATCH),
+        batches_min=math.ceil(size / TARGETS_PER_TRANSACTION),
         constant=DISPATCH_FIXED + node_pages,
         query_pages_min=node_pages,
     )
@@ -666,7 +668,8 @@ def print_table(results: list[SizeResult], *, in_process: bool) -> None:
         print(f"{'':>6}  ({', '.join(details + result.notes)})")
     print("-" * len(header))
     print(
-        "min = ceil(N/25) batch writes; const = fixed requests (dispatch 4: BatchGetItem + GetItem ReBAC,\n"
+        "min = ceil(N/99) target transactions (dispatch), ceil(N/25) batch writes (fan-out); const = fixed\n"
+        "requests (dispatch 4: BatchGetItem + GetItem ReBAC,\n"
         "TransactWriteItems slot + Execution, UpdateItem workflow ARN; fan-out 2: GetItem Execution, UpdateItem\n"
         "status) + the fewest 1 MB Query pages that can hold the nodes (dispatch) or targets (fan-out);\n"
         "ratio = requests / (min + const); Q pages = observed/fewest; retries = HTTP attempts - requests.\n"

@@ -3,8 +3,10 @@ timeout, a lost container: no exception handler runs) is settled by the schedule
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from orchestrator.services.workflow_port import StepFunctionsStarter
 from orchestrator.store import keys
 from orchestrator_local.runtime import InProcessRuntime
 from orchestrator_local.template import Template
-from tests.integration.conftest import ADMIN, Api, Tenant, register_node
+from tests.integration.conftest import ADMIN, Api, Tenant, assert_problem, register_node
 from tests.integration.test_dispatch import caps, live_executions, wait_terminal
 
 
@@ -188,3 +190,117 @@ def test_the_template_schedules_the_sweep_and_its_handler_settles_nothing_fresh(
     died_while_dispatching(ctx, tenant)
     assert runtime.invoke("SweepAdmissionsFunction", {"source": "aws.events"}) == {"resumed": 0, "abandoned": 0}
     assert live_executions(api, tenant) == 1
+
+
+# A dispatch that outlives the sweep's grace (paused, not dead) -----------------------------------------
+
+
+def dispatch_over_http(api: Api, tenant: Tenant) -> Any:
+    return api.request(
+        "POST",
+        f"/v1/projects/{tenant.project_id}/executions:dispatch",
+        token=tenant.admin_token,
+        json_body={"action": "restart-agent", "selector": "env=prod", "timeout_seconds": 300},
+    )
+
+
+def sweep_now(ctx: Context) -> Any:
+    return sweep_stalled_admissions(later(ctx, ADMISSION_GRACE + timedelta(seconds=1)), starter())
+
+
+def the_only_execution(api: Api, tenant: Tenant) -> dict:
+    (item,) = api.request("GET", f"/v1/projects/{tenant.project_id}/executions", token=tenant.admin_token).json["items"]
+    return dict(
+        api.request("GET", f"/v1/projects/{tenant.project_id}/executions/{item['id']}", token=tenant.admin_token).json
+    )
+
+
+def action_requests_sent(api: Api, tenant: Tenant) -> list[dict]:
+    """Every action_request in the streams of the project's nodes."""
+    import boto3
+
+    sent = []
+    for node in api.request("GET", f"/v1/projects/{tenant.project_id}/nodes", token=tenant.admin_token).json["items"]:
+        partition = keys.node_event(node["id"], "")["PK"]
+        sent += boto3.client("dynamodb").query(
+            TableName=api.stack.refs["Table"],
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :e)",
+            FilterExpression="event_type = :t",
+            ExpressionAttributeValues={":pk": {"S": partition}, ":e": {"S": "EVENT#"}, ":t": {"S": "action_request"}},
+        )["Items"]
+    return sent
+
+
+def test_a_dispatch_paused_after_its_slot_writes_no_target_once_the_sweep_failed_it(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.executions import ExecutionStore
+
+    # Given a dispatch that pauses right after taking its slot, past the sweep's grace
+    write_targets, swept = ExecutionStore.put_targets, []
+
+    def paused(self: ExecutionStore, *args: Any, **kwargs: Any) -> int:
+        swept.append(sweep_now(ctx))
+        return write_targets(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionStore, "put_targets", paused)
+    # When it resumes
+    response = dispatch_over_http(api, tenant)
+    monkeypatch.undo()
+    # Then it answers an error and wrote nothing more: no target, no event; the Execution stays failed
+    assert_problem(response, 503, "dispatch_abandoned")
+    assert (swept[0].resumed, swept[0].abandoned) == (0, 1)
+    body = the_only_execution(api, tenant)
+    assert body["status"] == "failed" and body["targets"] == []
+    assert live_executions(api, tenant) == 0
+    assert action_requests_sent(api, tenant) == []
+
+
+def test_a_dispatch_paused_before_its_workflow_starts_sends_nothing_once_the_sweep_failed_it(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a dispatch that wrote its targets, then pauses past the grace before starting its workflow
+    start, swept = StepFunctionsStarter.start, []
+
+    def paused(self: StepFunctionsStarter, execution: Execution) -> str:
+        swept.append(sweep_now(ctx))
+        return start(self, execution)
+
+    monkeypatch.setattr(StepFunctionsStarter, "start", paused)
+    response = dispatch_over_http(api, tenant)
+    monkeypatch.undo()
+    # Then it answers an error; the sweep failed every target and no node is sent the action
+    assert_problem(response, 503, "dispatch_abandoned")
+    assert (swept[0].resumed, swept[0].abandoned) == (0, 1)
+    body = the_only_execution(api, tenant)
+    assert body["status"] == "failed"
+    assert {t["status"] for t in body["targets"]} == {"failed"} and len(body["targets"]) == 2
+    # And the run it started ends without changing the ended Execution
+    time.sleep(1.5)
+    assert the_only_execution(api, tenant)["status"] == "failed"
+    assert action_requests_sent(api, tenant) == []
+    assert live_executions(api, tenant) == 0
+
+
+def test_a_dispatch_paused_after_its_workflow_started_is_resumed_by_the_sweep(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.executions import ExecutionStore
+
+    # Given a dispatch that started its workflow, then pauses past the grace before recording it
+    record, swept, calls = ExecutionStore.mark_workflow_started, [], []
+
+    def paused(self: ExecutionStore, execution_id: str, run_arn: str) -> None:
+        calls.append(execution_id)
+        if len(calls) == 1:  # the dispatch's own record: the sweep runs first, finds the run and records it
+            swept.append(sweep_now(ctx))
+        record(self, execution_id, run_arn)
+
+    monkeypatch.setattr(ExecutionStore, "mark_workflow_started", paused)
+    response = dispatch_over_http(api, tenant)
+    monkeypatch.undo()
+    # Then the dispatch succeeds: its run was recorded by the sweep
+    assert response.status_code == 201, response.text
+    assert (swept[0].resumed, swept[0].abandoned) == (1, 0)
+    assert admission_markers(ctx) == []
+    assert {t["status"] for t in the_only_execution(api, tenant)["targets"]} == {"pending"}

@@ -231,5 +231,12 @@ class DatastoreUnavailable(OrchestratorError):
     status, code, title = 503, "datastore_unavailable", "Datastore unavailable"
 
 
+class DispatchAbandoned(OrchestratorError):
+    """The admission sweep ended this dispatch's Execution while the dispatch was still
+    running (it outlived the sweep's grace): nothing more of it is written."""
+
+    status, code, title = 503, "dispatch_abandoned", "Dispatch abandoned"
+
+
 class DependencyUnavailable(OrchestratorError):
     status, code, title = 503, "dependency_unavailable", "Dependency unavailable"

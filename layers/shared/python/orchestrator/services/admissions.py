@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from orchestrator.errors import DispatchAbandoned
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.dispatch import abandon
@@ -38,16 +39,19 @@ def sweep_stalled_admissions(
         execution_id = str(marker["execution_id"])
         execution = ctx.executions.get(execution_id)
         if execution is None:  # cannot happen (one transaction wrote both); nothing to settle
-            ctx.executions.clear_admission(execution_id)
+            ctx.executions.take_admission(execution_id)
             continue
         run_arn = workflow.existing(execution_id)
         if run_arn is not None:
             # The run owns the Execution from here: it times out, finalizes and releases.
-            ctx.executions.mark_workflow_started(execution_id, run_arn)
+            try:
+                ctx.executions.mark_workflow_started(execution_id, run_arn)
+            except DispatchAbandoned:
+                continue  # the dispatch recorded it meanwhile
             resumed += 1
             continue
-        abandon(ctx, execution, actor="admission_sweep")
-        abandoned += 1
+        if abandon(ctx, execution, actor="admission_sweep"):
+            abandoned += 1
     if resumed or abandoned:
         logger.warning("stalled admissions settled", resumed=resumed, abandoned=abandoned)
     return SweepResult(resumed=resumed, abandoned=abandoned)

@@ -21,6 +21,7 @@ from orchestrator.domain.models import CohortNode, Project
 from orchestrator.domain.selectors import Selector
 from orchestrator.errors import (
     ActionNotDeclared,
+    DispatchAbandoned,
     NodeNotFound,
     SelectorEmptyCohort,
 )
@@ -98,13 +99,31 @@ def dispatch_authorized(
         for m in sorted(members, key=lambda m: m.node.id)  # the order targets are released in
     ]
     first_wave = command.rate.max_concurrency if command.rate else None
-    try:  # step 7
+    try:  # step 7, each write re-checking the admission (the sweep may have ended it meanwhile)
         ctx.executions.put_targets(execution, targets, visible=first_wave, credentials=credentials(members))
-        ctx.executions.mark_workflow_started(execution.id, workflow.start(execution))
+        record_run(ctx, execution, workflow)
+    except DispatchAbandoned:
+        raise  # the sweep failed the Execution and released the slot: nothing left to undo
     except Exception:
         abandon(ctx, execution, actor="dispatch")
         raise
     return execution, targets
+
+
+def record_run(ctx: Context, execution: Execution, workflow: WorkflowStarter) -> None:
+    """Start the workflow and record its run, which completes the admission. When the sweep
+    took the admission meanwhile: if it found our run, it recorded it for us; otherwise it
+    failed the Execution, and the run we started ends at once (finding no open target, it
+    sends nothing; its finalize cannot change an ended Execution)."""
+    run_arn = workflow.start(execution)
+    try:
+        ctx.executions.mark_workflow_started(execution.id, run_arn)
+    except DispatchAbandoned:
+        recorded = ctx.executions.get_item(execution.id, consistent=True) or {}
+        if recorded.get("workflow_arn") == run_arn:
+            return
+        workflow.stop(run_arn, "dispatch abandoned by the admission sweep")
+        raise
 
 
 def credentials(members: Sequence[CohortMember]) -> dict[str, str]:
@@ -114,9 +133,12 @@ def credentials(members: Sequence[CohortMember]) -> dict[str, str]:
 
 
 def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
-    """End a dispatch that took its slot but could not start its workflow: the targets it
-    wrote fail (``dispatch_failed``), the Execution fails, the slot comes back exactly once.
-    Returns whether this call released the slot."""
+    """End a dispatch that took its slot but could not start its workflow: the caller that
+    takes the admission marker first (the dispatch itself, or the sweep) fails the targets
+    written (``dispatch_failed``: none can be written after the marker is gone), fails the
+    Execution and gives the slot back, exactly once. Returns whether this call released it."""
+    if not ctx.executions.take_admission(execution.id):
+        return False  # the dispatch recorded its run, or another sweep settles it
     logger.warning("dispatch abandoned", execution_id=execution.id, actor=actor)
     now = ctx.clock.now()
     ctx.executions.settle_target_count(execution.id)
@@ -134,7 +156,6 @@ def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
                 "detail": {"reason": "dispatch_failed"},
             },
         )
-    ctx.executions.clear_admission(execution.id)
     return released
 
 

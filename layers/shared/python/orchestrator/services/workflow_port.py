@@ -12,6 +12,7 @@ from orchestrator import aws
 from orchestrator.clock import rfc3339
 from orchestrator.domain.executions import Execution
 from orchestrator.errors import DependencyUnavailable
+from orchestrator.observability import logger
 
 MIN_POLL_SECONDS = 1
 MAX_POLL_SECONDS = 15
@@ -37,6 +38,10 @@ class WorkflowStarter(Protocol):
 
     def existing(self, execution_id: str) -> str | None:
         """The ARN of the Execution's workflow run if one was ever started, else None."""
+        ...
+
+    def stop(self, run_arn: str, cause: str) -> None:
+        """Stop a run (best effort: one that already ended is left as it is)."""
         ...
 
 
@@ -75,3 +80,11 @@ class StepFunctionsStarter:
         except BotoCoreError as exc:
             raise DependencyUnavailable("The workflow service is unavailable.") from exc
         return arn
+
+    def stop(self, run_arn: str, cause: str) -> None:
+        try:
+            aws.stepfunctions().stop_execution(executionArn=run_arn, cause=cause)
+        except Exception as error:  # noqa: BLE001 - best effort, whatever the service (or moto) raises
+            # Already ended, not yet running, or unreachable: left alone, the run finds no open
+            # target and an ended Execution, and ends without a change.
+            logger.warning("workflow run not stopped", run_arn=run_arn, error=type(error).__name__)

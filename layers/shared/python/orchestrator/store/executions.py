@@ -30,7 +30,7 @@ from orchestrator.domain.executions import (
     TargetStatus,
     status_counts,
 )
-from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DomainNotFound
+from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DispatchAbandoned, DomainNotFound
 from orchestrator.store import keys
 from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled, deserialize
 
@@ -38,6 +38,11 @@ NOT_EXISTS = "attribute_not_exists(PK)"
 EVENT_RETENTION_SECONDS = 48 * 3600
 TRANSACT_LIMIT = 100
 CLOSE_CHUNK = TRANSACT_LIMIT  # targets per closing transaction (their audit events ride on them)
+TARGETS_PER_TRANSACTION = TRANSACT_LIMIT - 1  # with the check of the dispatch's admission marker
+ABANDONED = (
+    "The admission sweep ended this Execution (failed, slot released) while its dispatch was still"
+    " running: nothing more was written. Dispatch again."
+)
 CLOSE_ATTEMPTS = 8
 FOLD_ATTEMPTS = 6
 
@@ -114,17 +119,31 @@ class ExecutionStore:
         visible: int | None = None,
         credentials: Mapping[str, str] | None = None,
     ) -> int:
-        """Write the pending targets in batches; returns the number of requests. Only the first
-        ``visible`` (all when None) appear in their node's state until released. ``credentials``
-        maps node ids to the NSK hashes their targets carry (see :func:`target_item`)."""
+        """Write the pending targets; returns the number of requests. Only the first ``visible``
+        (all when None) appear in their node's state until released. ``credentials`` maps node
+        ids to the NSK hashes their targets carry (see :func:`target_item`).
+
+        Each chunk of targets is one transaction that also checks the Execution's admission
+        marker is still there: once the admission sweep has taken it (this dispatch outlived
+        the sweep's grace, and its Execution is being failed), not one more target is written
+        (:class:`DispatchAbandoned`)."""
         limit = len(targets) if visible is None else visible
         found = credentials or {}
-        return self.table.batch_put(
-            [
-                target_item(execution, t, listed=i < limit, credential=found.get(t.node_id))
-                for i, t in enumerate(targets)
-            ]
-        )
+        items = [
+            target_item(execution, t, listed=i < limit, credential=found.get(t.node_id)) for i, t in enumerate(targets)
+        ]
+        admitted = self.table.condition_check_op(keys.admission(execution.id), condition="attribute_exists(PK)")
+        requests = 0
+        for start in range(0, len(items), TARGETS_PER_TRANSACTION):
+            chunk = items[start : start + TARGETS_PER_TRANSACTION]
+            try:
+                self.table.transact([admitted, *(self.table.put_op(item) for item in chunk)])
+            except TransactionCanceled as exc:
+                if exc.reasons[0] == "ConditionalCheckFailed":
+                    raise DispatchAbandoned(ABANDONED) from exc
+                raise
+            requests += 1
+        return requests
 
     def release_targets(self, execution_id: str, node_ids: Sequence[str]) -> list[str]:
         """Make held-back pending targets visible to their nodes; returns those released
@@ -164,8 +183,8 @@ class ExecutionStore:
     def get_item(self, execution_id: str, *, consistent: bool = False) -> Item | None:
         return self.table.get(keys.execution(execution_id), consistent=consistent)
 
-    def get(self, execution_id: str) -> Execution | None:
-        item = self.get_item(execution_id)
+    def get(self, execution_id: str, *, consistent: bool = False) -> Execution | None:
+        item = self.get_item(execution_id, consistent=consistent)
         return execution_from_item(item) if item else None
 
     def targets(self, execution_id: str) -> list[Target]:
@@ -288,21 +307,26 @@ class ExecutionStore:
         started: bool = False,
         error: str | None = None,
     ) -> None:
-        """Record the aggregate status (and move the Execution in the status indexes)."""
+        """Record the aggregate status of a live Execution (and move it in the status indexes);
+        an ended one keeps its final status."""
         update, names, values = _status_update(execution, status, now, terminal=terminal, started=started, error=error)
-        self.table.update(
-            keys.execution(execution.id),
-            update=update,
-            condition="attribute_exists(PK)",
-            names=names,
-            values=values,
-            returns="NONE",
-        )
+        try:
+            self.table.update(
+                keys.execution(execution.id),
+                update=update,
+                condition="attribute_exists(PK) AND attribute_not_exists(completed_at)",
+                names=names,
+                values=values,
+                returns="NONE",
+            )
+        except ConditionFailed:
+            return
 
     def finish(self, execution: Execution, status: TargetStatus, now: datetime, *, error: str | None = None) -> bool:
         """Record the terminal status and give the Domain slot back, in one transaction, exactly
         once: a reader never sees an ended Execution whose slot is still taken. False when the
-        slot was already released (the status is still recorded)."""
+        slot was already released, with the status recorded then: an ended Execution never
+        changes status."""
         update, names, values = _status_update(execution, status, now, terminal=True, error=error)
         try:
             self.table.transact(
@@ -322,23 +346,39 @@ class ExecutionStore:
         except TransactionCanceled as exc:
             if exc.reasons[0] != "ConditionalCheckFailed":
                 raise
-            self.set_status(execution, status, now, terminal=True, error=error)
             return False
         return True
 
     def mark_workflow_started(self, execution_id: str, workflow_arn: str) -> None:
-        """Record the workflow run; the Execution's admission is complete (its marker goes)."""
-        self.table.transact(
-            [
-                self.table.update_op(
-                    keys.execution(execution_id), update="SET workflow_arn = :w", values={":w": workflow_arn}
-                ),
-                self.table.delete_op(keys.admission(execution_id)),
-            ]
-        )
+        """Record the workflow run; the Execution's admission is complete (its marker goes).
+        Only while the marker is there and the Execution has not ended: otherwise the sweep
+        took the admission (:class:`DispatchAbandoned`)."""
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        keys.execution(execution_id),
+                        update="SET workflow_arn = :w",
+                        condition="attribute_exists(PK) AND attribute_not_exists(completed_at)",
+                        values={":w": workflow_arn},
+                    ),
+                    self.table.delete_op(keys.admission(execution_id), condition="attribute_exists(PK)"),
+                ]
+            )
+        except TransactionCanceled as exc:
+            if "ConditionalCheckFailed" in exc.reasons:
+                raise DispatchAbandoned(ABANDONED) from exc
+            raise
 
-    def clear_admission(self, execution_id: str) -> None:
-        self.table.delete(keys.admission(execution_id))
+    def take_admission(self, execution_id: str) -> bool:
+        """Remove the admission marker; True for the one caller that removed it (the one that
+        then settles an abandoned dispatch: a second sweep, or the dispatch itself, finds it
+        gone and leaves the Execution alone)."""
+        try:
+            self.table.delete(keys.admission(execution_id), condition="attribute_exists(PK)")
+        except ConditionFailed:
+            return False
+        return True
 
     def admissions_before(self, cutoff: datetime) -> list[Item]:
         """Admission markers older than ``cutoff``: dispatches that took a slot and never
@@ -369,7 +409,8 @@ class ExecutionStore:
         moved. Chunks of targets (each carrying its audit event) go in one transaction each; a
         chunk that races with a callback is retried target by target from its current state."""
         moved = 0
-        open_items = self.target_items(execution_id, only_open=True)
+        # Consistent: a target written (or moved) just before the closing must not be missed.
+        open_items = self.target_items(execution_id, only_open=True, consistent=True)
         for start in range(0, len(open_items), CLOSE_CHUNK):
             chunk = open_items[start : start + CLOSE_CHUNK]
             try:

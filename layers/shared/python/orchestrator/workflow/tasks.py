@@ -36,8 +36,8 @@ class FanOutResult:
     requests: int
 
 
-def _execution(ctx: Context, execution_id: str) -> Execution:
-    execution = ctx.executions.get(execution_id)
+def _execution(ctx: Context, execution_id: str, *, consistent: bool = False) -> Execution:
+    execution = ctx.executions.get(execution_id, consistent=consistent)
     if execution is None:
         raise ExecutionNotFound(f"Execution {execution_id} does not exist.")
     return execution
@@ -84,8 +84,11 @@ def action_request_events(
 
 
 def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
-    """Append one ``action_request`` to each open target's node stream, in batches."""
-    execution = _execution(ctx, execution_id)
+    """Append one ``action_request`` to each open target's node stream, in batches (none for
+    an Execution that already ended, e.g. one the admission sweep failed)."""
+    execution = _execution(ctx, execution_id, consistent=True)
+    if execution.completed_at is not None:
+        return FanOutResult(targets=0, events=0, requests=0)
     targets = ctx.executions.target_items(execution.id, only_open=True)
     wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(targets)
     requests = _send(ctx, execution, targets[:wave])
