@@ -31,9 +31,10 @@ the same client.  HTTP attempts are counted too (``before-send``): attempts abov
 calls are botocore retries.
 
 The minimum for each phase is one write request per chunk of items: dispatch
-``ceil(N / 99)`` transactions, fan-out ``ceil(N / 25)`` batch writes, plus a constant: the fixed requests of the phase and the fewest Query pages that
-can return the items it must read (DynamoDB returns at most 1 MB per page; the
-item sizes are estimated with DynamoDB's size rules):
+``ceil(N / 99)`` transactions, fan-out ``ceil(N / 25)`` batch writes, plus a
+constant: the fixed requests of the phase and the fewest Query pages that can
+return the items it must read (DynamoDB returns at most 1 MB per page; the item
+sizes are estimated with DynamoDB's size rules):
 
 * dispatch: 4 fixed - ReBAC (``BatchGetItem`` project + membership, ``GetItem``
   domain grant), the slot + Execution ``TransactWriteItems``, the
