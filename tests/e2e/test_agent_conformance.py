@@ -247,3 +247,32 @@ def test_a_denial_parses_as_the_sdks_permission_denied(
     problem = PermissionDenied.from_dict(denied.json())
     assert problem.code == "rebac_denied" and problem.reason == "insufficient_relation"
     assert problem.relation_path and problem.relation_path[0] == "user:stranger@example.com"
+
+
+def test_the_server_replaces_a_killed_worker_and_keeps_answering(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any], local_server: dict[str, Any]
+) -> None:
+    import os
+    import signal
+    from pathlib import Path
+
+    from tests.e2e.conftest import local_services
+
+    # Given the local server's worker processes (its "Lambda containers")
+    server = local_services(local_server)["pid"]
+    workers = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and (p / "stat").exists()
+        and int((p / "stat").read_text().split(")")[-1].split()[1]) == server
+        and b"spawn_main" in (p / "cmdline").read_bytes()
+    ]
+    assert workers, "the server has worker processes"
+    # When one is killed
+    os.kill(workers[0], signal.SIGKILL)
+    # Then every request still gets an answer from a handler (no gateway 5xx), operator and node alike
+    for _ in range(8):
+        assert agent.request("GET", "/v1/ping").status == 200
+        listed = http.get(f"/v1/projects/{project['id']}/nodes", headers=project["admin"])
+        assert listed.status_code == 200, listed.text

@@ -91,8 +91,10 @@ class Gateway:
         event = self.build_event(request, route, path_params, body, request_id, authorizer_context)
         try:
             result = self.invoke(route.function, event)
-        except FunctionError:
-            return self.gateway_response("DEFAULT_5XX", request, request_id)
+        except FunctionError as error:
+            # As API Gateway answers a function that timed out, or failed without a response.
+            kind = "INTEGRATION_TIMEOUT" if error.error_type == "Sandbox.Timedout" else "DEFAULT_5XX"
+            return self.gateway_response(kind, request, request_id)
         return self.to_response(result)
 
     def is_binary(self, content_type: str | None) -> bool:

@@ -109,7 +109,8 @@ class InProcessRuntime:
         with self._lock:
             handler = self.handler(logical_id)
             try:
-                return handler(event, LambdaContext(function_name=logical_id))
+                timeout = self.functions[logical_id].timeout_seconds
+                return handler(event, LambdaContext(function_name=logical_id, timeout_seconds=timeout))
             except Exception as exc:
                 traceback.print_exc()
                 raise FunctionError(type(exc).__name__, str(exc)) from exc

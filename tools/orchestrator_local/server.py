@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"PublicBaseUrl": server_url, "EventStreamHoldSeconds": str(args.event_hold_seconds)}
     stack = deploy(template, parameters=parameters)
     os.environ.update(stack.environment())
-    pool = WorkerPool(args.workers)  # after the environment: workers inherit it
+    pool = WorkerPool(args.workers, template)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
     # Where the local AWS services are, for tools and tests that look behind the API; written
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     write_atomically(
         args.state_dir / "services.json",
         {
+            "pid": os.getpid(),
             "aws_endpoint": endpoint,
             "table": stack.refs["Table"],
             "bucket": stack.refs["OutputBucket"],

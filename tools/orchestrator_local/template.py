@@ -79,6 +79,7 @@ class Function:
     code_dir: Path
     handler: str
     environment: dict[str, Any] = field(default_factory=dict)
+    timeout_seconds: int = 3  # Lambda's default, as the template (Globals or the function) may override
 
     @property
     def module_path(self) -> Path:
@@ -147,6 +148,7 @@ class Template:
                 code_dir=ROOT / props["CodeUri"],
                 handler=props.get("Handler", self.globals.get("Handler", "app.lambda_handler")),
                 environment=props.get("Environment", {}).get("Variables", {}),
+                timeout_seconds=int(props.get("Timeout", self.globals.get("Timeout", 3))),
             )
         return result
 
