@@ -28,9 +28,9 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 venv: $(VENV)/.installed
 
-## serve: the whole API on http://127.0.0.1:$(PORT) with local AWS services
+## serve: the whole API on http://127.0.0.1:$(PORT) with local AWS services (FRESH=1: forget the saved state)
 serve: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m orchestrator_local
+	PORT=$(PORT) $(PY) -m orchestrator_local $(if $(FRESH),--fresh)
 
 ## test: lint, sam build, then every test (unit, integration, e2e)
 test: lint build-check

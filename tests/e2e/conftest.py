@@ -27,11 +27,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Start the server, wait for its credentials file, stop it at the end of the session."""
-    state_dir = tmp_path_factory.mktemp("local")
-    log = (state_dir / "server.log").open("w")
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def start_server(state_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The local server (``make serve``'s entry point) on a free port, once its credentials
+    file is written; its log goes to ``state_dir/server.log``."""
+    credentials_file = state_dir / "credentials.json"
+    before = _identity(credentials_file)  # a restart reads the previous file, then replaces it
+    log = (state_dir / "server.log").open("a")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared/python"), str(ROOT / "tools")])
     process = subprocess.Popen(
@@ -46,28 +55,40 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             "--workers",
             "2",
             "--exit-with-parent",
+            *extra,
         ],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    credentials_file = state_dir / "credentials.json"
+    log.close()
     deadline = time.monotonic() + 120
-    while not credentials_file.exists():
+    while _identity(credentials_file) in (None, before):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError("local server did not start:\n" + (state_dir / "server.log").read_text())
         time.sleep(0.2)
+    return process, json.loads(credentials_file.read_text()) | {"state_dir": str(state_dir)}
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """A clean stop (SIGTERM, as Ctrl-C): the server saves its state and exits."""
+    process.terminate()
     try:
-        yield json.loads(credentials_file.read_text()) | {"state_dir": str(state_dir)}
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Start the server, wait for its credentials file, stop it at the end of the session."""
+    process, credentials = start_server(tmp_path_factory.mktemp("local"))
+    try:
+        yield credentials
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop_server(process)
 
 
 @pytest.fixture

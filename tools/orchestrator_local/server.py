@@ -4,8 +4,11 @@
 2. create the template's resources in it and export the functions' environment;
 3. route moto's Lambda invocations (workflow tasks) to a pool of worker processes, and
    deliver the table's stream to its consumer function there;
-4. bootstrap the demo tenant and write ``.local/credentials.json``;
-5. serve the template's API events over HTTP until Ctrl-C (or the parent exits).
+4. restore the state the last clean stop saved (``.local/state``), restarting the workflow
+   runs of the Executions that had not ended;
+5. bootstrap the demo tenant (or keep the restored one) and write ``.local/credentials.json``;
+6. serve the template's API events over HTTP until Ctrl-C (or the parent exits), then save
+   the state for the next start (see :mod:`orchestrator_local.snapshot`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -25,6 +29,7 @@ from typing import Any
 import httpx
 from werkzeug.serving import make_server
 
+from orchestrator_local import snapshot
 from orchestrator_local.template import ROOT, Template
 
 LOCAL_ENV = {
@@ -107,15 +112,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long a node's event stream request waits for a first event",
     )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "WARNING"))
+    parser.add_argument("--fresh", action="store_true", help="start empty: forget the state the last clean stop saved")
     return parser.parse_args(argv)
 
 
-def write_credentials(state_dir: Path, server_url: str) -> Path:
-    """Bootstrap the demo tenant and write its credentials (owner-readable only)."""
+def write_credentials(state_dir: Path, server_url: str, *, restored: bool) -> Path:
+    """Bootstrap the demo tenant (the previous one, when the state was restored) and write
+    its credentials (owner-readable only)."""
     from orchestrator_local.bootstrap import bootstrap
 
-    credentials = bootstrap(server_url)
-    return write_atomically(state_dir / "credentials.json", credentials.as_dict())
+    path = state_dir / "credentials.json"
+    previous = json.loads(path.read_text()) if restored and path.exists() else None
+    credentials = bootstrap(server_url, previous)
+    return write_atomically(path, credentials.as_dict())
+
+
+def restore_state(stack: Any, state: Path, *, fresh: bool) -> int:
+    """Load what the last clean stop saved (unless ``fresh``); returns the items restored."""
+    if fresh:
+        shutil.rmtree(state, ignore_errors=True)
+    restored = snapshot.restore(stack, state)
+    if restored:
+        resumed = resume_live_executions(stack)
+        print(f"  restored {restored} items from {state}; resumed {resumed} Executions", flush=True)
+    return restored
+
+
+def resume_live_executions(stack: Any) -> int:
+    """A new workflow run for every restored Execution that had not ended."""
+    from orchestrator.services.context import context_for
+    from orchestrator.services.workflow_port import StepFunctionsStarter
+    from orchestrator_local.snapshot import live_execution_ids
+
+    ctx = context_for("restore")
+    starter = StepFunctionsStarter(stack.refs["ExecutionWorkflow"])
+    resumed = 0
+    for execution_id in live_execution_ids(stack):
+        execution = ctx.executions.get(execution_id, consistent=True)
+        if execution is not None:
+            starter.start(execution)
+            resumed += 1
+    return resumed
 
 
 def write_atomically(path: Path, document: dict[str, Any]) -> Path:
@@ -178,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = WorkerPool(args.workers, template)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
+    state = args.state_dir / "state"
+    restored = restore_state(stack, state, fresh=args.fresh)
     # Where the local AWS services are, for tools and tests that look behind the API; written
     # before the credentials file, whose appearance tells waiting clients the server is ready.
     write_atomically(
@@ -190,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             "state_machine": stack.refs["ExecutionWorkflow"],
         },
     )
-    credentials_file = write_credentials(args.state_dir, server_url)
+    credentials_file = write_credentials(args.state_dir, server_url, restored=bool(restored))
     stop = stop_event(args.exit_with_parent)
 
     scheduler = Scheduler(pool.invoke, template.schedules)
@@ -207,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     httpd.shutdown()
     scheduler.stop()
     stop_streams.set()
+    streams.pump()  # what the last requests wrote is folded before the state is saved
+    saved = snapshot.save(stack, state)
+    print(f"  saved {saved} items to {state} (the next start restores them; --fresh starts empty)", flush=True)
     pool.shutdown()
     moto.stop()
     return 0

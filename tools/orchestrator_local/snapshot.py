@@ -1,0 +1,116 @@
+"""Local state across restarts: what a clean stop saves and the next start restores.
+
+moto keeps everything in memory. A clean stop (Ctrl-C, SIGTERM) writes the state the
+control plane owns to ``<state dir>/state/``: every table item, every object of the
+bucket, and the values of the template's secrets (the JWT, signing, cursor and callback
+keys: without them no token, node key check, signature or cursor of before would hold).
+The next start restores them into the fresh moto and starts a new workflow run for every
+Execution that had not ended (runs themselves cannot be carried over; a new run fans out
+again, which agents tolerate as at-least-once delivery, waits for the deadline and
+finalizes). A crash saves nothing: the next start restores the last clean stop's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from orchestrator_local.resources import REGION, Stack
+
+TABLE_FILE = "table.jsonl"
+OBJECTS_FILE = "objects.jsonl"
+SECRETS_FILE = "secrets.json"
+BATCH = 25
+
+
+def save(stack: Stack, directory: Path) -> int:
+    """Write the state to ``directory`` (replaced whole, atomically); returns the item count."""
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    os.chmod(partial, 0o700)  # secrets and node key hashes: owner only
+    items = 0
+    with (partial / TABLE_FILE).open("w") as out:
+        for item in _scan(stack.refs["Table"]):
+            out.write(json.dumps(item) + "\n")
+            items += 1
+    with (partial / OBJECTS_FILE).open("w") as out:
+        for key, body in _objects(stack.refs["OutputBucket"]):
+            out.write(json.dumps({"key": key, "body": base64.b64encode(body).decode()}) + "\n")
+    client = boto3.client("secretsmanager", region_name=REGION)
+    values = {
+        name: client.get_secret_value(SecretId=stack.refs[name])["SecretString"]
+        for name in stack.template.resources_of("AWS::SecretsManager::Secret")
+    }
+    (partial / SECRETS_FILE).write_text(json.dumps(values))
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+    return items
+
+
+def restore(stack: Stack, directory: Path) -> int:
+    """Load a saved state into the freshly deployed ``stack``; returns the item count (0 when
+    there is nothing saved)."""
+    if not (directory / TABLE_FILE).exists():
+        return 0
+    client = boto3.client("secretsmanager", region_name=REGION)
+    for name, value in json.loads((directory / SECRETS_FILE).read_text()).items():
+        if name in stack.refs:
+            client.put_secret_value(SecretId=stack.refs[name], SecretString=value)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    items = 0
+    with (directory / TABLE_FILE).open() as lines:
+        batch: list[dict[str, Any]] = []
+        for line in lines:
+            batch.append({"PutRequest": {"Item": json.loads(line)}})
+            if len(batch) == BATCH:
+                items += _write(dynamodb, stack.refs["Table"], batch)
+                batch = []
+        items += _write(dynamodb, stack.refs["Table"], batch)
+    s3 = boto3.client("s3", region_name=REGION)
+    with (directory / OBJECTS_FILE).open() as lines:
+        for line in lines:
+            saved = json.loads(line)
+            s3.put_object(Bucket=stack.refs["OutputBucket"], Key=saved["key"], Body=base64.b64decode(saved["body"]))
+    return items
+
+
+def _write(client: Any, table: str, batch: list[dict[str, Any]]) -> int:
+    pending = batch
+    while pending:
+        unprocessed = client.batch_write_item(RequestItems={table: pending}).get("UnprocessedItems", {})
+        pending = unprocessed.get(table, [])
+    return len(batch)
+
+
+def _scan(table: str) -> Any:
+    client = boto3.client("dynamodb", region_name=REGION)
+    kwargs: dict[str, Any] = {"TableName": table}
+    while True:
+        page = client.scan(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _objects(bucket: str) -> Any:
+    client = boto3.client("s3", region_name=REGION)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for entry in page.get("Contents", []):
+            yield entry["Key"], client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+
+
+def live_execution_ids(stack: Stack) -> list[str]:
+    """Executions that had not ended (their workflow runs did not survive the stop)."""
+    return [
+        item["id"]["S"]
+        for item in _scan(stack.refs["Table"])
+        if item.get("type", {}).get("S") == "execution" and "completed_at" not in item
+    ]
