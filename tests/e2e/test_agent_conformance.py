@@ -276,3 +276,29 @@ def test_the_server_replaces_a_killed_worker_and_keeps_answering(
         assert agent.request("GET", "/v1/ping").status == 200
         listed = http.get(f"/v1/projects/{project['id']}/nodes", headers=project["admin"])
         assert listed.status_code == 200, listed.text
+
+
+def test_held_event_streams_never_make_other_requests_wait(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    node = register(agent, enrollment_token(http, project), "agent-held")
+
+    def hold() -> float:
+        """One stream request with nothing to deliver: held for the server's hold, then ended."""
+        assert read_sse(agent, node["node_id"], node["node_secret_key"], "ffffffff").status == 200
+        return time.monotonic()
+
+    # Given more held streams than the server has workers
+    with ThreadPoolExecutor(max_workers=6) as streams:
+        held = [streams.submit(hold) for _ in range(6)]
+        time.sleep(0.3)
+        # When an operator and a node make ordinary requests meanwhile
+        listed = http.get(f"/v1/projects/{project['id']}/nodes", headers=project["admin"])
+        beat = agent.request("POST", f"/v1/nodes/{node['node_id']}/heartbeat", {}, token=node["node_secret_key"])
+        answered = time.monotonic()
+        ended = [f.result() for f in held]
+    # Then they were answered before any held stream ended: no worker of theirs was held
+    assert listed.status_code == 200 and beat.status == 200
+    assert answered < min(ended)

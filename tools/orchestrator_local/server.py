@@ -100,6 +100,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("LOCAL_WORKERS", "4")))
+    parser.add_argument(
+        "--stream-workers",
+        type=int,
+        default=int(os.environ.get("LOCAL_STREAM_WORKERS", "2")),
+        help="workers of their own for held node event streams (they never take a --workers one)",
+    )
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the process that started us exits (tests)"
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator_local.runtime import install_moto_lambda_router
     from orchestrator_local.scheduler import Scheduler
     from orchestrator_local.streams import StreamPump
-    from orchestrator_local.workers import WorkerPool
+    from orchestrator_local.workers import RoutedPools
 
     template = Template()
     invoker = LateInvoker()
@@ -212,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"PublicBaseUrl": server_url, "EventStreamHoldSeconds": str(args.event_hold_seconds)}
     stack = deploy(template, parameters=parameters)
     os.environ.update(stack.environment())
-    pool = WorkerPool(args.workers, template)  # after the environment: workers inherit it
+    pool = RoutedPools(args.workers, args.stream_workers, template)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
     state = args.state_dir / "state"

@@ -177,3 +177,27 @@ class WorkerPool:
             self._all.clear()
         for worker in workers:
             worker.end()
+
+
+EVENT_STREAM_PATH = "/v1/nodes/{node_id}/events"
+
+
+class RoutedPools:
+    """Two pools: one for the functions that hold a request open (the nodes' event streams),
+    one for everything else, so a node holding its stream never makes another request wait
+    for a worker."""
+
+    def __init__(self, workers: int, stream_workers: int, template: Template) -> None:
+        self.holding = {r.function for r in template.routes if r.path == EVENT_STREAM_PATH}
+        self.main = WorkerPool(workers, template)
+        self.streams = WorkerPool(stream_workers, template)
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        return (self.streams if logical_id in self.holding else self.main).invoke(logical_id, event)
+
+    def pids(self) -> list[int]:
+        return self.main.pids() + self.streams.pids()
+
+    def shutdown(self) -> None:
+        self.main.shutdown()
+        self.streams.shutdown()
