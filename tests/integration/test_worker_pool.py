@@ -105,3 +105,24 @@ def test_no_worker_outlives_a_killed_server(tmp_path: Path) -> None:
 
     # Then its workers exit by themselves
     until(lambda: all(gone(pid) for pid in pids), seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status", "code"),
+    [("Sandbox.Timedout", 504, "gateway_timeout"), ("Runtime.ExitError", 500, "internal_error")],
+)
+def test_the_gateway_answers_a_function_that_timed_out_or_died_with_a_problem(
+    error_type: str, status: int, code: str
+) -> None:
+    from werkzeug.test import Client
+
+    from orchestrator_local.gateway import Gateway
+
+    def failing(logical_id: str, event: Any) -> Any:
+        raise FunctionError(error_type, "as the worker pool reports it")
+
+    response = Client(Gateway(failing, Template())).get("/v1/ping")
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json["code"] == code and response.json["status"] == status
+    assert response.json["instance"] == "/v1/ping"
