@@ -3,6 +3,7 @@ and Executions; an Execution that was running when it stopped ends after the res
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def test_a_clean_restart_keeps_the_state(tmp_path: Path) -> None:
             body = {"action": "restart-agent", "node_id": node["id"], "timeout_seconds": 3}
             finished = http.post(dispatch, headers=admin, json=body | {"timeout_seconds": 60}).json()["id"]
             report = f"/v1/nodes/{node['id']}/executions/{finished}"
-            assert http.post(report, headers=bearer(node["nsk"]), json={"status": "succeeded"}).status_code == 200
+            output = {"inline": base64.b64encode(b"restarted ok\n").decode()}  # stored as a binary attribute
+            done = http.post(report, headers=bearer(node["nsk"]), json={"status": "succeeded", "output": output})
+            assert done.status_code == 200, done.text
             running = http.post(dispatch, headers=admin, json=body).json()["id"]
     finally:
         # When it is stopped cleanly and started again on the same state
@@ -45,7 +48,9 @@ def test_a_clean_restart_keeps_the_state(tmp_path: Path) -> None:
             assert beat.status_code == 200, beat.text
             # The finished Execution reads as it ended; the running one ends (its deadline passed)
             read = f"/v1/projects/{fleet['project_id']}/executions/"
-            assert http.get(read + finished, headers=admin).json()["status"] == "succeeded"
+            kept = http.get(read + finished, headers=admin).json()
+            assert kept["status"] == "succeeded"
+            assert kept["targets"][0]["output_ref"]["inline_bytes"] == output["inline"]
             deadline = time.monotonic() + 30
             while (ended := http.get(read + running, headers=admin).json())["completed_at"] is None:
                 assert time.monotonic() < deadline, ended

@@ -247,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  credentials: {credentials_file}", flush=True)
     print(f"  AWS services (moto): {endpoint}", flush=True)
     print("  Ctrl-C to stop.", flush=True)
-    stop.wait()
+    # Wake now and then: a signal that another thread received runs its handler only once
+    # the main thread runs Python code again.
+    while not stop.wait(0.5):
+        pass
     print("stopping...", flush=True)
     httpd.shutdown()
     scheduler.stop()

@@ -38,7 +38,7 @@ def save(stack: Stack, directory: Path) -> int:
     items = 0
     with (partial / TABLE_FILE).open("w") as out:
         for item in _scan(stack.refs["Table"]):
-            out.write(json.dumps(item) + "\n")
+            out.write(json.dumps(item, default=_bytes) + "\n")
             items += 1
     with (partial / OBJECTS_FILE).open("w") as out:
         for key, body in _objects(stack.refs["OutputBucket"]):
@@ -68,7 +68,7 @@ def restore(stack: Stack, directory: Path) -> int:
     with (directory / TABLE_FILE).open() as lines:
         batch: list[dict[str, Any]] = []
         for line in lines:
-            batch.append({"PutRequest": {"Item": json.loads(line)}})
+            batch.append({"PutRequest": {"Item": json.loads(line, object_hook=_from_bytes)}})
             if len(batch) == BATCH:
                 items += _write(dynamodb, stack.refs["Table"], batch)
                 batch = []
@@ -79,6 +79,21 @@ def restore(stack: Stack, directory: Path) -> int:
             saved = json.loads(line)
             s3.put_object(Bucket=stack.refs["OutputBucket"], Key=saved["key"], Body=base64.b64decode(saved["body"]))
     return items
+
+
+_BYTES = "$base64"  # how a binary attribute (B, BS) stands in the JSON lines
+
+
+def _bytes(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {_BYTES: base64.b64encode(value).decode()}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _from_bytes(document: dict[str, Any]) -> Any:
+    if len(document) == 1 and isinstance(document.get(_BYTES), str):
+        return base64.b64decode(document[_BYTES])
+    return document
 
 
 def _write(client: Any, table: str, batch: list[dict[str, Any]]) -> int:
