@@ -35,6 +35,8 @@ serve: $(VENV)/.installed
 ## test: lint, sam build, then every test (unit, integration, e2e)
 test: lint build-check
 	$(PY) -m pytest
+	@echo "Without local mode's moto speed patches (moto's own code paths):"
+	LOCAL_MOTO_SPEED=0 $(PY) -m pytest -q tests/integration/test_callbacks.py tests/integration/test_dispatch.py tests/integration/test_admission_sweep.py tests/integration/test_execution_reads.py
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,17 +61,6 @@ def test_sizes_and_cast_values_are_moto_s(value: dict[str, Any]) -> None:
     typed = DynamoType(value)
     assert moto_speed.size_of(typed) == ORIGINALS["size"](typed)
     assert typed.cast_value == ORIGINALS["cast_value"](typed)
-
-
-@given(values)
-def test_a_copied_value_is_equal_and_independent(value: dict[str, Any]) -> None:
-    typed = DynamoType(value)
-    copied = copy.deepcopy(typed)
-    assert copied.to_json() == ORIGINALS["deepcopy"](typed, {}).to_json()
-    assert copied is not typed
-    if typed.type == "M":
-        copied.value["zz-new"] = DynamoType({"S": "x"})
-        assert "zz-new" not in typed.value
 
 
 @given(attribute_maps)
@@ -249,3 +237,77 @@ def test_errors_are_moto_s(client: Any) -> None:
             KeyConditionExpression="G = :h",
             ExpressionAttributeValues={":h": {"S": "g1"}},
         )
+
+
+# Transactions ----------------------------------------------------------------------------------
+keys_ = st.sampled_from(["a", "b", "c", "d"])
+conditions = st.sampled_from(
+    [None, "attribute_exists(PK)", "attribute_not_exists(PK)", "#v = :one", "#v <> :one", "attribute_exists(nope)"]
+)
+operations = st.tuples(
+    st.sampled_from(["Put", "Update", "Delete", "ConditionCheck"]), keys_, conditions, st.integers(0, 2)
+)
+transactions = st.lists(operations, min_size=1, max_size=5, unique_by=lambda op: op[1])
+
+
+def transact_item(kind: str, key: str, condition: str | None, value: int) -> dict[str, Any]:
+    primary = {"PK": {"S": key}, "SK": {"S": "s"}}
+    op: dict[str, Any] = {"TableName": TABLE}
+    if kind == "Put":
+        op["Item"] = {**primary, "v": {"N": str(value)}}
+    else:
+        op["Key"] = primary
+    if kind == "Update":
+        op["UpdateExpression"] = "SET v = :new"
+        op["ExpressionAttributeValues"] = {":new": {"N": str(value)}}
+    if kind == "ConditionCheck" and condition is None:
+        condition = "attribute_exists(PK)"
+    if condition is not None:
+        op["ConditionExpression"] = condition
+        if "#v" in condition:
+            op["ExpressionAttributeNames"] = {"#v": "v"}
+            op.setdefault("ExpressionAttributeValues", {})[":one"] = {"N": "1"}
+        op["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return {kind: op}
+
+
+def outcome_of(client: Any, items: list[dict[str, Any]]) -> tuple[Any, list[Any]]:
+    try:
+        client.transact_write_items(TransactItems=items)
+        result: Any = "ok"
+    except client.exceptions.TransactionCanceledException as error:
+        result = [(r.get("Code"), r.get("Item")) for r in error.response["CancellationReasons"]]
+    rows = client.scan(TableName=TABLE)["Items"]
+    return result, sorted(rows, key=lambda row: row["PK"]["S"])
+
+
+@given(st.dictionaries(keys_, st.integers(0, 2), max_size=4), transactions)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_transactions_answer_and_write_as_moto_s(client: Any, existing: dict[str, int], ops: list[Any]) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    items = [transact_item(*op) for op in ops]
+    results = []
+    for implementation in (moto_patches._transact_write_items, moto_patches.ORIGINALS["transact_write_items"]):
+        fresh_table(client)
+        for key, value in existing.items():
+            client.put_item(TableName=TABLE, Item={"PK": {"S": key}, "SK": {"S": "s"}, "v": {"N": str(value)}})
+        DynamoDBBackend.transact_write_items = implementation  # type: ignore[method-assign]
+        try:
+            results.append(outcome_of(client, items))
+        finally:
+            DynamoDBBackend.transact_write_items = moto_patches._transact_write_items  # type: ignore[method-assign]
+    assert results[0] == results[1]
+
+
+def test_speed_patches_stay_off_on_another_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto
+
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    with pytest.warns(RuntimeWarning, match="speed patches are off"):
+        assert moto_patches.speed_patches_enabled() is False
+    monkeypatch.setattr(moto, "__version__", moto_patches.SPEED_PATCHES_MOTO)
+    monkeypatch.setenv("LOCAL_MOTO_SPEED", "0")
+    assert moto_patches.speed_patches_enabled() is False
+    monkeypatch.delenv("LOCAL_MOTO_SPEED")
+    assert moto_patches.speed_patches_enabled() is True

@@ -25,19 +25,46 @@
 5. **Item and Query costs that grow with the table** are removed in
    ``orchestrator_local.moto_speed`` (see there), with differential tests
    against moto's own code.
+
+Only the lock (1) is needed for correctness. The others (2-5) replace moto internals and
+were written, and differentially tested, against moto ``SPEED_PATCHES_MOTO``: on any other
+moto version they stay off with a warning (the lock then wraps moto's own transactions),
+and ``LOCAL_MOTO_SPEED=0`` turns them off on purpose (CI runs part of the suite so).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
+import warnings
 from typing import Any
 
 from orchestrator_local import moto_speed
 
 _LOCK = threading.RLock()
 _installed = False
+ORIGINALS: dict[str, Any] = {}  # moto's own implementations the patches replace (differential tests)
+SPEED_PATCHES_MOTO = "5.2.5"  # the moto the speed patches replace internals of, and are tested against
+
+
+def speed_patches_enabled() -> bool:
+    """Whether the speed patches go in: on the moto they were written for, unless
+    ``LOCAL_MOTO_SPEED=0``."""
+    import moto
+
+    if os.environ.get("LOCAL_MOTO_SPEED", "1") == "0":
+        return False
+    if moto.__version__ != SPEED_PATCHES_MOTO:
+        warnings.warn(
+            f"moto {moto.__version__} is not {SPEED_PATCHES_MOTO}: local mode's speed patches are off"
+            " (writes stay atomic; large fleets are slower)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
 
 
 def write_lock() -> threading.RLock:
@@ -55,10 +82,14 @@ def install() -> None:
         original = getattr(DynamoDBBackend, name, None)
         if original is not None:
             setattr(DynamoDBBackend, name, _locked(original))
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    _install_fast_item_responses()
-    _install_routing_cache()
-    moto_speed.install(_LOCK)
+    if speed_patches_enabled():
+        ORIGINALS["transact_write_items"] = DynamoDBBackend.transact_write_items
+        DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+        _install_fast_item_responses()
+        _install_routing_cache()
+        moto_speed.install(_LOCK)
+    else:
+        DynamoDBBackend.transact_write_items = _locked(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
     _installed = True
 
 

@@ -8,8 +8,8 @@ where DynamoDB is not (a 10,000-node cohort read took seconds per page):
    each time (quadratic in the attributes), and sizes nested maps by rebuilding
    every sub-tree at every level. Items are checked once when built, sizes are
    computed in one walk, scalar values compare without moto's chain of type
-   tests, and attribute values deep-copy without ``copy.deepcopy``'s dispatch
-   per node.
+   tests (moto 5.2.5 deep-copies attribute values without ``copy.deepcopy``'s
+   generic protocol itself).
 2. **Projections of top-level attributes** copy those attributes instead of
    converting the whole item to Python values and back.
 3. **Queries that read one partition.** moto answers every Query page by
@@ -59,14 +59,12 @@ def install(lock: Any = None) -> None:
     ORIGINALS.update(
         cast_value=DynamoType.cast_value.fget,  # type: ignore[attr-defined]
         size=DynamoType.size,
-        deepcopy=DynamoType.__deepcopy__,
         item_init=Item.__init__,
         item_project=Item.project,
         query=Table.query,
     )
     DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign,assignment]
     DynamoType.size = size_of  # type: ignore[method-assign]
-    DynamoType.__deepcopy__ = copy_value  # type: ignore[method-assign]
     Item.__init__ = item_init  # type: ignore[method-assign]
     Item.project = project  # type: ignore[method-assign]
     Table.query = query  # type: ignore[method-assign]
@@ -113,23 +111,6 @@ def size_of(node: Any) -> int:
     return _bytesize(value)
 
 
-def copy_value(self: Any, memo: dict[int, Any] | None = None) -> Any:
-    """moto's deep copy of an attribute value (a tree: nothing to memoize)."""
-    wrap = type(self)
-    result = wrap.__new__(wrap)
-    kind, value = self.type, self.value
-    result.type = kind
-    if kind == "M":
-        result.value = {k: copy_value(v) if type(v) is wrap else copy.deepcopy(v) for k, v in value.items()}
-    elif kind == "L":
-        result.value = [copy_value(v) if type(v) is wrap else copy.deepcopy(v) for v in value]
-    elif kind in _SETS:
-        result.value = list(value)
-    else:
-        result.value = value
-    return result
-
-
 def _attrs(values: dict[str, Any]) -> Any:
     """A ``LimitedSizeDict`` filled without its per-insert size check."""
     limited = _types().LimitedSizeDict
@@ -156,7 +137,7 @@ def project(self: Any, projection_expressions: list[list[str]]) -> Any:
         return ORIGINALS["item_project"](self, projection_expressions)  # nested paths: moto's way
     projected = type(self).__new__(type(self))
     projected.hash_key, projected.range_key = self.hash_key, self.range_key
-    projected.attrs = _attrs({name: copy_value(self.attrs[name]) for name in names if name in self.attrs})
+    projected.attrs = _attrs({name: copy.deepcopy(self.attrs[name]) for name in names if name in self.attrs})
     return projected
 
 
