@@ -88,7 +88,7 @@ class Gateway:
                 return outcome
             authorizer_context = outcome
 
-        event = self.build_event(request, route, path_params, body, request_id, authorizer_context)
+        event = self.build_event(request, route, dict(path_params), body, request_id, authorizer_context)
         try:
             result = self.invoke(route.function, event)
         except FunctionError as error:

@@ -64,7 +64,7 @@ def install(lock: Any = None) -> None:
         query=Table.query,
     )
     DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign,assignment]
-    DynamoType.size = size_of  # type: ignore[method-assign]
+    DynamoType.size = size_of  # type: ignore[method-assign,assignment]
     Item.__init__ = item_init  # type: ignore[method-assign]
     Item.project = project  # type: ignore[method-assign]
     Table.query = query  # type: ignore[method-assign]
@@ -135,7 +135,8 @@ def project(self: Any, projection_expressions: list[list[str]]) -> Any:
     names = [path[0] for path in projection_expressions if len(path) == 1]
     if len(names) != len(projection_expressions) or any(_LIST_ELEMENT.match(name) for name in names):
         return ORIGINALS["item_project"](self, projection_expressions)  # nested paths: moto's way
-    projected = type(self).__new__(type(self))
+    item_type: Any = type(self)
+    projected = item_type.__new__(item_type)
     projected.hash_key, projected.range_key = self.hash_key, self.range_key
     projected.attrs = _attrs({name: copy.deepcopy(self.attrs[name]) for name in names if name in self.attrs})
     return projected
