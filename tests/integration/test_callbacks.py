@@ -14,7 +14,8 @@ import boto3
 import pytest
 import requests
 
-from orchestrator.http import callback_tokens
+from orchestrator import secrets
+from orchestrator.domain import callback_tokens
 from tests.integration.conftest import ADMIN, Api, RegisteredNode, Tenant, assert_problem, register_node
 
 
@@ -424,11 +425,11 @@ def test_audit_trail_records_every_transition_in_order(api: Api, tenant: Tenant,
 
 def test_callback_token_reports_for_its_target_only(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
     now = datetime.now(UTC)
-    token = callback_tokens.mint(execution, nodes[0].id, now + timedelta(minutes=5))
+    token = callback_tokens.mint(execution, nodes[0].id, now + timedelta(minutes=5), secrets.callback_key())
     assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
     before = reports_of(api, execution)
     assert_problem(callback(api, nodes[1], execution, token=token, status="ack"), 401, "invalid_callback_token")
-    expired = callback_tokens.mint(execution, nodes[0].id, now - timedelta(seconds=1))
+    expired = callback_tokens.mint(execution, nodes[0].id, now - timedelta(seconds=1), secrets.callback_key())
     assert_problem(callback(api, nodes[0], execution, token=expired, status="started"), 401, "invalid_callback_token")
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     assert_problem(callback(api, nodes[0], execution, token=tampered, status="started"), 401, "invalid_callback_token")
@@ -443,7 +444,9 @@ def test_a_deregistered_nodes_callback_token_moves_nothing(
     api: Api, tenant: Tenant, nodes: list, execution: str
 ) -> None:
     # Given a valid callback token for a node's open target
-    token = callback_tokens.mint(execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5))
+    token = callback_tokens.mint(
+        execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key()
+    )
     assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
     # When the node deregisters
     gone = api.request("POST", f"/v1/nodes/{nodes[0].id}/deregister", token=nodes[0].nsk)
@@ -467,7 +470,9 @@ def test_a_callback_token_moves_a_target_stored_without_a_key_copy(
         Key=serialize({"PK": f"EXEC#{execution}", "SK": f"TARGET#{nodes[0].id}"}),
         UpdateExpression="REMOVE nsk_hash",
     )
-    token = callback_tokens.mint(execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5))
+    token = callback_tokens.mint(
+        execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key()
+    )
     # Then the token still reports for it
     assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
 

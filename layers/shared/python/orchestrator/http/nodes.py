@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from orchestrator import secrets
+from orchestrator.domain import callback_tokens
 from orchestrator.domain.credentials import secret_hash
 from orchestrator.errors import InvalidCallbackToken, NskRevoked
-from orchestrator.http import callback_tokens
 from orchestrator.http.api import bearer_token
 from orchestrator.http.node_auth import authenticate_node
 from orchestrator.services.callbacks import Reporter
@@ -34,7 +35,7 @@ def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, e
     A missing key is refused here, before anything else."""
     token = bearer_token(app)
     if token is not None and callback_tokens.is_callback_token(token):
-        callback_tokens.verify(token, execution_id, node_id, ctx.clock.now())
+        callback_tokens.verify(token, execution_id, node_id, ctx.clock.now(), secrets.callback_key())
         return Reporter.for_callback_token(lambda: registered_for_token(ctx, node_id))
     if not token:
         raise NskRevoked("A node secret key is required as Authorization: Bearer.")

@@ -9,8 +9,8 @@ from orchestrator.errors import ExecutionAlreadyTerminal
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
+from orchestrator.services.finalize import finalize
 from orchestrator.store.executions import Closing, is_listed
-from orchestrator.workflow import tasks
 
 
 def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
@@ -39,7 +39,7 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
         },
     )
     # Release the slot now rather than at the workflow's next progress check (exactly once either way).
-    tasks.finalize(ctx, execution.id)
+    finalize(ctx, execution.id)
     return get_execution(ctx, subject, project_id, execution.id)
 
 

@@ -1,4 +1,5 @@
-"""The Execution workflow's tasks: fan-out, progress, timeouts, finalize.
+"""The Execution workflow's tasks: fan-out, progress, timeouts, finalize (the last is a
+use case of its own, :mod:`orchestrator.services.finalize`, which an operator cancel runs too).
 
 Each task takes only the Execution id (the state stays far below Step
 Functions' 256 KB payload limit whatever the cohort size) and is idempotent,
@@ -7,25 +8,22 @@ so the state machine can retry any of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from orchestrator import aws, secrets
-from orchestrator.clock import event_time, rfc3339
+from orchestrator import secrets
+from orchestrator.clock import rfc3339
+from orchestrator.domain import callback_tokens
 from orchestrator.domain.executions import OPEN, Execution, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.errors import ExecutionNotFound
-from orchestrator.http import callback_tokens
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
+from orchestrator.services.finalize import finalize
 from orchestrator.store.executions import Closing
 from orchestrator.store.table import BATCH_PARALLELISM, Item
 
-EVENT_SOURCE = "plexsphere.orchestrator"
 CALLBACK_TOKEN_GRACE = timedelta(hours=1)
 
 
@@ -170,62 +168,4 @@ def sweep_timeouts(ctx: Context, execution_id: str) -> dict[str, int]:
     return {"timed_out": moved}
 
 
-def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None) -> dict[str, Any]:
-    """Close what is still open (only after a failed step), set the final aggregate,
-    release the capacity slot exactly once, and announce the outcome."""
-    found = ctx.executions.get(execution_id)
-    if found is None:  # nothing was persisted (or it is gone): nothing to finalize
-        logger.warning("finalize of an unknown execution", execution_id=execution_id)
-        return {"status": None, "slot_released": False}
-    execution = found
-    now = ctx.clock.now()
-    if failed_step is not None:
-        closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error=f"{failed_step}_failed")
-        ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
-    # The final count comes from the targets themselves: it must not wait for the stream.
-    counts = ctx.executions.counts_from_targets(execution.id)
-    status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
-    if not status.is_terminal:  # defensive: never leave an Execution that never ends
-        closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
-        ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
-        counts = ctx.executions.counts_from_targets(execution.id)
-        status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
-    released = ctx.executions.finish(execution, status, now)
-    if released:
-        final_id = ctx.ids.new_id()
-        ctx.executions.record(
-            execution.id,
-            {
-                "id": final_id,
-                "status": status.value,
-                "occurred_at": event_time(final_id, now),
-                "actor": "workflow",
-                "detail": {"counts": counts},
-            },
-        )
-        _announce(ctx, execution, status, counts)
-    return {"status": status.value, "slot_released": released}
-
-
-def _announce(ctx: Context, execution: Execution, status: TargetStatus, counts: dict[str, int]) -> None:
-    bus = ctx.settings.event_bus_name
-    if not bus:
-        return
-    detail_type = "execution.completed" if status is TargetStatus.SUCCEEDED else "execution.failed"
-    detail = {
-        "execution_id": execution.id,
-        "project_id": execution.project_id,
-        "action": execution.action,
-        "type": execution.type,
-        "status": status.value,
-        "counts": counts,
-    }
-    try:
-        aws.events().put_events(
-            Entries=[
-                {"Source": EVENT_SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": bus}
-            ]
-        )
-    except (ClientError, BotoCoreError):
-        # The outcome is already recorded; the announcement is best effort and logged.
-        logger.warning("execution event not published", execution_id=execution.id)
+__all__ = ["check_progress", "fan_out", "finalize", "sweep_timeouts"]

@@ -1,7 +1,8 @@
 """Per-invocation callback tokens (SPEC §12): HMAC-signed, bound to (execution, node), expiring.
 
 For callers that are not the node itself (e.g. an external workflow reporting
-for it). Format: ``plx_cb_<base64url(payload)>.<base64url(HMAC-SHA256)>``.
+for it). Format: ``plx_cb_<base64url(payload)>.<base64url(HMAC-SHA256)>``. Pure: the
+caller brings the key (the secret store's callback key).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hmac
 import json
 from datetime import datetime
 
-from orchestrator import secrets
 from orchestrator.errors import InvalidCallbackToken
 
 PREFIX = "plx_cb_"
@@ -31,22 +31,22 @@ def is_callback_token(token: str) -> bool:
     return token.startswith(PREFIX)
 
 
-def mint(execution_id: str, node_id: str, expires_at: datetime, key: bytes | None = None) -> str:
+def mint(execution_id: str, node_id: str, expires_at: datetime, key: bytes) -> str:
     payload = json.dumps(
         {"e": execution_id, "n": node_id, "x": int(expires_at.timestamp())}, separators=(",", ":")
     ).encode()
-    signature = hmac.new(key or secrets.callback_key(), payload, hashlib.sha256).digest()
+    signature = hmac.new(key, payload, hashlib.sha256).digest()
     return f"{PREFIX}{_b64(payload)}.{_b64(signature)}"
 
 
-def verify(token: str, execution_id: str, node_id: str, now: datetime, key: bytes | None = None) -> None:
+def verify(token: str, execution_id: str, node_id: str, now: datetime, key: bytes) -> None:
     """Accept only a token this server signed, for this (execution, node), not expired."""
     try:
         payload_part, signature_part = token.removeprefix(PREFIX).split(".", 1)
         payload, signature = _unb64(payload_part), _unb64(signature_part)
     except (ValueError, binascii.Error) as exc:
         raise InvalidCallbackToken("The callback token is malformed.") from exc
-    expected = hmac.new(key or secrets.callback_key(), payload, hashlib.sha256).digest()
+    expected = hmac.new(key, payload, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, signature):
         raise InvalidCallbackToken("The callback token is invalid.")
     claims = json.loads(payload)
