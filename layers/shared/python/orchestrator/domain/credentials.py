@@ -6,12 +6,19 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 ENROLLMENT_PREFIX = "plx_enroll_"
 
 
 def mint_enrollment_token() -> str:
     return ENROLLMENT_PREFIX + secrets.token_urlsafe(32)
+
+
+def enrollment_token_usable(*, used: bool, expires_epoch: int, now: datetime) -> bool:
+    """A one-time enrollment token registers a node only unused and before its expiry (the
+    second it expires at is already too late, as the store's condition says)."""
+    return not used and expires_epoch > int(now.timestamp())
 
 
 def mint_node_secret_key() -> str:

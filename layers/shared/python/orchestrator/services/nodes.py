@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator import secrets
 from orchestrator.domain.capabilities import validate_capabilities
-from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
+from orchestrator.domain.credentials import enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
 from orchestrator.errors import EnrollmentTokenInvalid
@@ -47,7 +47,9 @@ def register(
     token_hash = secret_hash(token)
     now = ctx.clock.now()
     token_item = ctx.nodes.get_enrollment_token(token_hash)
-    if token_item is None or token_item.get("used_at") or int(token_item["expires_epoch"]) <= int(now.timestamp()):
+    if token_item is None or not enrollment_token_usable(
+        used=bool(token_item.get("used_at")), expires_epoch=int(token_item["expires_epoch"]), now=now
+    ):
         raise EnrollmentTokenInvalid("The enrollment token is invalid, expired or already used.")
     validate_capabilities(capabilities)
     signing_public_key = secrets.signing_public_key_b64()

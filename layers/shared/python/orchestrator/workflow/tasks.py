@@ -16,7 +16,8 @@ from typing import Any
 from orchestrator import secrets
 from orchestrator.clock import rfc3339
 from orchestrator.domain import callback_tokens
-from orchestrator.domain.executions import OPEN, Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.rate_control import next_step
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
@@ -126,24 +127,19 @@ def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
     if rate is None or released >= execution.target_count:
         return
     targets = ctx.executions.target_items(execution.id)  # node-id order, as released
-    held = [t for t in targets[released:] if t["status"] == TargetStatus.PENDING.value]
-    # SSM semantics: max_errors is how many failures are tolerated (0: stop at the first).
-    failed = sum(1 for t in targets if t["status"] == TargetStatus.FAILED.value)
-    if rate.max_errors is not None and failed > rate.max_errors:
+    step = next_step(rate, [(t["node_id"], TargetStatus(t["status"])) for t in targets], released)
+    if step.stop:
         now = ctx.clock.now()
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error="max_errors_reached")
-        for target in held:
-            ctx.executions.close_target(execution.id, target["node_id"], TargetStatus.CANCELLED, now, closing)
+        for node_id in step.held:
+            ctx.executions.close_target(execution.id, node_id, TargetStatus.CANCELLED, now, closing)
         ctx.executions.set_released(execution.id, execution.target_count)
         return
-    in_flight = sum(1 for t in targets[:released] if TargetStatus(t["status"]) in OPEN)
-    room = max(0, (rate.max_concurrency or len(targets)) - in_flight)
-    wave = held[:room]
-    if not wave:
+    if not step.release:
         return
-    released_ids = set(ctx.executions.release_targets(execution.id, [t["node_id"] for t in wave]))
-    _send(ctx, execution, [t for t in wave if t["node_id"] in released_ids])
-    ctx.executions.set_released(execution.id, released + len(wave))
+    released_ids = set(ctx.executions.release_targets(execution.id, list(step.release)))
+    _send(ctx, execution, [t for t in targets if t["node_id"] in released_ids])
+    ctx.executions.set_released(execution.id, released + len(step.release))
 
 
 def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
