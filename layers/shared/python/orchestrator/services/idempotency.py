@@ -8,6 +8,7 @@ payload validated on replay, so the same key with another body is 422
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,39 @@ class IdempotentResult(BaseModel):
     execution_id: str
 
 
+# Configured once per process, as Powertools' examples do; the persistence layer is made on
+# first use (the table comes from the settings) and again only with a new DynamoDB client.
+CONFIG = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="body",
+    expires_after_seconds=RETENTION_SECONDS,
+    raise_on_no_idempotency_key=True,
+)
+
+
+def _first_time(request: IdempotentRequest, operation: Callable[[], str]) -> IdempotentResult:
+    return IdempotentResult(execution_id=operation())
+
+
+@functools.cache
+def _guarded(table_name: str, client: Any) -> Callable[..., IdempotentResult]:
+    persistence = DynamoDBPersistenceLayer(
+        table_name=table_name,
+        key_attr="PK",
+        sort_key_attr="SK",
+        static_pk_value="IDEMPOTENCY",
+        expiry_attr="ttl",
+        boto3_client=client,
+    )
+    guarded: Callable[..., IdempotentResult] = idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=persistence,
+        config=CONFIG,
+        output_serializer=PydanticSerializer(model=IdempotentResult),
+    )(_first_time)
+    return guarded
+
+
 def run_once(
     table_name: str, key: str, body: dict[str, Any], operation: Callable[[], str], lambda_context: Any = None
 ) -> tuple[str, bool]:
@@ -45,39 +79,16 @@ def run_once(
     Returns the id and whether this call ran it (False: a replay)."""
     ran = False
 
-    def first_time(request: IdempotentRequest) -> IdempotentResult:
+    def counted() -> str:
         nonlocal ran
         ran = True
-        return IdempotentResult(execution_id=operation())
+        return operation()
 
-    persistence = DynamoDBPersistenceLayer(
-        table_name=table_name,
-        key_attr="PK",
-        sort_key_attr="SK",
-        static_pk_value="IDEMPOTENCY",
-        expiry_attr="ttl",
-        boto3_client=aws.dynamodb(),
-    )
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        payload_validation_jmespath="body",
-        expires_after_seconds=RETENTION_SECONDS,
-        raise_on_no_idempotency_key=True,
-    )
     if lambda_context is not None:
         # Lets an in-progress record expire with the invocation, so a crashed try can be retried.
-        config.register_lambda_context(lambda_context)
-    if lambda_context is not None:
-        # Lets an in-progress record expire with the invocation, so a crashed try can be retried.
-        config.register_lambda_context(lambda_context)
-    guarded = idempotent_function(
-        data_keyword_argument="request",
-        persistence_store=persistence,
-        config=config,
-        output_serializer=PydanticSerializer(model=IdempotentResult),
-    )(first_time)
+        CONFIG.register_lambda_context(lambda_context)
     try:
-        result: IdempotentResult = guarded(request=IdempotentRequest(key=key, body=body))
+        result = _guarded(table_name, aws.dynamodb())(request=IdempotentRequest(key=key, body=body), operation=counted)
     except IdempotencyValidationError as exc:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body.") from exc
     except IdempotencyAlreadyInProgressError as exc:
