@@ -195,7 +195,7 @@ class ExecutionStore:
         items, last = self.table.query_page(
             index=None,
             key_condition="PK = :pk AND begins_with(SK, :t)",
-            values={":pk": keys.execution(execution_id)["PK"], ":t": "TARGET#"},
+            values={":pk": keys.execution_partition(execution_id), ":t": keys.TARGET_PREFIX},
             limit=limit,
         )
         return [target_from_item(i) for i in items], last is not None
@@ -205,7 +205,7 @@ class ExecutionStore:
     ) -> list[Item]:
         """The Execution's target items (all pages), or only ``attributes`` of each."""
         filter_expression = "#s IN (:p, :a, :st)" if only_open else None
-        values: dict[str, Any] = {":pk": f"EXEC#{execution_id}", ":t": "TARGET#"}
+        values: dict[str, Any] = {":pk": keys.execution_partition(execution_id), ":t": keys.TARGET_PREFIX}
         names = None
         if only_open:
             values |= {":p": "pending", ":a": "ack", ":st": "started"}
@@ -229,7 +229,7 @@ class ExecutionStore:
         for shard in self.table.query_all(
             index=None,
             key_condition="PK = :pk AND begins_with(SK, :c)",
-            values={":pk": f"EXEC#{execution_id}", ":c": "COUNTER#"},
+            values={":pk": keys.execution_partition(execution_id), ":c": keys.COUNTER_PREFIX},
             consistent=True,
         ):
             for status in TargetStatus:
@@ -585,7 +585,7 @@ class ExecutionStore:
         return self.table.query_page(
             index=None,
             key_condition="PK = :pk AND begins_with(SK, :a)",
-            values={":pk": f"EXEC#{execution_id}", ":a": "AUDIT#"},
+            values={":pk": keys.execution_partition(execution_id), ":a": keys.AUDIT_PREFIX},
             limit=limit,
             start_key=start_key,
         )
@@ -620,11 +620,15 @@ class ExecutionStore:
 
     def events_after(self, node_id: str, after_event_id: str | None, limit: int) -> list[Item]:
         """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
-        values = {":pk": f"NODE#{node_id}", ":after": f"EVENT#{after_event_id or ''}", ":end": "EVENT$"}
+        values = {
+            ":pk": keys.node_partition(node_id),
+            ":after": keys.EVENT_PREFIX + (after_event_id or ""),
+            ":end": keys.EVENTS_END,
+        }
         condition = "PK = :pk AND SK BETWEEN :after AND :end"  # "$" sorts right after "#"
         items, _ = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit + 1)
         # BETWEEN is inclusive: drop the event the node already has.
-        return [i for i in items if i["SK"] != f"EVENT#{after_event_id}"][:limit]
+        return [i for i in items if i["SK"] != keys.node_event(node_id, after_event_id or "")["SK"]][:limit]
 
     # Hook baselines -----------------------------------------------------------------------
     def baseline(self, project_id: str, hook: str) -> str | None:

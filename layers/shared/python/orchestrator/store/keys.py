@@ -68,6 +68,24 @@ def execution(execution_id: str) -> Key:
     return {"PK": f"EXEC#{execution_id}", "SK": "EXEC"}
 
 
+# Sort-key prefixes of an Execution's partition (queried with begins_with).
+TARGET_PREFIX = "TARGET#"
+COUNTER_PREFIX = "COUNTER#"
+AUDIT_PREFIX = "AUDIT#"
+EVENT_PREFIX = "EVENT#"
+EVENTS_END = "EVENT$"  # sorts right after every "EVENT#..." key
+
+
+def execution_partition(execution_id: str) -> str:
+    """The partition of an Execution's item, targets, counter shards and audit events."""
+    return execution(execution_id)["PK"]
+
+
+def node_partition(node_id: str) -> str:
+    """The partition of a node's item and event stream."""
+    return node(node_id)["PK"]
+
+
 def target(execution_id: str, node_id: str) -> Key:
     return {"PK": f"EXEC#{execution_id}", "SK": f"TARGET#{node_id}"}
 
