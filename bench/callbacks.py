@@ -57,6 +57,7 @@ import warnings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from orchestrator import aws, secrets  # noqa: E402
+from orchestrator.domain.audit import AuditEvent  # noqa: E402
 from orchestrator.domain.credentials import mint_node_secret_key, secret_hash  # noqa: E402
 from orchestrator.domain.executions import Execution, Target, TargetStatus  # noqa: E402
 from orchestrator.domain.models import Domain, Node  # noqa: E402
@@ -157,7 +158,7 @@ def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
         nodes.append((node.id, nsk))
     ctx.table.batch_put(items)
     execution = pending_execution(f"e-{tag}", f"d-{tag}", size, now)
-    ctx.executions.create(execution, {"id": f"a-{tag}", "status": "pending", "occurred_at": "now", "actor": "bench"})
+    ctx.executions.create(execution, AuditEvent.new(f"a-{tag}", now, status=TargetStatus.PENDING, actor="bench"))
     ctx.executions.put_targets(
         execution,
         [

@@ -213,7 +213,9 @@ def seed_pending_execution(ctx: Any, execution_id: str, node_ids: list[str], *, 
         expires_at=now + timedelta(seconds=60),
         target_count=len(node_ids),
     )
-    created = {"id": f"created-{execution_id}", "status": "pending", "occurred_at": "now", "actor": "test"}
+    from orchestrator.domain.audit import AuditEvent
+
+    created = AuditEvent.new(f"created-{execution_id}", now, status=TargetStatus.PENDING, actor="test")
     ctx.executions.create(execution, created)
     ctx.executions.put_targets(
         execution,

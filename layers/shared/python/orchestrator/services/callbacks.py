@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from orchestrator.clock import event_time
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.credentials import hashes_match
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.transitions import check_transition, sources
@@ -224,18 +224,8 @@ class _Reporter:
         raise AssertionError("unreachable: the transition was checked as not allowed")  # pragma: no cover
 
 
-def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, Any] | None, actor: str) -> Item:
-    event_id = ctx.ids.new_id()
-    event: Item = {
-        "id": event_id,
-        "status": status.value,
-        "occurred_at": event_time(event_id, ctx.clock.now()),
-        "node_id": node_id,
-        "actor": actor,
-    }
-    if detail:
-        event["detail"] = detail
-    return event
+def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, Any] | None, actor: str) -> AuditEvent:
+    return AuditEvent.new(ctx.ids.new_id(), ctx.clock.now(), status=status, actor=actor, node_id=node_id, detail=detail)
 
 
 def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report, reporter: Reporter) -> dict[str, Any]:

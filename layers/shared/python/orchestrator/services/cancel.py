@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.clock import event_time, rfc3339
+from orchestrator.clock import rfc3339
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.executions import Execution, TargetStatus
 from orchestrator.domain.models import Permission
 from orchestrator.errors import ExecutionAlreadyTerminal
@@ -27,17 +28,14 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     moved = ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
     # Only nodes that were sent the request (rate control may have held some back) hear of it.
     _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if is_listed(item)])
-    record_id = ctx.ids.new_id()
-    ctx.executions.record(
-        execution.id,
-        {
-            "id": record_id,
-            "status": TargetStatus.CANCELLED.value,
-            "occurred_at": event_time(record_id, now),
-            "actor": f"user:{subject}",
-            "detail": {"cancelled_targets": moved},
-        },
+    cancelled = AuditEvent.new(
+        ctx.ids.new_id(),
+        now,
+        status=TargetStatus.CANCELLED,
+        actor=f"user:{subject}",
+        detail={"cancelled_targets": moved},
     )
+    ctx.executions.record(execution.id, cancelled)
     # Release the slot now rather than at the workflow's next progress check (exactly once either way).
     finalize(ctx, execution.id)
     return get_execution(ctx, subject, project_id, execution.id)

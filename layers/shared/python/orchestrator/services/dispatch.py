@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.clock import event_time, rfc3339
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.dispatch import (
     CohortMember,
     check_confirmation,
@@ -78,14 +78,13 @@ def dispatch_authorized(
         node_id=command.node_id,
         rate=command.rate,
     )
-    audit_id = ctx.ids.new_id()
-    audit = {
-        "id": audit_id,
-        "status": TargetStatus.PENDING.value,
-        "occurred_at": event_time(audit_id, now),
-        "actor": f"user:{subject}",
-        "detail": {"dispatched_to": len(members)},
-    }
+    audit = AuditEvent.new(
+        ctx.ids.new_id(),
+        now,
+        status=TargetStatus.PENDING,
+        actor=f"user:{subject}",
+        detail={"dispatched_to": len(members)},
+    )
     ctx.executions.create(execution, audit)  # step 6: slot, Execution and audit event, atomically
     targets = [
         Target(
@@ -146,16 +145,10 @@ def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
     ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
     released = ctx.executions.finish(execution, TargetStatus.FAILED, now, error="dispatch_failed")
     if released:
-        ctx.executions.record(
-            execution.id,
-            {
-                "id": ctx.ids.new_id(),
-                "status": TargetStatus.FAILED.value,
-                "occurred_at": rfc3339(now),
-                "actor": actor,
-                "detail": {"reason": "dispatch_failed"},
-            },
+        failed = AuditEvent.new(
+            ctx.ids.new_id(), now, status=TargetStatus.FAILED, actor=actor, detail={"reason": "dispatch_failed"}
         )
+        ctx.executions.record(execution.id, failed)
     return released
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws
-from orchestrator.clock import event_time
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
@@ -40,17 +40,8 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     released = ctx.executions.finish(execution, status, now)
     if released:
-        final_id = ctx.ids.new_id()
-        ctx.executions.record(
-            execution.id,
-            {
-                "id": final_id,
-                "status": status.value,
-                "occurred_at": event_time(final_id, now),
-                "actor": "workflow",
-                "detail": {"counts": counts},
-            },
-        )
+        final = AuditEvent.new(ctx.ids.new_id(), now, status=status, actor="workflow", detail={"counts": counts})
+        ctx.executions.record(execution.id, final)
         _announce(ctx, execution, status, counts)
     return {"status": status.value, "slot_released": released}
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator.clock import event_time, parse_rfc3339, rfc3339
+from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.executions import (
     OPEN,
     Execution,
@@ -60,19 +61,11 @@ class Closing:
     new_id: Callable[[], str]
     error: str | None = None
 
-    def audit_event(self, node_id: str, old: TargetStatus, to: TargetStatus, now: datetime) -> Item:
+    def audit_event(self, node_id: str, old: TargetStatus, to: TargetStatus, now: datetime) -> AuditEvent:
         detail: dict[str, Any] = {"from": old.value}
         if self.error is not None:
             detail["reason"] = self.error
-        event_id = self.new_id()
-        return {
-            "id": event_id,
-            "status": to.value,
-            "occurred_at": event_time(event_id, now),
-            "node_id": node_id,
-            "actor": self.actor,
-            "detail": detail,
-        }
+        return AuditEvent.new(self.new_id(), now, status=to, actor=self.actor, node_id=node_id, detail=detail)
 
 
 class ExecutionStore:
@@ -80,7 +73,7 @@ class ExecutionStore:
         self.table = table
 
     # Creation ------------------------------------------------------------------------
-    def create(self, execution: Execution, audit: Item) -> None:
+    def create(self, execution: Execution, audit: AuditEvent) -> None:
         """Take a slot under the Domain's live ceiling, write the Execution and its first audit
         event, atomically."""
         try:
@@ -94,7 +87,7 @@ class ExecutionStore:
                         old_on_failure=True,
                     ),
                     self.table.put_op(execution_item(execution), condition=NOT_EXISTS),
-                    self.table.put_op(audit_item(execution.id, audit)),
+                    self.table.put_op(audit_item(execution.id, audit.as_item())),
                     self.table.put_op(admission_item(execution)),
                 ]
             )
@@ -465,7 +458,7 @@ class ExecutionStore:
         sources: Collection[TargetStatus],
         new: TargetStatus,
         *,
-        audit: Item,
+        audit: AuditEvent,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Any:
@@ -483,7 +476,7 @@ class ExecutionStore:
         sources: Collection[TargetStatus],
         new: TargetStatus,
         *,
-        audit: Item,
+        audit: AuditEvent,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
         credential: str | None = None,
@@ -526,8 +519,8 @@ class ExecutionStore:
         return self.table.get(keys.target(execution_id, node_id), consistent=True)
 
     # Audit trail ------------------------------------------------------------------------
-    def record(self, execution_id: str, event: Item) -> None:
-        self.table.put(audit_item(execution_id, event))
+    def record(self, execution_id: str, event: AuditEvent) -> None:
+        self.table.put(audit_item(execution_id, event.as_item()))
 
     def count_late_report(self, execution_id: str, node_id: str) -> int:
         """One more report refused after the target ended: its count, kept on the target."""
@@ -714,7 +707,7 @@ def _transition(
     sources: Collection[TargetStatus],
     new: TargetStatus,
     *,
-    audit: Item,
+    audit: AuditEvent,
     error: str | None,
     extra: dict[str, Any] | None,
     credential: str | None = None,
@@ -728,7 +721,7 @@ def _transition(
     stays on an ended target, inert: no move leaves a terminal state, and a report refused by
     the condition is checked against the node item before it is answered."""
     sets = ["#s = :new", "last_event = :ev"]
-    values: dict[str, Any] = {":new": new.value, ":ev": audit}
+    values: dict[str, Any] = {":new": new.value, ":ev": audit.as_item()}
     names = {"#s": "status"}
     if error is not None:
         sets.append("#e = :e")

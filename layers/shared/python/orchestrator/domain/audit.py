@@ -1,0 +1,55 @@
+"""An Execution's audit trail: one event per thing that happened to it (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.clock import event_time
+from orchestrator.domain.executions import TargetStatus
+
+
+class AuditEvent(BaseModel):
+    """``id, status, occurred_at, node_id?, detail?, actor``. ``occurred_at`` is the time the
+    UUIDv7 id carries, so the trail in id order is in time order whichever clock minted it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: TargetStatus
+    occurred_at: str
+    actor: str
+    node_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+    @classmethod
+    def new(
+        cls,
+        event_id: str,
+        now: datetime,
+        *,
+        status: TargetStatus,
+        actor: str,
+        node_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        return cls(
+            id=event_id,
+            status=status,
+            occurred_at=event_time(event_id, now),
+            actor=actor,
+            node_id=node_id,
+            detail=detail or None,
+        )
+
+    def as_item(self) -> dict[str, Any]:
+        """The event as the table (and a target's ``last_event``) holds it: absent fields left out."""
+        item: dict[str, Any] = {"id": self.id, "status": self.status.value, "occurred_at": self.occurred_at}
+        if self.node_id is not None:
+            item["node_id"] = self.node_id
+        item["actor"] = self.actor
+        if self.detail:
+            item["detail"] = self.detail
+        return item
