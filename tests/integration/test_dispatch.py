@@ -526,7 +526,7 @@ def test_fan_out_mints_event_ids_right_before_each_round_of_writes(
     def recording_append(self: ExecutionStore, events, now):  # type: ignore[no-untyped-def]
         events = list(events)
         requests = real_append(self, events, now)
-        rounds.append(([e["event_id"] for e in events], Uuid7Generator().new_id()))  # minted after the write
+        rounds.append(([e.event_id for e in events], Uuid7Generator().new_id()))  # minted after the write
         return requests
 
     monkeypatch.setattr(ExecutionStore, "append_events", recording_append)

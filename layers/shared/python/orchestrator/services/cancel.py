@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.clock import rfc3339
 from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.executions import Execution, TargetStatus
 from orchestrator.domain.models import Permission
+from orchestrator.domain.node_events import NodeEvent
 from orchestrator.errors import ExecutionAlreadyTerminal
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
@@ -43,26 +43,21 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
 
 def _notify_nodes(ctx: Context, execution: Execution, node_ids: list[str]) -> None:
     now = ctx.clock.now()
-    events = []
-    for node_id in node_ids:
-        event_id = ctx.ids.new_id()
-        payload = {
-            "event_id": event_id,
-            "occurred_at": rfc3339(now),
-            "execution_id": execution.id,
-            "node_id": node_id,
-            "action": execution.action,
-            "reason": "cancelled by operator",
-        }
-        events.append(
+    events = [
+        NodeEvent.new(
+            ctx.ids.new_id(),
+            "action_cancel",
+            node_id,
+            now,
             {
-                "node_id": node_id,
-                "event_id": event_id,
-                "event_type": "action_cancel",
-                "occurred_at": rfc3339(now),
-                "payload": payload,
                 "execution_id": execution.id,
-            }
+                "node_id": node_id,
+                "action": execution.action,
+                "reason": "cancelled by operator",
+            },
+            execution_id=execution.id,
         )
+        for node_id in node_ids
+    ]
     if events:
         ctx.executions.append_events(events, now)

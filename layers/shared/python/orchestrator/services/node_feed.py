@@ -51,15 +51,15 @@ def event_stream(
         assert key is not None
         envelope = sign_envelope(
             key,
-            event_type=event["event_type"],
-            event_id=event["event_id"],
-            payload=event["payload"],
+            event_type=event.event_type,
+            event_id=event.event_id,
+            payload=event.payload,
             issued_at=ctx.clock.now(),
             nonce=new_nonce(),
         )
-        parts.append(sse_message(event["event_id"], event["event_type"], envelope_json(envelope)))
+        parts.append(sse_message(event.event_id, event.event_type, envelope_json(envelope)))
     if events:
-        ctx.nodes.mark_events_delivered(node_id, events[-1]["event_id"])
+        ctx.nodes.mark_events_delivered(node_id, events[-1].event_id)
     parts.append(sse_retry(RETRY_MILLISECONDS))
     return "".join(parts)
 

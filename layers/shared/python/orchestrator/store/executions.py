@@ -31,6 +31,7 @@ from orchestrator.domain.executions import (
     TargetStatus,
     status_counts,
 )
+from orchestrator.domain.node_events import NodeEvent
 from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DispatchAbandoned, DomainNotFound
 from orchestrator.store import keys
 from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled, deserialize
@@ -604,14 +605,17 @@ class ExecutionStore:
         return self.table.update_op(keys.counter_shard(execution_id, shard), update=update, names=names, values=values)
 
     # Node events ----------------------------------------------------------------------
-    def append_events(self, events: Iterable[Item], now: datetime) -> int:
+    def append_events(self, events: Iterable[NodeEvent], now: datetime) -> int:
         """Append events to nodes' streams (batched); returns the number of requests."""
         ttl = int(now.timestamp()) + EVENT_RETENTION_SECONDS
         return self.table.batch_put(
-            [{**keys.node_event(e["node_id"], e["event_id"]), "type": "node_event", "ttl": ttl, **e} for e in events]
+            [
+                {**keys.node_event(e.node_id, e.event_id), "type": "node_event", "ttl": ttl, **e.as_item()}
+                for e in events
+            ]
         )
 
-    def events_after(self, node_id: str, after_event_id: str | None, limit: int) -> list[Item]:
+    def events_after(self, node_id: str, after_event_id: str | None, limit: int) -> list[NodeEvent]:
         """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
         values = {
             ":pk": keys.node_partition(node_id),
@@ -621,7 +625,8 @@ class ExecutionStore:
         condition = "PK = :pk AND SK BETWEEN :after AND :end"  # "$" sorts right after "#"
         items, _ = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit + 1)
         # BETWEEN is inclusive: drop the event the node already has.
-        return [i for i in items if i["SK"] != keys.node_event(node_id, after_event_id or "")["SK"]][:limit]
+        seen = keys.node_event(node_id, after_event_id or "")["SK"]
+        return [NodeEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]
 
     # Hook baselines -----------------------------------------------------------------------
     def baseline(self, project_id: str, hook: str) -> str | None:

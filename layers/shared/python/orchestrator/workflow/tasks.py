@@ -14,9 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator import secrets
-from orchestrator.clock import rfc3339
 from orchestrator.domain import callback_tokens
 from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.rate_control import next_step
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.observability import logger
@@ -48,16 +48,12 @@ def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
 
 def action_request_events(
     ctx: Context, execution: Execution, targets: list[Item], base_url: str, checksum: str | None
-) -> Iterator[Item]:
+) -> Iterator[NodeEvent]:
     """One ``action_request`` per target; ``checksum`` is the hook's pinned baseline (hooks only)."""
     callback_key = secrets.callback_key()
     token_expiry = execution.expires_at + CALLBACK_TOKEN_GRACE
     for target in targets:
-        event_id = ctx.ids.new_id()
-        occurred_at = rfc3339(ctx.clock.now())
-        payload: dict[str, Any] = {
-            "event_id": event_id,
-            "occurred_at": occurred_at,
+        fields: dict[str, Any] = {
             "execution_id": execution.id,
             "node_id": target["node_id"],
             "action": execution.action,
@@ -71,15 +67,10 @@ def action_request_events(
             "triggered_by": execution.triggered_by,
         }
         if checksum is not None:
-            payload["checksum"] = checksum
-        yield {
-            "node_id": target["node_id"],
-            "event_id": event_id,
-            "event_type": "action_request",
-            "occurred_at": occurred_at,
-            "payload": payload,
-            "execution_id": execution.id,
-        }
+            fields["checksum"] = checksum
+        yield NodeEvent.new(
+            ctx.ids.new_id(), "action_request", target["node_id"], ctx.clock.now(), fields, execution_id=execution.id
+        )
 
 
 def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
