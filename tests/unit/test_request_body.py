@@ -152,6 +152,7 @@ def test_json_that_dynamodb_cannot_store_is_400(content: bytes) -> None:
         (b'{"a": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}", "a." + ".".join(["0"] * (MAX_DEPTH - 1))),
         (b"1e999", "(body)"),
         (b'{"n": ' + b"1" * 5000 + b"}", "n"),
+        (b'{"' + b"k" * 5000 + b'": NaN}', "k" * 200),  # a huge key is named by its start
     ],
 )
 def test_a_refusal_names_the_field(content: bytes, field: str) -> None:

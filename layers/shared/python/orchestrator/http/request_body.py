@@ -39,6 +39,7 @@ MAX_DEPTH = 20
 MAX_SIGNIFICANT_DIGITS = 38
 MIN_ADJUSTED_EXPONENT = -130
 MAX_ADJUSTED_EXPONENT = 125
+FIELD_SHOWN = 200
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -108,7 +109,8 @@ class _Refused(ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
-        self.field = field or "(body)"
+        # A key may be as long as the body: the Problem names at most the first 200 characters.
+        self.field = (field or "(body)")[:FIELD_SHOWN]
         self.message = message
 
 
