@@ -186,12 +186,8 @@ class ExecutionStore:
 
     def first_targets(self, execution_id: str, limit: int) -> tuple[list[Target], bool]:
         """The first ``limit`` targets by node id (one query), and whether there are more."""
-        items, last = self.table.query_page(
-            index=None,
-            key_condition="PK = :pk AND begins_with(SK, :t)",
-            values={":pk": keys.execution_partition(execution_id), ":t": keys.TARGET_PREFIX},
-            limit=limit,
-        )
+        condition, values = _targets_of(execution_id)
+        items, last = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit)
         return [target_from_item(i) for i in items], last is not None
 
     def target_items(
@@ -199,7 +195,7 @@ class ExecutionStore:
     ) -> list[Item]:
         """The Execution's target items (all pages), or only ``attributes`` of each."""
         filter_expression = "#s IN (:p, :a, :st)" if only_open else None
-        values: dict[str, Any] = {":pk": keys.execution_partition(execution_id), ":t": keys.TARGET_PREFIX}
+        key_condition, values = _targets_of(execution_id)
         names = None
         if only_open:
             values |= {":p": "pending", ":a": "ack", ":st": "started"}
@@ -207,7 +203,7 @@ class ExecutionStore:
         return list(
             self.table.query_all(
                 index=None,
-                key_condition="PK = :pk AND begins_with(SK, :t)",
+                key_condition=key_condition,
                 values=values,
                 names=names,
                 filter_expression=filter_expression,
@@ -500,9 +496,8 @@ class ExecutionStore:
             extra=extra,
             credential=credential,
             renew_credential=renew_credential,
+            require_credential_copy=require_credential_copy,
         )
-        if require_credential_copy:
-            condition += " AND attribute_exists(nsk_hash)"
         try:
             old = self.table.update(
                 keys.target(execution_id, node_id),
@@ -708,6 +703,11 @@ def _fold_chunk(pending: Sequence[Transition]) -> Sequence[Transition]:
     return pending
 
 
+def _targets_of(execution_id: str) -> tuple[str, dict[str, Any]]:
+    """The key condition (and its values) of a query of an Execution's targets, node-id order."""
+    return "PK = :pk AND begins_with(SK, :t)", {":pk": keys.execution_partition(execution_id), ":t": keys.TARGET_PREFIX}
+
+
 def _transition(
     sources: Collection[TargetStatus],
     new: TargetStatus,
@@ -717,9 +717,11 @@ def _transition(
     extra: dict[str, Any] | None,
     credential: str | None = None,
     renew_credential: str | None = None,
+    require_credential_copy: bool = False,
 ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
     """A target's move to ``new`` if it is in one of ``sources`` (and, with ``credential``, if
-    it carries that NSK hash): update, condition, names, values. The move's audit event is its
+    it carries that NSK hash; with ``require_credential_copy``, if it carries any):
+    update, condition, names, values. The move's audit event is its
     record: its ``occurred_at`` is the target's ``updated_at`` (:func:`target_from_item`).
     ``renew_credential`` replaces the hash the target carries. Leaving the open states leaves
     the node's open-targets index (an item without ``GSI2PK`` is not in GSI2); the hash copy
@@ -750,6 +752,8 @@ def _transition(
     if credential is not None:
         condition += " AND nsk_hash = :cred"
         values[":cred"] = credential
+    elif require_credential_copy:
+        condition += " AND attribute_exists(nsk_hash)"
     return update, condition, names, values
 
 
