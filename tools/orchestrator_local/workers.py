@@ -195,9 +195,6 @@ class RoutedPools:
     def invoke(self, logical_id: str, event: Any) -> Any:
         return (self.streams if logical_id in self.holding else self.main).invoke(logical_id, event)
 
-    def pids(self) -> list[int]:
-        return self.main.pids() + self.streams.pids()
-
     def shutdown(self) -> None:
         self.main.shutdown()
         self.streams.shutdown()

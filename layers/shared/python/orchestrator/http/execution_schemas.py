@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -12,6 +11,7 @@ from pydantic import Field, StrictBool, StrictInt, field_validator
 from orchestrator.clock import rfc3339
 from orchestrator.domain.executions import Execution, OutputRef, Target, TargetStatus
 from orchestrator.errors import InvalidParameter
+from orchestrator.http.request_body import encoded_size
 from orchestrator.http.schemas import OperatorBody
 
 ACTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -41,7 +41,7 @@ class DispatchRequest(OperatorBody):
     @field_validator("parameters")
     @classmethod
     def _bounded(cls, parameters: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(parameters, separators=(",", ":"), ensure_ascii=False).encode())
+        size = encoded_size(parameters)
         if size > MAX_PARAMETERS_BYTES:
             raise ValueError(f"parameters encode to {size} bytes of JSON; at most {MAX_PARAMETERS_BYTES}")
         return parameters

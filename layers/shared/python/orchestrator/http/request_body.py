@@ -58,6 +58,11 @@ def raw_body(body: str | None, *, is_base64_encoded: bool) -> bytes:
         raise InvalidBody("The body could not be decoded.") from exc
 
 
+def encoded_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what a bound on a stored field measures."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def content_codings(header: str | None) -> list[str]:
     """The gzip codings a ``Content-Encoding`` header applies (identity ones dropped);
     415 ``unsupported_content_encoding`` for any other coding."""

@@ -8,7 +8,6 @@ except in the one response that mints it.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -31,6 +30,7 @@ from orchestrator.domain.models import (
     Relation,
 )
 from orchestrator.errors import InvalidParameter
+from orchestrator.http.request_body import encoded_size
 
 # What one node item can hold of what a node declares (DynamoDB items stop at 400 KB).
 MAX_CAPABILITIES_BYTES = 256 * 1024
@@ -159,7 +159,7 @@ class RegisterRequest(NodeBody):
     def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > 64:
             raise ValueError("at most 64 metadata entries")
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        size = encoded_size(value)
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata encodes to {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
         return value
