@@ -4,9 +4,10 @@ For an Execution of N targets (default 1,000 and 10,000), every target reports t
 plexd way (``/ack`` then ``/result``) and, separately, the unified way
 (``ack``, ``started``, ``succeeded``) and the unified way skipping ``started``,
 through the real handlers (in-process, as local mode runs them) against moto
-in-process. Each report is one Lambda invocation: body parsing, the target's one
-conditional move (which checks the NSK against the copy of its hash the target
-carries, as dispatch writes it, and carries the move's audit event), the
+in-process. Each report is one Lambda invocation: body parsing, a read of the
+node's credential (one strongly consistent GetItem of ``status`` and ``nsk_hash``,
+constant-time comparison), the target's one conditional move (which carries the
+move's audit event), the
 response. After each step the table's stream is delivered to the fold
 (FoldTransitionsFunction, batches of 100, as the event source mapping would),
 timed apart: it runs after the nodes have their answers, so it is the background
@@ -22,6 +23,12 @@ of a noisy machine (run one after the other, the same raw loop varied by 1.5x
 between runs here). The ratio is time per callback / time per raw update.
 Targets from the issue: at most 2 DynamoDB requests per callback on the hot path,
 and at most 2x the raw baseline's time per callback. Reported, never asserted.
+
+Second baseline (``auth``): the same raw update plus a raw strongly consistent
+``GetItem`` of the reporting node's ``status`` and ``nsk_hash``, the cheapest
+transition that also knows its caller's key is still valid (what a callback
+does since the per-target key copies went, docs/decisions.md). ``auth ratio``
+is time per callback / that.
 ``all-in`` adds the fold's time per move to the callback's, for the whole cost.
 
 Run: ``make bench-callbacks`` (or ``PYTHONPATH=layers/shared/python:tools
@@ -165,7 +172,6 @@ def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
             Target(execution_id=execution.id, node_id=n, status=TargetStatus.PENDING, created_at=now, updated_at=now)
             for n, _ in nodes
         ],
-        credentials={n: secret_hash(nsk) for n, nsk in nodes},  # as dispatch copies them
     )
     return execution.id, nodes
 
@@ -215,6 +221,17 @@ def raw_update(client: Any, table: str, execution_id: str, node_id: str, *, old:
     )
 
 
+def raw_credential_read(client: Any, table: str, node_id: str) -> None:
+    """The second baseline's read: the node's credential, strongly consistent."""
+    client.get_item(
+        TableName=table,
+        Key={"PK": {"S": f"NODE#{node_id}"}, "SK": {"S": "NODE"}},
+        ConsistentRead=True,
+        ProjectionExpression="#s, nsk_hash",
+        ExpressionAttributeNames={"#s": "status"},
+    )
+
+
 def run_style(
     runtime: InProcessRuntime, pump: StreamPump, counting: Counting, size: int, style: str, *, block: int
 ) -> dict[str, Any]:
@@ -231,7 +248,7 @@ def run_style(
         function = {"/ack": "AckExecutionFunction", "/result": "ExecutionResultFunction"}.get(
             suffix, "ExecutionCallbackFunction"
         )
-        seconds = raw_seconds = 0.0
+        seconds = raw_seconds = read_seconds = 0.0
         calls: Counter[str] = Counter()
         raw_requests = 0
         for start in range(0, size, block):
@@ -241,6 +258,11 @@ def run_style(
                 raw_update(client, table, raw_execution, node_id, old=path[index], new=path[index + 1])
             raw_seconds += time.perf_counter() - began
             raw_requests += sum(counting.take().values())
+            began = time.perf_counter()
+            for node_id, _ in nodes[start : start + block]:
+                raw_credential_read(client, table, node_id)
+            read_seconds += time.perf_counter() - began
+            counting.take()
             began = time.perf_counter()
             for node_id, nsk in nodes[start : start + block]:
                 response = runtime.invoke(function, event(node_id, execution_id, nsk, suffix, body))
@@ -261,6 +283,7 @@ def run_style(
                 "step": body["status"],
                 "seconds": seconds,
                 "raw_seconds": raw_seconds,
+                "read_seconds": read_seconds,
                 "requests": sum(calls.values()),
                 "calls": dict(calls),
                 "fold_seconds": fold_seconds,
@@ -273,6 +296,7 @@ def run_style(
     callbacks = size * len(per_step)
     seconds = sum(s["seconds"] for s in per_step)
     raw_seconds = sum(s["raw_seconds"] for s in per_step)
+    read_seconds = sum(s["read_seconds"] for s in per_step)
     fold_seconds = sum(s["fold_seconds"] for s in per_step)
     return {
         "style": style,
@@ -283,6 +307,8 @@ def run_style(
         "ms_per_callback": 1000 * seconds / callbacks,
         "baseline_ms": 1000 * raw_seconds / callbacks,
         "ratio": seconds / raw_seconds,
+        "auth_baseline_ms": 1000 * (raw_seconds + read_seconds) / callbacks,
+        "auth_ratio": seconds / (raw_seconds + read_seconds),
         "requests_per_callback": sum(s["requests"] for s in per_step) / callbacks,
         "fold_ms_per_move": 1000 * fold_seconds / callbacks,
         "fold_requests_per_move": sum(s["fold_requests"] for s in per_step) / callbacks,
@@ -321,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'targets':>8} {'style':8} {'callbacks':>9} {'cb/s':>8} {'ms/cb':>7} {'raw ms':>7} {'ratio':>6} "
+        f"{'auth ms':>7} {'auth ratio':>10} "
         f"{'req/cb':>7} {'fold ms':>7} {'fold req':>8} {'all-in':>6}  requests per step"
     )
     for r in results:
@@ -330,11 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{r['size']:>8,} {r['style']:8} {r['callbacks']:>9,} {r['per_second']:>8.0f} {r['ms_per_callback']:>7.2f} "
-            f"{r['baseline_ms']:>7.2f} {r['ratio']:>6.2f}"
+            f"{r['baseline_ms']:>7.2f} {r['ratio']:>6.2f} {r['auth_baseline_ms']:>7.2f} {r['auth_ratio']:>10.2f}"
             f" {r['requests_per_callback']:>7.2f} {r['fold_ms_per_move']:>7.2f} {r['fold_requests_per_move']:>8.3f}"
             f" {r['all_in_ratio']:>6.2f}  {steps}"
         )
-    print("\nratio = time per callback (whole handler) / time per raw conditional UpdateItem on the same backend.")
+    print("\nratio = time per callback (whole handler) / time per raw conditional UpdateItem on the same backend;")
+    print("auth ratio = the same / (raw strongly consistent GetItem of the node's credential + that UpdateItem).")
     print("fold ms / fold req = the stream fold's time and DynamoDB requests per move (batches of 100, after the")
     print("callbacks answered); all-in = (ms/cb + fold ms) / raw ms.")
     print("Targets (reported, not asserted): <= 2 requests per callback on the hot path; ratio <= 2.")
@@ -342,11 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         hot = max(s["requests"] / r["size"] for s in r["steps"])
         print(
             f"  {r['size']:,} {r['style']}: max {hot:.2f} requests per callback "
-            f"({'met' if hot <= 2 else 'MISSED'}), ratio {r['ratio']:.2f} ({'met' if r['ratio'] <= 2 else 'MISSED'})"
+            f"({'met' if hot <= 2 else 'MISSED'}), ratio {r['ratio']:.2f} ({'met' if r['ratio'] <= 2 else 'MISSED'}), "
+            f"auth ratio {r['auth_ratio']:.2f}"
         )
-    print("A callback is 1 request: one conditional UpdateItem that accepts every state the move may come")
-    print("from and checks the NSK against the target's copy of its hash. Counters and audit events are")
-    print("folded from the stream.")
+    print("A callback is 2 requests: a strongly consistent GetItem of the node's credential (a revoked key")
+    print("is refused at once), then one conditional UpdateItem that accepts every state the move may come")
+    print("from. Counters and audit events are folded from the stream.")
     return 0
 
 

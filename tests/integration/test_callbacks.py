@@ -457,26 +457,6 @@ def test_a_deregistered_nodes_callback_token_moves_nothing(
     assert reports_of(api, execution) == before
 
 
-def test_a_callback_token_moves_a_target_stored_without_a_key_copy(
-    api: Api, tenant: Tenant, nodes: list, execution: str
-) -> None:
-    import boto3
-
-    from orchestrator.store.table import serialize
-
-    # Given a target written before targets carried their node's key hash (a registered node)
-    boto3.client("dynamodb").update_item(
-        TableName=api.stack.refs["Table"],
-        Key=serialize({"PK": f"EXEC#{execution}", "SK": f"TARGET#{nodes[0].id}"}),
-        UpdateExpression="REMOVE nsk_hash",
-    )
-    token = callback_tokens.mint(
-        execution, nodes[0].id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key()
-    )
-    # Then the token still reports for it
-    assert callback(api, nodes[0], execution, token=token, status="ack").json == {"status": "ack"}
-
-
 def test_action_request_carries_a_working_callback_token(api: Api, nodes: list, execution: str) -> None:
     deadline, messages = time.monotonic() + 10, ""
     while "action_request" not in messages and time.monotonic() < deadline:

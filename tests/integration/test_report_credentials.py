@@ -1,8 +1,9 @@
-"""Who may report (SPEC §5, §12) when the report's one conditional write also checks the key.
+"""Who may report (SPEC §5, §12): every report reads its node's credential, then writes once.
 
-Dispatch copies each node's NSK hash onto its target; a report's UpdateItem requires the
-presented key's hash to equal that copy, so the hot path reads nothing. Everything else is
-checked against the node item: a failed condition, an error in the report, the object store.
+The credential read is strongly consistent and comes before anything of the report is looked
+at, for an NSK and for a callback token alike: a key revoked by a deregistration that
+completed before the report is refused on every target of the node, including those a
+dispatch racing the deregistration writes after it (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
 
-from orchestrator import aws
+from orchestrator import aws, secrets
+from orchestrator.domain import callback_tokens
 from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
 from orchestrator_local.runtime import InProcessRuntime
-from orchestrator_local.template import Template
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
 
 CAPS = {"builtin_actions": [{"name": "restart-agent"}]}
@@ -62,26 +65,22 @@ def target_item(api: Api, execution: str, node: RegisteredNode) -> dict:
 def dynamodb_requests(runtime: InProcessRuntime) -> Iterator[list[str]]:
     """The DynamoDB operations this thread's requests make inside the block (the workflow's
     tasks run on moto's threads; the stream fold that follows each invocation waits until
-    the block ends)."""
+    the block ends). A strongly consistent read is named ``GetItem(consistent)``."""
     made: list[str] = []
     thread = threading.get_ident()
 
-    def count(model: object, **_: object) -> None:
+    def count(model: object, params: dict[str, Any], **_: object) -> None:
         if threading.get_ident() == thread:
-            made.append(getattr(model, "name", "?"))
+            name = getattr(model, "name", "?")
+            made.append(f"{name}(consistent)" if params.get("ConsistentRead") else name)
 
     events = aws.dynamodb().meta.events
     with runtime.streams_held():
-        events.register("before-call.dynamodb", count)
+        events.register("before-parameter-build.dynamodb", count)
         try:
             yield made
         finally:
-            events.unregister("before-call.dynamodb", count)
-
-
-def test_dispatch_copies_each_nodes_key_hash_onto_its_target(api: Api, nodes: list, execution: str) -> None:
-    for node in nodes:
-        assert target_item(api, execution, node)["nsk_hash"] == {"S": secret_hash(node.nsk)}
+            events.unregister("before-parameter-build.dynamodb", count)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +92,7 @@ def test_dispatch_copies_each_nodes_key_hash_onto_its_target(api: Api, nodes: li
     ],
     ids=["unified", "skipping-started", "agent"],
 )
-def test_every_report_is_one_conditional_write_and_reads_nothing(
+def test_every_report_reads_its_nodes_credential_consistently_then_writes_once(
     api: Api, runtime: InProcessRuntime, nodes: list, execution: str, steps: list
 ) -> None:
     node = nodes[0]
@@ -102,7 +101,17 @@ def test_every_report_is_one_conditional_write_and_reads_nothing(
             extra = {"execution_id": execution} if suffix else {}
             response = report(api, node, execution, suffix, **body, **extra)
             assert response.status_code == 200, response.text
-    assert made == ["UpdateItem"] * len(steps)
+    assert made == ["GetItem(consistent)", "UpdateItem"] * len(steps)
+
+
+def test_a_callback_tokens_report_reads_its_nodes_credential_then_writes_once(
+    api: Api, runtime: InProcessRuntime, nodes: list, execution: str
+) -> None:
+    node = nodes[0]
+    token = callback_tokens.mint(execution, node.id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key())
+    with dynamodb_requests(runtime) as made:
+        assert report(api, node, execution, token=token, status="ack").status_code == 200
+    assert made == ["GetItem(consistent)", "UpdateItem"]
 
 
 def test_no_read_shows_the_key_hash(api: Api, tenant: Tenant, nodes: list, execution: str) -> None:
@@ -150,8 +159,8 @@ def test_another_nodes_key_on_an_open_target_writes_nothing(
     before = target_item(api, execution, node)
     with dynamodb_requests(runtime) as made:
         assert_problem(report(api, node, execution, token=other.nsk, status="ack"), 403, "nsk_node_mismatch")
-    # The write's condition failed; then the node item and the key's owner were read.
-    assert made == ["UpdateItem", "GetItem", "GetItem"]
+    # The node's credential, then the key's owner (to tell 403 from 401) were read; nothing written.
+    assert made == ["GetItem(consistent)", "GetItem"]
     assert target_item(api, execution, node) == before
 
 
@@ -160,80 +169,83 @@ def test_deregistration_revokes_the_key_on_every_open_target(
 ) -> None:
     node = nodes[2]  # last in release order: held back under rate control
     held_back = dispatch(api, tenant, rate={"max_concurrency": 1})
-    assert target_item(api, held_back, node)["GSI2PK"] == {"S": f"NODE#{node.id}#HELD"}
+    assert "GSI2PK" not in target_item(api, held_back, node)  # not shown to its node yet
     assert report(api, node, execution, status="ack").status_code == 200
+    token = callback_tokens.mint(execution, node.id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key())
     response = api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk)
     assert response.status_code == 200, response.text
     for execution_id in (execution, held_back):
         before = target_item(api, execution_id, node)
-        assert "nsk_hash" not in before
         assert_problem(report(api, node, execution_id, status="started"), 401, "nsk_revoked")
         assert target_item(api, execution_id, node) == before
-    # A node still registered keeps its copies, held back or not.
-    assert target_item(api, held_back, nodes[1])["nsk_hash"] == {"S": secret_hash(nodes[1].nsk)}
+    assert_problem(report(api, node, execution, token=token, status="started"), 401, "invalid_callback_token")
+    # A node still registered reports as before, held back or not.
     assert report(api, nodes[1], held_back, status="ack").status_code == 200
 
 
-def test_an_ended_targets_copy_lets_nothing_through(api: Api, nodes: list, execution: str) -> None:
-    """No move leaves a terminal state, so the copy an ended target keeps is inert: a report
-    for it fails the condition and is answered from the node item (401 once deregistered)."""
-    node = nodes[0]
-    assert report(api, node, execution, status="succeeded", exit_code=0).status_code == 200
-    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
-    ended = target_item(api, execution, node)
-    assert ended["nsk_hash"] == {"S": secret_hash(node.nsk)}
-    assert_problem(report(api, node, execution, status="succeeded", exit_code=0), 401, "nsk_revoked")
-    assert target_item(api, execution, node) == ended
+def test_no_target_item_carries_a_key_hash(api: Api, nodes: list, execution: str) -> None:
+    for node in nodes:
+        item = target_item(api, execution, node)
+        assert "nsk_hash" not in item
+        assert {"S": secret_hash(node.nsk)} not in item.values()
 
 
-def test_a_target_without_a_copy_is_checked_against_the_node_and_gets_one(
-    api: Api, runtime: InProcessRuntime, nodes: list, execution: str
+# The race the per-target key copy had: a dispatch that read the node before its deregistration
+# writes the node's target after it. With the credential read per report, the revoked key is
+# refused on that target from the deregistration on, not a sweep later.
+def test_a_target_a_dispatch_writes_after_the_deregistration_refuses_the_revoked_key_at_once(
+    api: Api, tenant: Tenant, nodes: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A target written before copies existed (or whose copy went stale) still takes its node's
-    reports, at the cost of the node read, and carries the copy from then on."""
-    node = nodes[0]
-    boto3.client("dynamodb").update_item(
-        TableName=api.stack.refs["Table"],
-        Key={"PK": {"S": f"EXEC#{execution}"}, "SK": {"S": f"TARGET#{node.id}"}},
-        UpdateExpression="REMOVE nsk_hash",
-    )
-    with dynamodb_requests(runtime) as made:
-        assert report(api, node, execution, status="ack").status_code == 200
-    assert made == ["UpdateItem", "GetItem", "UpdateItem"]
-    assert target_item(api, execution, node)["nsk_hash"] == {"S": secret_hash(node.nsk)}
-    with dynamodb_requests(runtime) as made:
-        assert report(api, node, execution, status="started").status_code == 200
-    assert made == ["UpdateItem"]
-
-
-def test_a_copy_a_dispatch_wrote_after_the_deregistration_is_stripped_by_the_sweep(
-    api: Api, runtime: InProcessRuntime, template: Template, nodes: list, execution: str
-) -> None:
-    """A dispatch that read the node just before its deregistration writes the target (with the
-    key's hash) after the deregistration's own pass: the scheduled sweep revokes it."""
-    node = nodes[0]
-    dispatched = target_item(api, execution, node)
-    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
-    table = boto3.client("dynamodb")
-    table.put_item(TableName=api.stack.refs["Table"], Item=dispatched)  # the racing dispatch's write
-    assert ("SweepRevocationsFunction", 60) in [(s.function, s.every_seconds) for s in template.schedules]
-    assert runtime.invoke("SweepRevocationsFunction", {"source": "aws.events"}) == {"stripped": 1}
-    swept = target_item(api, execution, node)
-    assert "nsk_hash" not in swept
-    assert_problem(report(api, node, execution, status="ack"), 401, "nsk_revoked")
-    assert target_item(api, execution, node) == swept
-    assert runtime.invoke("SweepRevocationsFunction", {"source": "aws.events"}) == {"stripped": 0}
-
-
-def test_the_sweep_looks_back_only_as_far_as_a_racing_dispatch_can_write(api: Api, nodes: list) -> None:
-    from datetime import timedelta
-
     from orchestrator.services.context import context_for
-    from orchestrator.services.nodes import REVOCATION_WINDOW, deregister, sweep_revocations
+    from orchestrator.services.nodes import deregister
+    from orchestrator.store.executions import ExecutionStore
 
-    ctx = context_for("test")
     node = nodes[0]
-    deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
-    assert ctx.nodes.revoked_since(ctx.clock.now() - REVOCATION_WINDOW) == [node.id]
-    assert ctx.nodes.revoked_since(ctx.clock.now() + timedelta(seconds=1)) == []
-    assert sweep_revocations(ctx) == 0  # the deregistration's own pass found every copy
+    ctx = context_for("test")
+    write_targets = ExecutionStore.put_targets
+
+    # Given a dispatch that resolved its cohort (the node was active), then pauses while the
+    # node deregisters, then writes the node's target
+    def racing(self: ExecutionStore, *args: Any, **kwargs: Any) -> int:
+        deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
+        return write_targets(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionStore, "put_targets", racing)
+    execution = dispatch(api, tenant)
+    monkeypatch.undo()
+    written = target_item(api, execution, node)
+    assert written["status"] == {"S": "pending"}
+    # Then neither the revoked key nor a callback token of the node moves it
+    token = callback_tokens.mint(execution, node.id, datetime.now(UTC) + timedelta(minutes=5), secrets.callback_key())
+    assert_problem(report(api, node, execution, status="ack"), 401, "nsk_revoked")
+    assert_problem(report(api, node, execution, "/ack", execution_id=execution, status="accepted"), 401, "nsk_revoked")
+    assert_problem(report(api, node, execution, token=token, status="ack"), 401, "invalid_callback_token")
+    assert target_item(api, execution, node) == written
+    # While the other nodes of the same dispatch report as usual
+    assert report(api, nodes[1], execution, status="ack").status_code == 200
+
+
+def test_a_report_whose_credential_read_preceded_the_deregistration_is_the_last_one_accepted(
+    api: Api, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one interleaving left: the report read the credential while it was valid, and the
+    deregistration commits before the report's write. The report is ordered before the
+    deregistration (it was authenticated while the key was good): the window is one request's
+    own duration, never a later request."""
+    from orchestrator.services.context import context_for
+    from orchestrator.services.nodes import deregister
+    from orchestrator.store.executions import ExecutionStore
+
+    node = nodes[0]
+    ctx = context_for("test")
+    move = ExecutionStore.transition_target
+
+    def deregistered_meanwhile(self: ExecutionStore, *args: Any, **kwargs: Any) -> Any:
+        deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
+        return move(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionStore, "transition_target", deregistered_meanwhile)
+    assert report(api, node, execution, status="ack").status_code == 200
+    monkeypatch.undo()
+    assert_problem(report(api, node, execution, status="started"), 401, "nsk_revoked")
+    assert target_item(api, execution, node)["status"] == {"S": "ack"}

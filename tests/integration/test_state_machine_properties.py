@@ -80,7 +80,7 @@ class ReportSequences(RuleBasedStateMachine):
                 node_id,
                 self.execution_id,
                 callbacks.Report(status=status, agent_style=agent_style),
-                callbacks.Reporter.trusted("test"),
+                callbacks.Reporter("test"),
             )
         except ExecutionAlreadyTerminal:
             assert before.is_terminal

@@ -69,9 +69,7 @@ def node_events(ctx: Context, execution_id: str) -> list[dict[str, Any]]:
 
 
 def report(ctx: Context, execution_id: str, node_id: str, status: TargetStatus) -> None:
-    callbacks.report(
-        ctx, node_id, execution_id, callbacks.Report(status=status), callbacks.Reporter.trusted(f"node:{node_id}")
-    )
+    callbacks.report(ctx, node_id, execution_id, callbacks.Report(status=status), callbacks.Reporter(f"node:{node_id}"))
 
 
 def test_a_redelivered_batch_counts_once(

@@ -150,9 +150,6 @@ class CohortNode(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     capabilities: Capabilities = Capabilities()
     status: NodeStatus = NodeStatus.ACTIVE
-    # The node's NSK hash as stored, for its targets to carry (see store.executions.target_item).
-    # A hash, never the key; never rendered.
-    credential: str | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def is_active(self) -> bool:

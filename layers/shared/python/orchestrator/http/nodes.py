@@ -6,8 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from orchestrator import secrets
 from orchestrator.domain import callback_tokens
-from orchestrator.domain.credentials import secret_hash
-from orchestrator.errors import InvalidCallbackToken, NskRevoked
+from orchestrator.errors import InvalidCallbackToken
 from orchestrator.http.api import bearer_token
 from orchestrator.http.node_auth import authenticate_node
 from orchestrator.services.callbacks import Reporter
@@ -28,19 +27,14 @@ def registered_for_token(ctx: Context, node_id: str) -> None:
 
 
 def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, execution_id: str) -> Reporter:
-    """Who reports for the (node, execution) target: any caller holding the invocation's
-    callback token (verified here, by its signature: no read), or the node by its NSK, which
-    the report's own conditional write checks against the target's copy of the node's key
-    hash, falling back to the node item (:class:`~orchestrator.services.callbacks.Reporter`).
-    A missing key is refused here, before anything else."""
+    """Who reports for the (node, execution) target, authenticated before anything of the
+    report is looked at: a callback token (its signature, then its node still registered) or
+    the node's own NSK. Either way one strongly consistent read of the node's credential:
+    a key or token revoked before the report is refused (401/403), whatever the body."""
     token = bearer_token(app)
     if token is not None and callback_tokens.is_callback_token(token):
         callback_tokens.verify(token, execution_id, node_id, ctx.clock.now(), secrets.callback_key())
-        return Reporter.for_callback_token(lambda: registered_for_token(ctx, node_id))
-    if not token:
-        raise NskRevoked("A node secret key is required as Authorization: Bearer.")
-    return Reporter(
-        actor=f"node:{node_id}",
-        presented=secret_hash(token),
-        check=lambda: authenticate_node(ctx.nodes, token, node_id, credential_only=True),
-    )
+        registered_for_token(ctx, node_id)
+        return Reporter(actor="callback_token")
+    authenticate_node(ctx.nodes, token, node_id, credential_only=True)
+    return Reporter(actor=f"node:{node_id}")

@@ -1,19 +1,14 @@
 """Node reports (SPEC §5, §8, §10): every accepted transition is one conditional write.
 
-The hot path is one datastore request: a conditional ``UpdateItem`` that moves the
-target from any state the §8 machine allows to the reported one, carrying the
-move's audit event, and that checks who reports: the target carries a copy of its
-node's NSK hash (written at dispatch, dropped from its open targets when the node
-is deregistered, inert on an ended one) and the condition requires the presented
-key's hash to equal it. A callback token is verified by its signature before, with no read. The
-table's stream folds the counters and the audit trail from there
-(:mod:`orchestrator.services.aggregate`).
-
-Everything off that path checks the node itself first (:class:`Reporter`): when
-the condition fails (the target as it is comes back with the failure, and decides
-the spec's 404 or 409 only once the key proved good: a bad key is 401/403 whatever
-the target's state), before any error about the report is answered, and before the
-object store is touched. Nothing is written for a refused report.
+The caller is authenticated first (:func:`orchestrator.http.nodes.callback_reporter`): one
+strongly consistent read of the node's credential, for an NSK and for a callback token
+alike, so a key revoked before a report is refused, and every error about the report is
+answered to an authenticated caller only. The move is then one conditional ``UpdateItem``
+that moves the target from any state the §8 machine allows to the reported one, carrying
+the move's audit event; when the condition fails the target as it is comes back with the
+failure and decides the spec's 404 or 409. The table's stream folds the counters and the
+audit trail from there (:mod:`orchestrator.services.aggregate`). Nothing is written for a
+refused report. (docs/decisions.md, "A report reads its node's credential".)
 """
 
 from __future__ import annotations
@@ -21,13 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from orchestrator.domain.audit import AuditEvent
-from orchestrator.domain.credentials import hashes_match
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.transitions import check_transition, sources
 from orchestrator.errors import (
@@ -42,7 +34,6 @@ from orchestrator.services import outputs
 from orchestrator.services.context import Context
 from orchestrator.settings import require
 from orchestrator.store.executions import TargetChanged
-from orchestrator.store.table import Item
 
 RESULT_STREAM_CEILING = 64 * 1024
 OPERATION = "execution_callback"
@@ -67,54 +58,12 @@ class Report:
 LATE_REPORTS_AUDITED = 10  # per target; later ones only raise the target's late_reports count
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reporter:
-    """Who reports for a (node, execution) target, and what is still to check of them.
-
-    ``presented`` is the hash of the node secret key the caller presented, trusted by nothing
-    yet: the move's condition compares it with the copy the target carries. ``authenticate``
-    checks it against the node item itself (one read, constant-time comparison; 401/403),
-    once, for everything that leaves the hot path. A reporter made with :meth:`trusted` (a
-    callback token whose signature was checked, or the control plane itself) has nothing left.
-    """
+    """Who reports for a (node, execution) target, authenticated: the node by its key, a
+    callback token's bearer, or the control plane itself. ``actor`` goes into the audit trail."""
 
     actor: str
-    presented: str | None
-    check: Callable[[], object] = field(repr=False)
-    verified: bool = False
-    # A callback token stands for its node only while the node is registered: its move
-    # requires the target's copy of the node's key hash to be there (deregistration strips it).
-    needs_registered_node: bool = False
-
-    @classmethod
-    def trusted(cls, actor: str) -> Reporter:
-        return cls(actor=actor, presented=None, check=lambda: None, verified=True)
-
-    @classmethod
-    def for_callback_token(cls, check_registered: Callable[[], object]) -> Reporter:
-        """A caller whose callback token's signature was checked: its node must still be
-        registered, which the move's condition checks (``check_registered`` when it fails)."""
-        return cls(actor="callback_token", presented=None, check=check_registered, needs_registered_node=True)
-
-    @property
-    def unverified_key(self) -> str | None:
-        """The key hash the move's condition must still check (None once verified)."""
-        return None if self.verified else self.presented
-
-    def authenticate(self) -> None:
-        if not self.verified:
-            self.check()
-            self.verified = True
-
-    @contextmanager
-    def authenticated_errors(self) -> Iterator[None]:
-        """An error found in a report is only answered once the caller is authenticated:
-        to a bad key, it is the credential's 401/403 whatever the body."""
-        try:
-            yield
-        except OrchestratorError:
-            self.authenticate()
-            raise
 
 
 @dataclass(frozen=True)
@@ -151,24 +100,25 @@ class _Reporter:
     reporter: Reporter
 
     def apply(self) -> Outcome:
-        with self.reporter.authenticated_errors():
-            extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report, self.reporter)
+        extra = _output_fields(self.ctx, self.node_id, self.execution_id, self.report)
         new = self.report.status
         declared = self.report.declared_output_bytes or 0
         upload = declared > outputs.INLINE_CEILING_BYTES and not new.is_terminal
         try:
             old = self._move(extra, previous=upload)
         except TargetChanged as changed:
-            old = self._after_failed_condition(changed.item, extra, previous=upload)
+            if changed.item is None:
+                raise ExecutionNotFound(
+                    f"Node {self.node_id} has no invocation of execution {self.execution_id}."
+                ) from changed
+            self._refuse(TargetStatus(changed.item["status"]))
         if upload and old is TargetStatus.PENDING:  # the first callback gets the upload URL
             bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
             key = outputs.object_key(self.execution_id, self.node_id)
             return Outcome(new, outputs.presign_put(bucket, key, declared), key)
         return Outcome(new)
 
-    def _move(
-        self, extra: dict[str, Any], *, previous: bool, renew: str | None = None, retry: bool = False
-    ) -> TargetStatus | None:
+    def _move(self, extra: dict[str, Any], *, previous: bool) -> TargetStatus | None:
         new = self.report.status
         return self.ctx.executions.transition_target(
             self.execution_id,
@@ -178,36 +128,8 @@ class _Reporter:
             audit=_audit(self.ctx, self.node_id, new, self.report.detail, self.reporter.actor),
             error=self.report.error,
             extra=extra,
-            credential=self.reporter.unverified_key,
-            renew_credential=renew,
-            require_credential_copy=self.reporter.needs_registered_node and not retry,
             previous=previous,
         )
-
-    def _after_failed_condition(
-        self, item: Item | None, extra: dict[str, Any], *, previous: bool
-    ) -> TargetStatus | None:
-        """The move's condition failed: authenticate against the node (a callback token: its
-        node must still be registered), then either the target's copy of the key was missing or
-        stale (a target written before nodes' keys were copied): move it after all, renewing
-        the copy when the key is at hand; or the state forbids the move: 404/409."""
-        presented = self.reporter.unverified_key
-        self.reporter.authenticate()
-        if item is None:
-            self._not_found()
-        stale_copy = presented is not None and not hashes_match(presented, item.get("nsk_hash"))
-        missing_copy = self.reporter.needs_registered_node and not item.get("nsk_hash")
-        if (stale_copy or missing_copy) and TargetStatus(item["status"]) in sources(self.report.status):
-            try:
-                return self._move(extra, previous=previous, renew=presented, retry=True)
-            except TargetChanged as changed:
-                if changed.item is None:
-                    self._not_found()
-                item = changed.item
-        self._refuse(TargetStatus(item["status"]))
-
-    def _not_found(self) -> NoReturn:
-        raise ExecutionNotFound(f"Node {self.node_id} has no invocation of execution {self.execution_id}.")
 
     def _refuse(self, actual: TargetStatus) -> NoReturn:
         """Raise the 409; a late report after the end is counted on the target, and the first
@@ -228,7 +150,7 @@ def _audit(ctx: Context, node_id: str, status: TargetStatus, detail: dict[str, A
     return AuditEvent.new(ctx.ids.new_id(), ctx.clock.now(), status=status, actor=actor, node_id=node_id, detail=detail)
 
 
-def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report, reporter: Reporter) -> dict[str, Any]:
+def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report) -> dict[str, Any]:
     """Validate and place the output before any state change (bad input writes nothing)."""
     extra: dict[str, Any] = {}
     if (report.declared_output_bytes or 0) > outputs.INLINE_CEILING_BYTES:
@@ -247,7 +169,6 @@ def _output_fields(ctx: Context, node_id: str, execution_id: str, report: Report
         }
         return extra
     if report.object_key is not None:
-        reporter.authenticate()  # before the object store is asked anything
         bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
         expected = outputs.object_key(execution_id, node_id)
         if report.object_key != expected:
@@ -274,10 +195,9 @@ def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str,
     of this report's own, so a refused (late or illegal) report never replaces the output of
     the one that was accepted, and its object is removed again."""
     stdout, stderr = body.get("stdout") or "", body.get("stderr") or ""
-    with reporter.authenticated_errors():
-        for name, text in (("stdout", stdout), ("stderr", stderr)):
-            if len(text.encode()) > RESULT_STREAM_CEILING:
-                raise ResultOutputTooLarge(f"{name} is limited to {RESULT_STREAM_CEILING} bytes.")
+    for name, text in (("stdout", stdout), ("stderr", stderr)):
+        if len(text.encode()) > RESULT_STREAM_CEILING:
+            raise ResultOutputTooLarge(f"{name} is limited to {RESULT_STREAM_CEILING} bytes.")
     document = json.dumps({"stdout": stdout, "stderr": stderr}, separators=(",", ":")).encode()
     common: dict[str, Any] = {
         "status": body["status"],
@@ -288,7 +208,6 @@ def report_result(ctx: Context, node_id: str, execution_id: str, body: dict[str,
     }
     if len(stdout.encode()) + len(stderr.encode()) <= outputs.INLINE_CEILING_BYTES:
         return report(ctx, node_id, execution_id, Report(inline_output=document, **common), reporter)
-    reporter.authenticate()  # before anything is put in the object store
     bucket = require(ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
     key = outputs.object_key(execution_id, node_id, f".result-{ctx.ids.new_id()}.json")
     sha256 = outputs.put(bucket, key, document, "application/json")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from orchestrator.domain.dispatch import (
     validate_parameters,
 )
 from orchestrator.domain.executions import ActionType, Execution, RateControl, Target, TargetStatus
-from orchestrator.domain.models import CohortNode, Project
+from orchestrator.domain.models import Project
 from orchestrator.domain.selectors import Selector
 from orchestrator.errors import (
     ActionNotDeclared,
@@ -99,7 +98,7 @@ def dispatch_authorized(
     ]
     first_wave = command.rate.max_concurrency if command.rate else None
     try:  # step 7, each write re-checking the admission (the sweep may have ended it meanwhile)
-        ctx.executions.put_targets(execution, targets, visible=first_wave, credentials=credentials(members))
+        ctx.executions.put_targets(execution, targets, visible=first_wave)
         record_run(ctx, execution, workflow)
     except DispatchAbandoned:
         raise  # the sweep failed the Execution and released the slot: nothing left to undo
@@ -123,12 +122,6 @@ def record_run(ctx: Context, execution: Execution, workflow: WorkflowStarter) ->
             return
         workflow.stop(run_arn, "dispatch abandoned by the admission sweep")
         raise
-
-
-def credentials(members: Sequence[CohortMember]) -> dict[str, str]:
-    """Each member's NSK hash, for its target to carry: a report's one conditional write then
-    also checks the reporting node's key (SPEC §12: stored only as hashes)."""
-    return {m.node.id: m.node.credential for m in members if isinstance(m.node, CohortNode) and m.node.credential}
 
 
 def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:

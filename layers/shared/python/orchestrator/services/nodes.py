@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from orchestrator import secrets
@@ -12,7 +11,6 @@ from orchestrator.domain.credentials import enrollment_token_usable, mint_node_s
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
 from orchestrator.errors import EnrollmentTokenInvalid
-from orchestrator.observability import logger
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.store.nodes import node_from_item
@@ -99,11 +97,10 @@ def heartbeat(ctx: Context, node_item: Item, report: dict[str, Any]) -> tuple[bo
 
 
 def deregister(ctx: Context, node_item: Item) -> Node:
-    """The node leaves every cohort and its NSK stops working: the node item's hash and the NSK
-    index go first, atomically with a revocation marker, then the copies of the hash its open
-    targets carry for the callback hot path (:func:`sweep_revocations` repeats that)."""
+    """The node leaves every cohort and its NSK stops working, in one transaction: the node
+    item's hash and the NSK index go, and every later read of the credential (each node
+    request, each report, each callback token's use) refuses it."""
     ctx.nodes.deregister(node_item, ctx.clock.now())
-    ctx.executions.revoke_node_credential(node_item["id"])
     return node_from_item({**node_item, "status": NodeStatus.DEREGISTERED.value})
 
 
@@ -118,23 +115,3 @@ def set_labels(ctx: Context, subject: str, project_id: str, node_id: str, change
     """Operator-set labels (a ``None`` value removes the label). Project admins only."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.ADMIN)
     return ctx.nodes.set_labels(node_id, project_id, changes, ctx.clock.now())
-
-
-# A dispatch that read a node just before its deregistration writes that node's target, with
-# the copy of its key hash, within the dispatch function's 29 s timeout (plus the index's lag):
-# the deregistration's own pass may miss it. The scheduled sweep strips the copies again for
-# every node deregistered within this window, each minute, so such a target holds the revoked
-# key's hash for at most about a minute (and its node, refused by its event feed, is not told
-# of it).
-REVOCATION_WINDOW = timedelta(minutes=5)
-
-
-def sweep_revocations(ctx: Context, window: timedelta = REVOCATION_WINDOW) -> int:
-    """Strip the key copies of nodes deregistered within ``window`` from their open targets;
-    returns how many copies were found (0 when the deregistration's own pass got them all)."""
-    stripped = 0
-    for node_id in ctx.nodes.revoked_since(ctx.clock.now() - window):
-        stripped += ctx.executions.revoke_node_credential(node_id)
-    if stripped:
-        logger.warning("key copies of deregistered nodes stripped late", copies=stripped)
-    return stripped

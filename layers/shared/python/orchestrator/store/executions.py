@@ -111,21 +111,16 @@ class ExecutionStore:
         targets: Sequence[Target],
         *,
         visible: int | None = None,
-        credentials: Mapping[str, str] | None = None,
     ) -> int:
         """Write the pending targets; returns the number of requests. Only the first ``visible``
-        (all when None) appear in their node's state until released. ``credentials`` maps node
-        ids to the NSK hashes their targets carry (see :func:`target_item`).
+        (all when None) appear in their node's state until released.
 
         Each chunk of targets is one transaction that also checks the Execution's admission
         marker is still there: once the admission sweep has taken it (this dispatch outlived
         the sweep's grace, and its Execution is being failed), not one more target is written
         (:class:`DispatchAbandoned`)."""
         limit = len(targets) if visible is None else visible
-        found = credentials or {}
-        items = [
-            target_item(execution, t, listed=i < limit, credential=found.get(t.node_id)) for i, t in enumerate(targets)
-        ]
+        items = [target_item(execution, t, listed=i < limit) for i, t in enumerate(targets)]
         admitted = self.table.condition_check_op(keys.admission(execution.id), condition="attribute_exists(PK)")
         requests = 0
         for start in range(0, len(items), TARGETS_PER_TRANSACTION):
@@ -259,32 +254,9 @@ class ExecutionStore:
     def node_open_targets(self, node_id: str) -> list[Item]:
         return self._indexed_targets(keys.node_open_targets_gsi2(node_id))
 
-    def _indexed_targets(self, partition: str, attributes: Sequence[str] = ()) -> list[Item]:
+    def _indexed_targets(self, partition: str) -> list[Item]:
         """A node's targets under one of its GSI2 partitions (open or held back)."""
-        return list(
-            self.table.query_all(
-                index="GSI2", key_condition="GSI2PK = :pk", values={":pk": partition}, attributes=attributes
-            )
-        )
-
-    def revoke_node_credential(self, node_id: str) -> int:
-        """Drop the copy of the node's NSK hash from each of its open targets, released or held
-        back, so that a report for them is checked against the node item (which no longer
-        accepts the key). Returns how many targets carried the copy."""
-        revoked = 0
-        for partition in (keys.node_open_targets_gsi2(node_id), keys.node_held_targets_gsi2(node_id)):
-            for item in self._indexed_targets(partition, attributes=("execution_id",)):
-                try:
-                    self.table.update(
-                        keys.target(item["execution_id"], node_id),
-                        update="REMOVE nsk_hash",
-                        condition="attribute_exists(nsk_hash)",
-                        returns="NONE",
-                    )
-                except ConditionFailed:
-                    continue
-                revoked += 1
-        return revoked
+        return list(self.table.query_all(index="GSI2", key_condition="GSI2PK = :pk", values={":pk": partition}))
 
     # Status, slot ------------------------------------------------------------------------
     def set_status(
@@ -476,28 +448,13 @@ class ExecutionStore:
         audit: AuditEvent,
         error: str | None = None,
         extra: dict[str, Any] | None = None,
-        credential: str | None = None,
-        renew_credential: str | None = None,
-        require_credential_copy: bool = False,
         previous: bool = False,
     ) -> TargetStatus | None:
         """One target's move from any of ``sources``, with its audit event: one conditional
-        ``UpdateItem``, which with ``credential`` also requires the target to carry that NSK
-        hash, and with ``require_credential_copy`` some copy of it (its node's deregistration
-        strips the copies: a callback token stops moving the node's targets). Returns the
-        state it moved from when ``previous`` asks for it (None otherwise); raises
-        :class:`TargetChanged` with the target as it is when the condition failed (None: no
-        such target)."""
-        update, condition, names, values = _transition(
-            sources,
-            new,
-            audit=audit,
-            error=error,
-            extra=extra,
-            credential=credential,
-            renew_credential=renew_credential,
-            require_credential_copy=require_credential_copy,
-        )
+        ``UpdateItem``. Returns the state it moved from when ``previous`` asks for it (None
+        otherwise); raises :class:`TargetChanged` with the target as it is when the condition
+        failed (None: no such target)."""
+        update, condition, names, values = _transition(sources, new, audit=audit, error=error, extra=extra)
         try:
             old = self.table.update(
                 keys.target(execution_id, node_id),
@@ -715,18 +672,11 @@ def _transition(
     audit: AuditEvent,
     error: str | None,
     extra: dict[str, Any] | None,
-    credential: str | None = None,
-    renew_credential: str | None = None,
-    require_credential_copy: bool = False,
 ) -> tuple[str, str, dict[str, str], dict[str, Any]]:
-    """A target's move to ``new`` if it is in one of ``sources`` (and, with ``credential``, if
-    it carries that NSK hash; with ``require_credential_copy``, if it carries any):
-    update, condition, names, values. The move's audit event is its
-    record: its ``occurred_at`` is the target's ``updated_at`` (:func:`target_from_item`).
-    ``renew_credential`` replaces the hash the target carries. Leaving the open states leaves
-    the node's open-targets index (an item without ``GSI2PK`` is not in GSI2); the hash copy
-    stays on an ended target, inert: no move leaves a terminal state, and a report refused by
-    the condition is checked against the node item before it is answered."""
+    """A target's move to ``new`` if it is in one of ``sources``: update, condition, names,
+    values. The move's audit event is its record: its ``occurred_at`` is the target's
+    ``updated_at`` (:func:`target_from_item`). Leaving the open states leaves the node's
+    open-targets index (an item without ``GSI2PK`` is not in GSI2)."""
     sets = ["#s = :new", "last_event = :ev"]
     values: dict[str, Any] = {":new": new.value, ":ev": audit.as_item()}
     names = {"#s": "status"}
@@ -737,9 +687,6 @@ def _transition(
     for index, (name, value) in enumerate((extra or {}).items()):
         sets.append(f"{name} = :x{index}")
         values[f":x{index}"] = value
-    if renew_credential is not None and not new.is_terminal:
-        sets.append("nsk_hash = :renew")
-        values[":renew"] = renew_credential
     update = "SET " + ", ".join(sets)
     if new.is_terminal:
         update += " REMOVE GSI2PK"
@@ -749,11 +696,6 @@ def _transition(
     placeholders = [f":o{index}" for index in range(len(ordered))]
     values |= dict(zip(placeholders, (status.value for status in ordered), strict=True))
     condition = f"#s = {placeholders[0]}" if len(ordered) == 1 else f"#s IN ({', '.join(placeholders)})"
-    if credential is not None:
-        condition += " AND nsk_hash = :cred"
-        values[":cred"] = credential
-    elif require_credential_copy:
-        condition += " AND attribute_exists(nsk_hash)"
     return update, condition, names, values
 
 
@@ -856,10 +798,8 @@ def execution_from_item(item: Item) -> Execution:
     )
 
 
-def target_item(execution: Execution, target: Target, *, listed: bool = True, credential: str | None = None) -> Item:
-    """A target as stored. ``credential``: the node's NSK hash as its node item holds it, copied
-    so that a report's one conditional write also checks who reports (removed from the open
-    targets by the node's deregistration, inert on ended ones; never part of any read)."""
+def target_item(execution: Execution, target: Target, *, listed: bool = True) -> Item:
+    """A target as stored."""
     item: Item = {
         **keys.target(execution.id, target.node_id),
         "type": "target",
@@ -877,12 +817,9 @@ def target_item(execution: Execution, target: Target, *, listed: bool = True, cr
         "timeout_seconds": execution.timeout_seconds,
         "expires_at": rfc3339(execution.expires_at),
     }
-    if target.status in OPEN:
-        held = keys.node_held_targets_gsi2(target.node_id)
-        item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id) if listed else held
+    if target.status in OPEN and listed:
+        item["GSI2PK"] = keys.node_open_targets_gsi2(target.node_id)
         item["GSI2SK"] = execution.id
-        if credential:
-            item["nsk_hash"] = credential
     return item
 
 

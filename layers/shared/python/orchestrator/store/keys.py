@@ -116,14 +116,9 @@ def project_action_status_gsi4(project_id: str, action: str, status: str) -> str
 
 
 def node_open_targets_gsi2(node_id: str) -> str:
-    """Sparse: only non-terminal targets released to their node carry it."""
+    """Sparse: only non-terminal targets released to their node carry it (a target held back
+    by rate control gets it when released)."""
     return f"NODE#{node_id}#OPEN"
-
-
-def node_held_targets_gsi2(node_id: str) -> str:
-    """Non-terminal targets held back by rate control: indexed under their node (so revoking
-    the node's credential finds them) but apart from what the node is shown."""
-    return f"NODE#{node_id}#HELD"
 
 
 def node_event(node_id: str, event_id: str) -> Key:
@@ -145,19 +140,6 @@ def admission(execution_id: str) -> Key:
 
 def admission_partitions() -> list[str]:
     return [f"ADMISSION#{shard}" for shard in range(ADMISSION_SHARDS)]
-
-
-# Revocations: one marker per deregistered node, for the minutes in which a dispatch that read
-# the node before its deregistration may still write a target carrying its key's hash.
-REVOCATION_SHARDS = 4
-
-
-def revocation(node_id: str, revoked_at: str) -> Key:
-    return {"PK": f"REVOKED#{sum(node_id.encode()) % REVOCATION_SHARDS}", "SK": f"{revoked_at}#{node_id}"}
-
-
-def revocation_partitions() -> list[str]:
-    return [f"REVOKED#{shard}" for shard in range(REVOCATION_SHARDS)]
 
 
 def audit_event(execution_id: str, event_id: str) -> Key:

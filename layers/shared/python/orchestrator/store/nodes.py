@@ -101,8 +101,9 @@ class NodeStore:
         return self.table.get(keys.node(node_id))
 
     def get_node_credential(self, node_id: str) -> Item | None:
-        """Only what NSK authentication reads: ``status`` and ``nsk_hash``."""
-        return self.table.get(keys.node(node_id), attributes=("status", "nsk_hash"))
+        """Only what NSK authentication reads: ``status`` and ``nsk_hash``. A strongly
+        consistent read: a key revoked (deregistration, rotation) before it is refused."""
+        return self.table.get(keys.node(node_id), consistent=True, attributes=("status", "nsk_hash"))
 
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
@@ -222,34 +223,12 @@ class NodeStore:
         ]
         if node_item.get("nsk_hash"):
             operations.append(self.table.delete_op(keys.nsk_index(node_item["nsk_hash"])))
-        revoked_at = rfc3339(now)
-        marker = {
-            "type": "revocation",
-            "node_id": node.id,
-            "revoked_at": revoked_at,
-            "ttl": int(now.timestamp()) + 86_400,
-        }
-        operations.append(self.table.put_op({**keys.revocation(node.id, revoked_at), **marker}))
         try:
             self.table.transact(operations)
         except TransactionCanceled as exc:
             if exc.reasons[0] == "ConditionalCheckFailed":
                 raise NodeDeregistered(f"Node {node.id} is already deregistered.") from exc
             raise
-
-    def revoked_since(self, cutoff: datetime) -> list[str]:
-        """Nodes deregistered at or after ``cutoff`` (the markers live a day; reads are of
-        minutes' worth of deregistrations)."""
-        node_ids: list[str] = []
-        for partition in keys.revocation_partitions():
-            for item in self.table.query_all(
-                index=None,
-                key_condition="PK = :pk AND SK >= :from",
-                values={":pk": partition, ":from": rfc3339(cutoff)},
-                consistent=True,
-            ):
-                node_ids.append(str(item["node_id"]))
-        return node_ids
 
     def _update_active(self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False) -> Item:
         try:
@@ -288,7 +267,7 @@ def _node_item(node: Node) -> Item:
     }
 
 
-COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status", "nsk_hash")
+COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status")
 
 
 def cohort_node_from_item(item: Item) -> CohortNode:
@@ -298,7 +277,6 @@ def cohort_node_from_item(item: Item) -> CohortNode:
         labels=item.get("labels", {}),
         capabilities=Capabilities.model_validate(item.get("capabilities", {})),
         status=NodeStatus(item["status"]),
-        credential=item.get("nsk_hash"),
     )
 
 
