@@ -71,7 +71,7 @@ from orchestrator.domain.models import Domain, Node  # noqa: E402
 from orchestrator.services.context import context_for  # noqa: E402
 from orchestrator.settings import get_settings  # noqa: E402
 from orchestrator.store import keys  # noqa: E402
-from orchestrator.store.executions import target_item  # noqa: E402
+from orchestrator.store.execution_items import target_item  # noqa: E402
 from orchestrator.store.nodes import _node_item  # noqa: E402
 from orchestrator_local import moto_patches  # noqa: E402
 from orchestrator_local.resources import deploy  # noqa: E402
@@ -166,7 +166,7 @@ def seed(size: int, tag: str) -> tuple[str, list[tuple[str, str]]]:
     ctx.table.batch_put(items)
     execution = pending_execution(f"e-{tag}", f"d-{tag}", size, now)
     ctx.executions.create(execution, AuditEvent.new(f"a-{tag}", now, status=TargetStatus.PENDING, actor="bench"))
-    ctx.executions.put_targets(
+    ctx.targets.put_targets(
         execution,
         [
             Target(execution_id=execution.id, node_id=n, status=TargetStatus.PENDING, created_at=now, updated_at=now)
@@ -290,7 +290,7 @@ def run_style(
                 "fold_requests": sum(fold_calls.values()),
             }
         )
-    counts = context_for("bench").executions.counts(execution_id, size)
+    counts = context_for("bench").counters.counts(execution_id, size)
     if counts["succeeded"] != size:
         raise SystemExit(f"folded counts are wrong: {counts}")
     callbacks = size * len(per_step)

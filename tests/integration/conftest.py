@@ -217,7 +217,7 @@ def seed_pending_execution(ctx: Any, execution_id: str, node_ids: list[str], *, 
 
     created = AuditEvent.new(f"created-{execution_id}", now, status=TargetStatus.PENDING, actor="test")
     ctx.executions.create(execution, created)
-    ctx.executions.put_targets(
+    ctx.targets.put_targets(
         execution,
         [
             Target(execution_id=execution_id, node_id=n, status=TargetStatus.PENDING, created_at=now, updated_at=now)

@@ -123,12 +123,12 @@ def test_a_dispatch_that_died_holds_its_slot_until_the_sweep_fails_it(api: Api, 
 def test_a_dispatch_that_died_before_writing_its_targets_ends_with_no_phantom_pending(
     api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
-    def die(self: ExecutionStore, execution: Execution, targets: list[Target], **_: object) -> int:
+    def die(self: TargetStore, execution: Execution, targets: list[Target], **_: object) -> int:
         raise LambdaDied
 
-    monkeypatch.setattr(ExecutionStore, "put_targets", die)
+    monkeypatch.setattr(TargetStore, "put_targets", die)
     execution_id = died_while_dispatching(ctx, tenant)
     monkeypatch.undo()
 
@@ -170,8 +170,8 @@ def test_a_workflow_that_started_but_was_not_recorded_is_kept_and_recorded(
 
     assert (result.resumed, result.abandoned) == (1, 0)
     assert admission_markers(ctx) == []
-    item = ctx.executions.get_item(str(marker["execution_id"]))
-    assert item is not None and item["workflow_arn"].endswith(str(marker["execution_id"]))
+    recorded = ctx.executions.get(str(marker["execution_id"]))
+    assert recorded is not None and (recorded.workflow_arn or "").endswith(str(marker["execution_id"]))
     # The run it started owns the Execution: it times out and gives the slot back once.
     body = wait_terminal(api, tenant, str(marker["execution_id"]))
     assert body["status"] == "timeout"
@@ -234,16 +234,16 @@ def action_requests_sent(api: Api, tenant: Tenant) -> list[dict]:
 def test_a_dispatch_paused_after_its_slot_writes_no_target_once_the_sweep_failed_it(
     api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
     # Given a dispatch that pauses right after taking its slot, past the sweep's grace
-    write_targets, swept = ExecutionStore.put_targets, []
+    write_targets, swept = TargetStore.put_targets, []
 
-    def paused(self: ExecutionStore, *args: Any, **kwargs: Any) -> int:
+    def paused(self: TargetStore, *args: Any, **kwargs: Any) -> int:
         swept.append(sweep_now(ctx))
         return write_targets(self, *args, **kwargs)
 
-    monkeypatch.setattr(ExecutionStore, "put_targets", paused)
+    monkeypatch.setattr(TargetStore, "put_targets", paused)
     # When it resumes
     response = dispatch_over_http(api, tenant)
     monkeypatch.undo()

@@ -509,19 +509,19 @@ def test_delete_cancels_a_live_execution(api: Api, tenant: Tenant, nodes: list, 
 def test_cancel_closes_a_target_that_moved_while_it_was_being_closed(
     api: Api, tenant: Tenant, nodes: list, execution: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
     # The closing reads the open targets while all are pending; a node acks before it writes.
-    stale, reads = ExecutionStore.target_items, []
+    stale, reads = TargetStore.targets, []
 
-    def read_then_ack(self: ExecutionStore, execution_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
+    def read_then_ack(self: TargetStore, execution_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
         items = stale(self, execution_id, only_open=only_open, **reads_of)
         reads.append(only_open)
         if only_open and reads.count(True) == 2:  # the cancel's own read, then close_open_targets'
             assert callback(api, nodes[0], execution, status="ack").status_code == 200
         return items
 
-    monkeypatch.setattr(ExecutionStore, "target_items", read_then_ack)
+    monkeypatch.setattr(TargetStore, "targets", read_then_ack)
     cancelled = api.request(
         "POST", f"/v1/projects/{tenant.project_id}/executions/{execution}:cancel", token=tenant.admin_token
     )
@@ -543,11 +543,11 @@ def cancel_while_reading(
 ) -> Any:
     """Cancel, running ``meanwhile`` right after the cancel's ``read``-th read of the open
     targets (1: its own check; 2: the closing's, after the cancel was recorded)."""
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
-    stale, reads = ExecutionStore.target_items, []
+    stale, reads = TargetStore.targets, []
 
-    def read_then(self: ExecutionStore, exec_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
+    def read_then(self: TargetStore, exec_id: str, *, only_open: bool = False, **reads_of: Any) -> list:
         items = stale(self, exec_id, only_open=only_open, **reads_of)
         if only_open:
             reads.append(True)
@@ -555,7 +555,7 @@ def cancel_while_reading(
                 meanwhile()
         return items
 
-    monkeypatch.setattr(ExecutionStore, "target_items", read_then)
+    monkeypatch.setattr(TargetStore, "targets", read_then)
     try:
         return api.request(
             "POST", f"/v1/projects/{tenant.project_id}/executions/{execution_id}:cancel", token=tenant.admin_token

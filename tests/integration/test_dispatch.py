@@ -517,19 +517,19 @@ def test_fan_out_mints_event_ids_right_before_each_round_of_writes(
     """A node reads its stream in event-id order: an id minted long before its write could fall
     behind an event the node already read past. Each round's ids postdate the previous write."""
     from orchestrator.clock import Uuid7Generator
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.node_events import NodeEventStore
     from orchestrator.workflow import tasks
 
     monkeypatch.setattr(tasks, "SEND_ROUND", 1)
-    real_append, rounds = ExecutionStore.append_events, []
+    real_append, rounds = NodeEventStore.append, []
 
-    def recording_append(self: ExecutionStore, events, now):  # type: ignore[no-untyped-def]
+    def recording_append(self: NodeEventStore, events, now):  # type: ignore[no-untyped-def]
         events = list(events)
         requests = real_append(self, events, now)
         rounds.append(([e.event_id for e in events], Uuid7Generator().new_id()))  # minted after the write
         return requests
 
-    monkeypatch.setattr(ExecutionStore, "append_events", recording_append)
+    monkeypatch.setattr(NodeEventStore, "append", recording_append)
     response = dispatch(api, tenant, action="restart-agent", selector="tier=web", timeout_seconds=60)
     assert response.status_code == 201
     deadline = time.monotonic() + 10

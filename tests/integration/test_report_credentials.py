@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator import aws, secrets
 from orchestrator.domain import callback_tokens
-from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
+from orchestrator.domain.credentials import NodeCredential, mint_node_secret_key, secret_hash
 from orchestrator_local.runtime import InProcessRuntime
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
 
@@ -198,19 +198,19 @@ def test_a_target_a_dispatch_writes_after_the_deregistration_refuses_the_revoked
 ) -> None:
     from orchestrator.services.context import context_for
     from orchestrator.services.nodes import deregister
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
     node = nodes[0]
     ctx = context_for("test")
-    write_targets = ExecutionStore.put_targets
+    write_targets = TargetStore.put_targets
 
     # Given a dispatch that resolved its cohort (the node was active), then pauses while the
     # node deregisters, then writes the node's target
-    def racing(self: ExecutionStore, *args: Any, **kwargs: Any) -> int:
-        deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
+    def racing(self: TargetStore, *args: Any, **kwargs: Any) -> int:
+        deregister(ctx, ctx.nodes.get_credential(node.id) or NodeCredential(node_id=node.id, active=False))
         return write_targets(self, *args, **kwargs)
 
-    monkeypatch.setattr(ExecutionStore, "put_targets", racing)
+    monkeypatch.setattr(TargetStore, "put_targets", racing)
     execution = dispatch(api, tenant)
     monkeypatch.undo()
     written = target_item(api, execution, node)
@@ -234,17 +234,17 @@ def test_a_report_whose_credential_read_preceded_the_deregistration_is_the_last_
     own duration, never a later request."""
     from orchestrator.services.context import context_for
     from orchestrator.services.nodes import deregister
-    from orchestrator.store.executions import ExecutionStore
+    from orchestrator.store.targets import TargetStore
 
     node = nodes[0]
     ctx = context_for("test")
-    move = ExecutionStore.transition_target
+    move = TargetStore.transition_target
 
-    def deregistered_meanwhile(self: ExecutionStore, *args: Any, **kwargs: Any) -> Any:
-        deregister(ctx, ctx.nodes.get_node_item(node.id) or {})
+    def deregistered_meanwhile(self: TargetStore, *args: Any, **kwargs: Any) -> Any:
+        deregister(ctx, ctx.nodes.get_credential(node.id) or NodeCredential(node_id=node.id, active=False))
         return move(self, *args, **kwargs)
 
-    monkeypatch.setattr(ExecutionStore, "transition_target", deregistered_meanwhile)
+    monkeypatch.setattr(TargetStore, "transition_target", deregistered_meanwhile)
     assert report(api, node, execution, status="ack").status_code == 200
     monkeypatch.undo()
     assert_problem(report(api, node, execution, status="started"), 401, "nsk_revoked")

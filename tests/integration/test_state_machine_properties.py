@@ -16,13 +16,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from orchestrator.domain.audit import Closing
 from orchestrator.domain.executions import TargetStatus, aggregate_from_counts
 from orchestrator.domain.models import Domain
 from orchestrator.domain.transitions import allowed
 from orchestrator.errors import ExecutionAlreadyTerminal, InvalidStateTransition
 from orchestrator.services import callbacks
 from orchestrator.services.context import Context, context_for
-from orchestrator.store.executions import Closing
 from orchestrator_local.resources import Stack
 from tests.integration.conftest import seed_pending_execution
 
@@ -95,7 +95,7 @@ class ReportSequences(RuleBasedStateMachine):
     def operator_cancels(self) -> None:
         assert self.ctx.executions.request_cancel(self.execution_id, self.ctx.clock.now())
         closing = Closing(actor="user:test", new_id=self.ctx.ids.new_id, error="cancelled by operator")
-        self.ctx.executions.close_open_targets(self.execution_id, TargetStatus.CANCELLED, self.ctx.clock.now(), closing)
+        self.ctx.targets.close_open_targets(self.execution_id, TargetStatus.CANCELLED, self.ctx.clock.now(), closing)
         self.cancelled = True
         for node_id, state in self.model.items():
             if not state.is_terminal:
@@ -103,20 +103,20 @@ class ReportSequences(RuleBasedStateMachine):
 
     @invariant()
     def stored_targets_match_the_model(self) -> None:
-        stored = {t.node_id: t.status for t in self.ctx.executions.targets(self.execution_id)}
+        stored = {t.node_id: t.status for t in self.ctx.targets.targets(self.execution_id)}
         assert stored == self.model
 
     @invariant()
     def counters_and_aggregate_match_the_targets(self) -> None:
         expected = Counter(s.value for s in self.model.values())
         # Before the stream is delivered: a target counted as terminal is terminal.
-        lagging = self.ctx.executions.counts(self.execution_id, NODES)
+        lagging = self.ctx.counters.counts(self.execution_id, NODES)
         assert sum(lagging.values()) == NODES
         for status in TargetStatus:
             if status.is_terminal:
                 assert lagging[status.value] <= expected[status.value], (status, lagging, expected)
         type(self).deliver_stream()
-        counts = self.ctx.executions.counts(self.execution_id, NODES)
+        counts = self.ctx.counters.counts(self.execution_id, NODES)
         assert {k: v for k, v in counts.items() if v} == dict(expected)
         expected_aggregate = spec_aggregate(list(self.model.values()), cancelled=self.cancelled)
         assert aggregate_from_counts(counts, cancelled_by_operator=self.cancelled) == expected_aggregate
@@ -126,13 +126,9 @@ class ReportSequences(RuleBasedStateMachine):
     @invariant()
     def each_history_is_a_path_of_the_machine(self) -> None:
         type(self).deliver_stream()
-        items, _ = self.ctx.executions.audit_page(self.execution_id, limit=200, start_key=None)
+        events, _ = self.ctx.audit.page(self.execution_id, limit=200, start_key=None)
         for node_id in self.nodes:
-            path = [
-                TargetStatus(i["status"])
-                for i in items
-                if i.get("node_id") == node_id and not i.get("detail", {}).get("refused")
-            ]
+            path = [e.status for e in events if e.node_id == node_id and not (e.detail or {}).get("refused")]
             ranks = [s.rank for s in path]
             assert ranks == sorted(set(ranks)), path  # strictly forward, no repeats
             assert sum(s.is_terminal for s in path) <= 1

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.domain.audit import Closing
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.models import Domain
 from orchestrator.services import callbacks
 from orchestrator.services.context import Context, context_for
-from orchestrator.store.executions import Closing
 from orchestrator_local import moto_patches
 from orchestrator_local.resources import Stack
 from orchestrator_local.runtime import InProcessRuntime
@@ -64,8 +64,8 @@ def taken_records(stack: Stack, template: Template) -> list[dict[str, Any]]:
 
 
 def node_events(ctx: Context, execution_id: str) -> list[dict[str, Any]]:
-    items, _ = ctx.executions.audit_page(execution_id, limit=1000, start_key=None)
-    return [i for i in items if i.get("node_id")]
+    events, _ = ctx.audit.page(execution_id, limit=1000, start_key=None)
+    return [e.as_item() for e in events if e.node_id]
 
 
 def report(ctx: Context, execution_id: str, node_id: str, status: TargetStatus) -> None:
@@ -81,14 +81,14 @@ def test_a_redelivered_batch_counts_once(
     report(ctx, execution_id, nodes[0], TargetStatus.SUCCEEDED)
     report(ctx, execution_id, nodes[1], TargetStatus.FAILED)
     # Before the fold: the counters have not moved, and no report has its audit event yet.
-    assert ctx.executions.counts(execution_id, 3)["pending"] == 3
+    assert ctx.counters.counts(execution_id, 3)["pending"] == 3
     assert node_events(ctx, execution_id) == []
     records = taken_records(stack, template)
     assert len(records) == 3
 
     for _ in range(2):  # the stream delivers at least once: the second delivery changes nothing
         assert runtime.invoke(FOLD, {"Records": records}) == {"batchItemFailures": []}
-        counts = ctx.executions.counts(execution_id, 3)
+        counts = ctx.counters.counts(execution_id, 3)
         assert {k: v for k, v in counts.items() if v} == {"pending": 1, "succeeded": 1, "failed": 1}
         events = node_events(ctx, execution_id)
         assert [(e["node_id"], e["status"]) for e in events] == [
@@ -113,7 +113,7 @@ def test_overlapping_batches_and_more_than_one_transaction(
     assert len(records) == 150
     runtime.invoke(FOLD, {"Records": records[:100]})
     runtime.invoke(FOLD, {"Records": records[60:]})
-    counts = ctx.executions.counts(execution_id, 75)
+    counts = ctx.counters.counts(execution_id, 75)
     assert {k: v for k, v in counts.items() if v} == {"started": 75}
     assert len(node_events(ctx, execution_id)) == 150
 
@@ -124,9 +124,9 @@ def test_closings_are_folded_like_reports(
     execution_id, nodes = seed(ctx, 4)
     report(ctx, execution_id, nodes[0], TargetStatus.SUCCEEDED)
     closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
-    assert ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing) == 3
+    assert ctx.targets.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing) == 3
     runtime.invoke(FOLD, {"Records": taken_records(stack, template)})
-    counts = ctx.executions.counts(execution_id, 4)
+    counts = ctx.counters.counts(execution_id, 4)
     assert {k: v for k, v in counts.items() if v} == {"succeeded": 1, "timeout": 3}
     closed = [e for e in node_events(ctx, execution_id) if e["status"] == "timeout"]
     assert sorted(e["node_id"] for e in closed) == nodes[1:]
@@ -144,7 +144,7 @@ def test_an_unreadable_record_is_reported_and_the_rest_is_folded(
     del first["dynamodb"]["NewImage"]["last_event"]  # a status change without its event
     response = runtime.invoke(FOLD, {"Records": [first, second]})
     assert response == {"batchItemFailures": [{"itemIdentifier": first["dynamodb"]["SequenceNumber"]}]}
-    counts = ctx.executions.counts(execution_id, 2)
+    counts = ctx.counters.counts(execution_id, 2)
     assert {k: v for k, v in counts.items() if v} == {"pending": 1, "ack": 1}
     assert [e["node_id"] for e in node_events(ctx, execution_id)] == [nodes[1]]
 
@@ -153,11 +153,11 @@ def test_records_that_are_no_move_are_ignored(
     held_stream: None, ctx: Context, stack: Stack, runtime: InProcessRuntime, template: Template
 ) -> None:
     execution_id, nodes = seed(ctx, 2)
-    ctx.executions.release_targets(execution_id, nodes)  # target updates that keep the status
+    ctx.targets.release_targets(execution_id, nodes)  # target updates that keep the status
     records = taken_records(stack, template)
     assert any(r["eventName"] == "MODIFY" for r in records)
     assert runtime.invoke(FOLD, {"Records": records}) == {"batchItemFailures": []}
-    assert ctx.executions.counts(execution_id, 2)["pending"] == 2
+    assert ctx.counters.counts(execution_id, 2)["pending"] == 2
     assert node_events(ctx, execution_id) == []
 
 

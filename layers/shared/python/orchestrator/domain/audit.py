@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,3 +55,19 @@ class AuditEvent(BaseModel):
         if self.detail:
             item["detail"] = self.detail
         return item
+
+
+@dataclass(frozen=True)
+class Closing:
+    """Why and by whom open targets are closed (timeout, cancel, max_errors, a failed dispatch):
+    each closed target gets an audit event saying so."""
+
+    actor: str
+    new_id: Callable[[], str]
+    error: str | None = None
+
+    def audit_event(self, node_id: str, old: TargetStatus, to: TargetStatus, now: datetime) -> AuditEvent:
+        detail: dict[str, Any] = {"from": old.value}
+        if self.error is not None:
+            detail["reason"] = self.error
+        return AuditEvent.new(self.new_id(), now, status=to, actor=self.actor, node_id=node_id, detail=detail)

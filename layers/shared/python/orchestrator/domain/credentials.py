@@ -8,11 +8,25 @@ import hmac
 import secrets
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 ENROLLMENT_PREFIX = "plx_enroll_"
 
 
 def mint_enrollment_token() -> str:
     return ENROLLMENT_PREFIX + secrets.token_urlsafe(32)
+
+
+class NodeCredential(BaseModel):
+    """What authenticating a node reads of it: whether it is registered, its key's hash
+    (never the key), and where its event stream was last delivered to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node_id: str
+    active: bool
+    nsk_hash: str | None = None
+    events_delivered_through: str | None = None
 
 
 def enrollment_token_usable(*, used: bool, expires_epoch: int, now: datetime) -> bool:

@@ -68,6 +68,7 @@ class Execution(BaseModel):
     rate: RateControl | None = None
     cancel_requested: bool = False
     released: int | None = None  # targets sent their action_request so far (rate control)
+    workflow_arn: str | None = None  # the Step Functions run, once the admission completed
 
 
 class OutputRef(BaseModel):
@@ -97,6 +98,21 @@ class Target(BaseModel):
     error: str | None = None
     output_ref: OutputRef | None = None
     late_reports: int = 0  # reports refused after the target ended
+    listed: bool = True  # released to its node (False: held back by rate control)
+
+
+class Assignment(BaseModel):
+    """An open target as its node is shown it (SPEC §11 ``/state``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    execution_id: str
+    action: str
+    type: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    status: TargetStatus
+    requested_at: datetime
+    expires_at: datetime
 
 
 def aggregate_status(statuses: Iterable[TargetStatus], *, cancelled_by_operator: bool = False) -> TargetStatus:

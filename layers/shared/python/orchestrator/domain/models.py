@@ -151,6 +151,12 @@ class CohortNode(BaseModel):
     capabilities: Capabilities = Capabilities()
     status: NodeStatus = NodeStatus.ACTIVE
 
+    @classmethod
+    def of(cls, node: Node) -> CohortNode:
+        return cls(
+            id=node.id, hostname=node.hostname, labels=node.labels, capabilities=node.capabilities, status=node.status
+        )
+
     @property
     def is_active(self) -> bool:
         return self.status is NodeStatus.ACTIVE
@@ -165,3 +171,4 @@ class EnrollmentToken(BaseModel):
     created_by: str
     created_at: datetime
     expires_at: datetime
+    used: bool = False  # consumed by a registration (one-time)

@@ -6,23 +6,23 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from orchestrator import secrets
 from orchestrator.domain import callback_tokens
+from orchestrator.domain.credentials import NodeCredential
 from orchestrator.errors import InvalidCallbackToken
 from orchestrator.http.api import bearer_token
 from orchestrator.http.node_auth import authenticate_node
 from orchestrator.services.callbacks import Reporter
 from orchestrator.services.context import Context
-from orchestrator.store.table import Item
 
 
-def authenticated_node(app: APIGatewayRestResolver, ctx: Context, node_id: str) -> Item:
-    """The calling node's item, authenticated by its NSK bearer (401/403 otherwise)."""
+def authenticated_node(app: APIGatewayRestResolver, ctx: Context, node_id: str) -> NodeCredential:
+    """The calling node, authenticated by its NSK bearer (401/403 otherwise)."""
     return authenticate_node(ctx.nodes, bearer_token(app), node_id)
 
 
 def registered_for_token(ctx: Context, node_id: str) -> None:
     """A callback token is void once its node is deregistered (401 ``invalid_callback_token``)."""
-    item = ctx.nodes.get_node_credential(node_id)
-    if item is None or item.get("status") != "active":
+    credential = ctx.nodes.get_credential(node_id)
+    if credential is None or not credential.active:
         raise InvalidCallbackToken("The callback token's node is deregistered.")
 
 
@@ -36,5 +36,5 @@ def callback_reporter(app: APIGatewayRestResolver, ctx: Context, node_id: str, e
         callback_tokens.verify(token, execution_id, node_id, ctx.clock.now(), secrets.callback_key())
         registered_for_token(ctx, node_id)
         return Reporter(actor="callback_token")
-    authenticate_node(ctx.nodes, token, node_id, credential_only=True)
+    authenticate_node(ctx.nodes, token, node_id)
     return Reporter(actor=f"node:{node_id}")

@@ -59,7 +59,7 @@ def catalog(ctx: Context, subject: str, project_id: str) -> list[dict[str, Any]]
             "node_count": len(entries),
         }
         if kind == "hook":
-            baseline = ctx.executions.baseline(project.id, name)
+            baseline = ctx.hook_baselines.get(project.id, name)
             drifting = sorted(node_id for node_id, d in entries if getattr(d, "checksum", None) != baseline)
             item["checksum"] = {
                 "baseline": baseline,
@@ -87,7 +87,7 @@ def prepare(ctx: Context, subject: str, project_id: str, command: DispatchComman
         },
     }
     if command.type == "hook":
-        baseline = ctx.executions.baseline(project.id, command.action)
+        baseline = ctx.hook_baselines.get(project.id, command.action)
         try:
             check_hook_integrity(command.action, members, baseline)
             result["hook"] = {"baseline": baseline, "drifting_nodes": []}

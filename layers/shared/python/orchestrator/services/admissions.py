@@ -35,8 +35,7 @@ def sweep_stalled_admissions(
 ) -> SweepResult:
     """Settle every admission older than ``grace`` (idempotent: a second run finds nothing)."""
     resumed = abandoned = 0
-    for marker in ctx.executions.admissions_before(ctx.clock.now() - grace):
-        execution_id = str(marker["execution_id"])
+    for execution_id in ctx.executions.admissions_before(ctx.clock.now() - grace):
         execution = ctx.executions.get(execution_id)
         if execution is None:  # cannot happen (one transaction wrote both); nothing to settle
             ctx.executions.take_admission(execution_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.services.context import Context
-from orchestrator.store.executions import Transition, transition_from_record
+from orchestrator.store.counters import Transition, transition_from_record
 
 
 @dataclass
@@ -33,4 +33,4 @@ class StreamFold:
 
     def apply(self) -> int:
         """Fold what was collected; returns the moves applied now (redelivered ones are not)."""
-        return self.ctx.executions.fold(self.transitions)
+        return self.ctx.counters.fold(self.transitions)

@@ -33,7 +33,7 @@ from orchestrator.errors import (
 from orchestrator.services import outputs
 from orchestrator.services.context import Context
 from orchestrator.settings import require
-from orchestrator.store.executions import TargetChanged
+from orchestrator.store.targets import TargetChanged
 
 RESULT_STREAM_CEILING = 64 * 1024
 OPERATION = "execution_callback"
@@ -107,11 +107,11 @@ class _Reporter:
         try:
             old = self._move(extra, previous=upload)
         except TargetChanged as changed:
-            if changed.item is None:
+            if changed.target is None:
                 raise ExecutionNotFound(
                     f"Node {self.node_id} has no invocation of execution {self.execution_id}."
                 ) from changed
-            self._refuse(TargetStatus(changed.item["status"]))
+            self._refuse(changed.target.status)
         if upload and old is TargetStatus.PENDING:  # the first callback gets the upload URL
             bucket = require(self.ctx.settings.output_bucket, f"{OPERATION}_not_provisioned")
             key = outputs.object_key(self.execution_id, self.node_id)
@@ -120,7 +120,7 @@ class _Reporter:
 
     def _move(self, extra: dict[str, Any], *, previous: bool) -> TargetStatus | None:
         new = self.report.status
-        return self.ctx.executions.transition_target(
+        return self.ctx.targets.transition_target(
             self.execution_id,
             self.node_id,
             sources(new),
@@ -136,10 +136,10 @@ class _Reporter:
         ``LATE_REPORTS_AUDITED`` of them are recorded in the audit trail (a node retrying
         forever cannot grow it without bound)."""
         if actual.is_terminal:
-            late = self.ctx.executions.count_late_report(self.execution_id, self.node_id)
+            late = self.ctx.targets.count_late_report(self.execution_id, self.node_id)
             if late <= LATE_REPORTS_AUDITED:
                 detail = {"refused": self.report.status.value, "reason": "late_report", "late_reports": late}
-                self.ctx.executions.record(
+                self.ctx.audit.record(
                     self.execution_id, _audit(self.ctx, self.node_id, actual, detail, self.reporter.actor)
                 )
         check_transition(actual, self.report.status)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.domain.audit import AuditEvent
+from orchestrator.domain.audit import AuditEvent, Closing
 from orchestrator.domain.executions import Execution, TargetStatus
 from orchestrator.domain.models import Permission
 from orchestrator.domain.node_events import NodeEvent
@@ -11,7 +11,6 @@ from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
 from orchestrator.services.finalize import finalize
-from orchestrator.store.executions import Closing, is_listed
 
 
 def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
@@ -19,15 +18,15 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
     authorize_project(ctx.tenancy, subject, project_id, Permission.CANCEL)
     execution = load_execution(ctx, project_id, execution_id)
     now = ctx.clock.now()
-    open_items = ctx.executions.target_items(execution.id, only_open=True)
+    open_targets = ctx.targets.targets(execution.id, only_open=True)
     # Every target already ended (even if the workflow has not finalized yet): nothing to cancel.
-    if not open_items or not ctx.executions.request_cancel(execution.id, now):
+    if not open_targets or not ctx.executions.request_cancel(execution.id, now):
         raise ExecutionAlreadyTerminal(f"Execution {execution.id} already ended ({execution.status.value}).")
     closing = Closing(actor=f"user:{subject}", new_id=ctx.ids.new_id, error="cancelled by operator")
     # What this cancel moved: a concurrent cancel or a last report may have ended some first.
-    moved = ctx.executions.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
+    moved = ctx.targets.close_open_targets(execution.id, TargetStatus.CANCELLED, now, closing)
     # Only nodes that were sent the request (rate control may have held some back) hear of it.
-    _notify_nodes(ctx, execution, [item["node_id"] for item in open_items if is_listed(item)])
+    _notify_nodes(ctx, execution, [t.node_id for t in open_targets if t.listed])
     cancelled = AuditEvent.new(
         ctx.ids.new_id(),
         now,
@@ -35,7 +34,7 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
         actor=f"user:{subject}",
         detail={"cancelled_targets": moved},
     )
-    ctx.executions.record(execution.id, cancelled)
+    ctx.audit.record(execution.id, cancelled)
     # Release the slot now rather than at the workflow's next progress check (exactly once either way).
     finalize(ctx, execution.id)
     return get_execution(ctx, subject, project_id, execution.id)
@@ -60,4 +59,4 @@ def _notify_nodes(ctx: Context, execution: Execution, node_ids: list[str]) -> No
         for node_id in node_ids
     ]
     if events:
-        ctx.executions.append_events(events, now)
+        ctx.node_events.append(events, now)

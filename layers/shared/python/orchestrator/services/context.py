@@ -6,9 +6,14 @@ from dataclasses import dataclass, field
 
 from orchestrator.clock import Clock, IdGenerator, SystemClock, Uuid7Generator
 from orchestrator.settings import Settings, get_settings, require
+from orchestrator.store.audit import AuditStore
+from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
+from orchestrator.store.hook_baselines import HookBaselineStore
+from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
 from orchestrator.store.table import Table
+from orchestrator.store.targets import TargetStore
 from orchestrator.store.tenancy import TenancyStore
 
 
@@ -30,6 +35,26 @@ class Context:
     @property
     def executions(self) -> ExecutionStore:
         return ExecutionStore(self.table)
+
+    @property
+    def targets(self) -> TargetStore:
+        return TargetStore(self.table)
+
+    @property
+    def counters(self) -> CounterStore:
+        return CounterStore(self.table)
+
+    @property
+    def audit(self) -> AuditStore:
+        return AuditStore(self.table)
+
+    @property
+    def node_events(self) -> NodeEventStore:
+        return NodeEventStore(self.table)
+
+    @property
+    def hook_baselines(self) -> HookBaselineStore:
+        return HookBaselineStore(self.table)
 
 
 def context_for(operation: str) -> Context:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.domain.audit import AuditEvent
+from orchestrator.domain.audit import AuditEvent, Closing
 from orchestrator.domain.dispatch import (
     CohortMember,
     check_confirmation,
@@ -16,7 +16,7 @@ from orchestrator.domain.dispatch import (
     validate_parameters,
 )
 from orchestrator.domain.executions import ActionType, Execution, RateControl, Target, TargetStatus
-from orchestrator.domain.models import Project
+from orchestrator.domain.models import CohortNode, Project
 from orchestrator.domain.selectors import Selector
 from orchestrator.errors import (
     ActionNotDeclared,
@@ -27,8 +27,6 @@ from orchestrator.errors import (
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.workflow_port import WorkflowStarter
-from orchestrator.store.executions import Closing
-from orchestrator.store.nodes import cohort_node_from_item
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def dispatch_authorized(
     done first by the caller, before any write and before an idempotent replay)."""
     members = resolve_cohort(ctx, project, command)  # step 3
     if command.type == "hook":  # step 4
-        check_hook_integrity(command.action, members, ctx.executions.baseline(project.id, command.action))
+        check_hook_integrity(command.action, members, ctx.hook_baselines.get(project.id, command.action))
     declarations = [m.declaration for m in members]  # step 5
     validate_parameters(command.parameters, declarations)
     check_confirmation(declarations, command.confirmation)
@@ -98,7 +96,7 @@ def dispatch_authorized(
     ]
     first_wave = command.rate.max_concurrency if command.rate else None
     try:  # step 7, each write re-checking the admission (the sweep may have ended it meanwhile)
-        ctx.executions.put_targets(execution, targets, visible=first_wave)
+        ctx.targets.put_targets(execution, targets, visible=first_wave)
         record_run(ctx, execution, workflow)
     except DispatchAbandoned:
         raise  # the sweep failed the Execution and released the slot: nothing left to undo
@@ -117,8 +115,8 @@ def record_run(ctx: Context, execution: Execution, workflow: WorkflowStarter) ->
     try:
         ctx.executions.mark_workflow_started(execution.id, run_arn)
     except DispatchAbandoned:
-        recorded = ctx.executions.get_item(execution.id, consistent=True) or {}
-        if recorded.get("workflow_arn") == run_arn:
+        recorded = ctx.executions.get(execution.id, consistent=True)
+        if recorded is not None and recorded.workflow_arn == run_arn:
             return
         workflow.stop(run_arn, "dispatch abandoned by the admission sweep")
         raise
@@ -135,22 +133,22 @@ def abandon(ctx: Context, execution: Execution, *, actor: str) -> bool:
     now = ctx.clock.now()
     ctx.executions.settle_target_count(execution.id)
     closing = Closing(actor=actor, new_id=ctx.ids.new_id, error="dispatch_failed")
-    ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
+    ctx.targets.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
     released = ctx.executions.finish(execution, TargetStatus.FAILED, now, error="dispatch_failed")
     if released:
         failed = AuditEvent.new(
             ctx.ids.new_id(), now, status=TargetStatus.FAILED, actor=actor, detail={"reason": "dispatch_failed"}
         )
-        ctx.executions.record(execution.id, failed)
+        ctx.audit.record(execution.id, failed)
     return released
 
 
 def resolve_cohort(ctx: Context, project: Project, command: DispatchCommand) -> list[CohortMember]:
     if command.node_id is not None:
-        item = ctx.nodes.get_node_item(command.node_id)
-        if item is None or item.get("project_id") != project.id or item.get("status") != "active":
+        found_node = ctx.nodes.get_node(command.node_id)
+        if found_node is None or found_node.project_id != project.id or not found_node.is_active:
             raise NodeNotFound(f"Node {command.node_id} is not a registered node of this project.")
-        node = cohort_node_from_item(item)
+        node = CohortNode.of(found_node)
         found = declaration(node, command.action, command.type)
         if found is None:
             raise ActionNotDeclared(f"Node {node.id} does not declare {command.type} action {command.action!r}.")

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.domain.audit import AuditEvent
 from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts, status_counts
 from orchestrator.domain.models import Permission
 from orchestrator.errors import ExecutionNotFound, OutputNotFound
 from orchestrator.services import outputs
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
-from orchestrator.store.executions import inline_output, output_ref
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def execution_detail(ctx: Context, project_id: str, execution_id: str) -> Execut
     """The Execution with its targets and their exact counts, for a caller already authorized
     (counted from the targets read for the answer, so the two always agree)."""
     execution = load_execution(ctx, project_id, execution_id)
-    targets = ctx.executions.targets(execution.id)
+    targets = ctx.targets.targets(execution.id)
     counts = status_counts(t.status.value for t in targets)
     return ExecutionDetail(execution, live_status(execution, counts), counts, targets)
 
@@ -80,7 +80,7 @@ def list_executions(
     found, last = ctx.executions.list_page(project_id, status=status, action=action, limit=limit, start_key=start_key)
 
     def summary(execution: Execution) -> ExecutionSummary:
-        targets, truncated = ctx.executions.first_targets(execution.id, LISTED_TARGETS)
+        targets, truncated = ctx.targets.first_targets(execution.id, LISTED_TARGETS)
         return ExecutionSummary(execution, targets, truncated)
 
     if len(found) <= 1:
@@ -93,7 +93,7 @@ def pin_baseline(ctx: Context, subject: str, project_id: str, hook: str, checksu
     """An operator re-pins a hook's known-good checksum (admin)."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.ADMIN)
     now = ctx.clock.now()
-    ctx.executions.pin_baseline(project_id, hook, checksum, by=f"user:{subject}", now=now)
+    ctx.hook_baselines.pin(project_id, hook, checksum, by=f"user:{subject}", now=now)
     return {"hook": hook, "checksum": checksum, "pinned_by": f"user:{subject}"}
 
 
@@ -101,20 +101,20 @@ def target_output(ctx: Context, subject: str, project_id: str, execution_id: str
     """Inline output bytes (base64) or a short-lived presigned GET for stored ones."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
     execution = load_execution(ctx, project_id, execution_id)
-    item = ctx.executions.get_target_item(execution.id, node_id)
-    if item is None:
+    target = ctx.targets.get(execution.id, node_id)
+    if target is None:
         raise ExecutionNotFound(f"Node {node_id} is not a target of execution {execution_id}.")
-    ref = output_ref(item)
-    if not ref:
+    ref = target.output_ref
+    if ref is None:
         raise OutputNotFound(f"Node {node_id} has reported no output for execution {execution_id}.")
-    if ref["kind"] == "inline":
-        data = inline_output(item)
+    if ref.kind == "inline":
+        data = ref.content or b""
         return {"kind": "inline", "size": len(data), "content_base64": base64.b64encode(data).decode()}
     return {
         "kind": "object_store",
-        "size": ref.get("size"),
-        "sha256": ref["sha256"],
-        "url": outputs.presign_get(ref["bucket"], ref["key"]),
+        "size": ref.size,
+        "sha256": ref.sha256,
+        "url": outputs.presign_get(ref.bucket or "", ref.key or ""),
         "expires_in": outputs.URL_EXPIRY_SECONDS,
     }
 
@@ -124,6 +124,16 @@ def audit_trail(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
     execution = load_execution(ctx, project_id, execution_id)
-    items, last = ctx.executions.audit_page(execution.id, limit=limit, start_key=start_key)
-    fields = ("id", "status", "occurred_at", "node_id", "detail", "actor")
-    return [{k: i[k] for k in fields if k in i} for i in items], last
+    events, last = ctx.audit.page(execution.id, limit=limit, start_key=start_key)
+    return [audit_event_view(e) for e in events], last
+
+
+def audit_event_view(event: AuditEvent) -> dict[str, Any]:
+    """``id, status, occurred_at, node_id?, detail?, actor`` (absent fields left out)."""
+    view: dict[str, Any] = {"id": event.id, "status": event.status.value, "occurred_at": event.occurred_at}
+    if event.node_id is not None:
+        view["node_id"] = event.node_id
+    if event.detail is not None:
+        view["detail"] = event.detail
+    view["actor"] = event.actor
+    return view

@@ -9,11 +9,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws
-from orchestrator.domain.audit import AuditEvent
+from orchestrator.domain.audit import AuditEvent, Closing
 from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
-from orchestrator.store.executions import Closing
 
 EVENT_SOURCE = "plexsphere.orchestrator"
 
@@ -29,19 +28,19 @@ def finalize(ctx: Context, execution_id: str, *, failed_step: str | None = None)
     now = ctx.clock.now()
     if failed_step is not None:
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error=f"{failed_step}_failed")
-        ctx.executions.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
+        ctx.targets.close_open_targets(execution.id, TargetStatus.FAILED, now, closing)
     # The final count comes from the targets themselves: it must not wait for the stream.
-    counts = ctx.executions.counts_from_targets(execution.id)
+    counts = ctx.counters.counts_from_targets(execution.id)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     if not status.is_terminal:  # defensive: never leave an Execution that never ends
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
-        ctx.executions.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
-        counts = ctx.executions.counts_from_targets(execution.id)
+        ctx.targets.close_open_targets(execution.id, TargetStatus.TIMEOUT, now, closing)
+        counts = ctx.counters.counts_from_targets(execution.id)
         status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     released = ctx.executions.finish(execution, status, now)
     if released:
         final = AuditEvent.new(ctx.ids.new_id(), now, status=status, actor="workflow", detail={"counts": counts})
-        ctx.executions.record(execution.id, final)
+        ctx.audit.record(execution.id, final)
         _announce(ctx, execution, status, counts)
     return {"status": status.value, "slot_released": released}
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from orchestrator import secrets
 from orchestrator.clock import rfc3339
+from orchestrator.domain.credentials import NodeCredential
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services.context import Context
-from orchestrator.store.table import Item
 
 MAX_EVENTS_PER_RESPONSE = 100
 POLL_INTERVAL_SECONDS = 0.25
@@ -27,7 +27,7 @@ SSE_KEEP_ALIVE = ": keep-alive\n\n"
 
 def event_stream(
     ctx: Context,
-    node_item: Item,
+    caller: NodeCredential,
     last_event_id: str | None,
     *,
     hold_seconds: float,
@@ -36,13 +36,13 @@ def event_stream(
     """The SSE body: a ``: keep-alive`` comment, the events after ``last_event_id`` (or the
     undelivered ones), waiting up to ``hold_seconds`` for the first one, then a ``retry:``
     hint."""
-    node_id = node_item["id"]
-    after = last_event_id or node_item.get("events_delivered_through")
+    node_id = caller.node_id
+    after = last_event_id or caller.events_delivered_through
     deadline = time.monotonic() + hold_seconds
-    events = ctx.executions.events_after(node_id, after, MAX_EVENTS_PER_RESPONSE)
+    events = ctx.node_events.after(node_id, after, MAX_EVENTS_PER_RESPONSE)
     while not events and time.monotonic() < deadline:
         sleep(POLL_INTERVAL_SECONDS)
-        events = ctx.executions.events_after(node_id, after, MAX_EVENTS_PER_RESPONSE)
+        events = ctx.node_events.after(node_id, after, MAX_EVENTS_PER_RESPONSE)
     key = secrets.signing_key() if events else None
     # A comment first: every held response carries a byte within the hold (at most 25 s,
     # under the agent's 30 s request timeout and 90 s idle limit), events or not.
@@ -64,27 +64,29 @@ def event_stream(
     return "".join(parts)
 
 
-def node_state(ctx: Context, node_item: Item) -> dict[str, Any]:
+def node_state(ctx: Context, caller: NodeCredential) -> dict[str, Any]:
     """The reconciliation view: the node's open invocations and the signing keys."""
+    node = ctx.nodes.get_node(caller.node_id)
+    metadata = node.metadata if node is not None else {}
     executions = [
         {
-            "execution_id": t["execution_id"],
-            "action": t["action"],
-            "type": t["action_type"],
-            "parameters": t.get("parameters", {}),
-            "status": t["status"],
-            "requested_at": t["created_at"],
-            "expires_at": t["expires_at"],
+            "execution_id": a.execution_id,
+            "action": a.action,
+            "type": a.type,
+            "parameters": a.parameters,
+            "status": a.status.value,
+            "requested_at": rfc3339(a.requested_at),
+            "expires_at": rfc3339(a.expires_at),
         }
-        for t in sorted(ctx.executions.node_open_targets(node_item["id"]), key=lambda t: t["execution_id"])
+        for a in ctx.targets.node_assignments(caller.node_id)
     ]
     return {
-        "node_id": node_item["id"],
+        "node_id": caller.node_id,
         "executions": executions,
         "signing_keys": {"current": secrets.signing_public_key_b64(), "previous": None, "transition_expires": None},
         "peers": [],
         "policies": [],
-        "metadata": node_item.get("metadata", {}),
+        "metadata": metadata,
         "data": [],
         "secret_refs": [],
         "generated_at": rfc3339(ctx.clock.now()),

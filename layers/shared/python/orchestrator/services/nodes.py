@@ -7,14 +7,12 @@ from typing import Any
 
 from orchestrator import secrets
 from orchestrator.domain.capabilities import validate_capabilities
-from orchestrator.domain.credentials import enrollment_token_usable, mint_node_secret_key, secret_hash
+from orchestrator.domain.credentials import NodeCredential, enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
-from orchestrator.errors import EnrollmentTokenInvalid
+from orchestrator.errors import EnrollmentTokenInvalid, NodeDeregistered
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
-from orchestrator.store.nodes import node_from_item
-from orchestrator.store.table import Item
 
 MESH_PREFIX = "10.100"
 
@@ -44,9 +42,9 @@ def register(
     """Consume a one-time token and create the node; its NSK is returned here only."""
     token_hash = secret_hash(token)
     now = ctx.clock.now()
-    token_item = ctx.nodes.get_enrollment_token(token_hash)
-    if token_item is None or not enrollment_token_usable(
-        used=bool(token_item.get("used_at")), expires_epoch=int(token_item["expires_epoch"]), now=now
+    enrollment = ctx.nodes.get_enrollment_token(token_hash)
+    if enrollment is None or not enrollment_token_usable(
+        used=enrollment.used, expires_epoch=int(enrollment.expires_at.timestamp()), now=now
     ):
         raise EnrollmentTokenInvalid("The enrollment token is invalid, expired or already used.")
     validate_capabilities(capabilities)
@@ -54,14 +52,14 @@ def register(
 
     node = Node(
         id=ctx.ids.new_id(),
-        project_id=token_item["project_id"],
-        domain_id=token_item["domain_id"],
+        project_id=enrollment.project_id,
+        domain_id=enrollment.domain_id,
         hostname=hostname,
         metadata=metadata,
         labels=labels_from_metadata(metadata),
         capabilities=capabilities,
         status=NodeStatus.ACTIVE,
-        mesh_ip=mesh_ip(ctx.nodes.next_mesh_sequence(token_item["project_id"])),
+        mesh_ip=mesh_ip(ctx.nodes.next_mesh_sequence(enrollment.project_id)),
         public_key=public_key,
         registered_at=now,
         updated_at=now,
@@ -72,9 +70,9 @@ def register(
     return Registration(node=node, node_secret_key=nsk, signing_public_key=signing_public_key)
 
 
-def update_capabilities(ctx: Context, node_item: Item, capabilities: Capabilities) -> Node:
+def update_capabilities(ctx: Context, caller: NodeCredential, capabilities: Capabilities) -> Node:
     validate_capabilities(capabilities)
-    node = ctx.nodes.update_capabilities(node_item["id"], capabilities, ctx.clock.now())
+    node = ctx.nodes.update_capabilities(caller.node_id, capabilities, ctx.clock.now())
     trust_hooks_on_first_use(ctx, node)
     return node
 
@@ -82,7 +80,7 @@ def update_capabilities(ctx: Context, node_item: Item, capabilities: Capabilitie
 def trust_hooks_on_first_use(ctx: Context, node: Node) -> None:
     """The first checksum ever reported for a hook in a project becomes its baseline."""
     for hook in node.capabilities.hooks:
-        ctx.executions.pin_baseline(
+        ctx.hook_baselines.pin(
             node.project_id, hook.name, hook.checksum, by=f"node:{node.id}", now=ctx.clock.now(), only_if_absent=True
         )
 
@@ -90,18 +88,22 @@ def trust_hooks_on_first_use(ctx: Context, node: Node) -> None:
 HEARTBEAT_FIELDS = ("status", "uptime", "binary_checksum", "timestamp")
 
 
-def heartbeat(ctx: Context, node_item: Item, report: dict[str, Any]) -> tuple[bool, bool]:
+def heartbeat(ctx: Context, caller: NodeCredential, report: dict[str, Any]) -> tuple[bool, bool]:
     """Record liveness; answer whether the node should reconcile or rotate keys."""
     kept = {k: str(report[k])[:256] for k in HEARTBEAT_FIELDS if report.get(k) is not None}
-    return ctx.nodes.heartbeat(node_item["id"], ctx.clock.now(), kept)
+    return ctx.nodes.heartbeat(caller.node_id, ctx.clock.now(), kept)
 
 
-def deregister(ctx: Context, node_item: Item) -> Node:
+def deregister(ctx: Context, caller: NodeCredential) -> Node:
     """The node leaves every cohort and its NSK stops working, in one transaction: the node
     item's hash and the NSK index go, and every later read of the credential (each node
     request, each report, each callback token's use) refuses it."""
-    ctx.nodes.deregister(node_item, ctx.clock.now())
-    return node_from_item({**node_item, "status": NodeStatus.DEREGISTERED.value})
+    node = ctx.nodes.get_node(caller.node_id)
+    if node is None:  # authenticated a moment ago; only a concurrent deregistration removes nothing
+        raise NodeDeregistered(f"Node {caller.node_id} is deregistered.")
+    now = ctx.clock.now()
+    ctx.nodes.deregister(node, caller.nsk_hash, now)
+    return node.model_copy(update={"status": NodeStatus.DEREGISTERED, "deregistered_at": now, "updated_at": now})
 
 
 def list_nodes(

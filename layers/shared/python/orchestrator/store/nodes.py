@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.domain.credentials import NodeCredential
 from orchestrator.domain.models import Capabilities, CohortNode, EnrollmentToken, Node, NodeStatus
 from orchestrator.errors import (
     EnrollmentTokenInvalid,
@@ -44,8 +45,19 @@ class NodeStore:
             condition=NOT_EXISTS,
         )
 
-    def get_enrollment_token(self, token_hash: str) -> Item | None:
-        return self.table.get(keys.enrollment_token(token_hash), consistent=True)
+    def get_enrollment_token(self, token_hash: str) -> EnrollmentToken | None:
+        item = self.table.get(keys.enrollment_token(token_hash), consistent=True)
+        if item is None:
+            return None
+        return EnrollmentToken(
+            token_hash=token_hash,
+            project_id=item["project_id"],
+            domain_id=item["domain_id"],
+            created_by=item.get("created_by", ""),
+            created_at=parse_rfc3339(item["created_at"]),
+            expires_at=parse_rfc3339(item["expires_at"]),
+            used=bool(item.get("used_at")),
+        )
 
     def next_mesh_sequence(self, project_id: str) -> int:
         item = self.table.update(
@@ -97,13 +109,22 @@ class NodeStore:
             raise
 
     # Reads -------------------------------------------------------------------
-    def get_node_item(self, node_id: str) -> Item | None:
-        return self.table.get(keys.node(node_id))
+    def get_node(self, node_id: str) -> Node | None:
+        item = self.table.get(keys.node(node_id))
+        return node_from_item(item) if item else None
 
-    def get_node_credential(self, node_id: str) -> Item | None:
-        """Only what NSK authentication reads: ``status`` and ``nsk_hash``. A strongly
-        consistent read: a key revoked (deregistration, rotation) before it is refused."""
-        return self.table.get(keys.node(node_id), consistent=True, attributes=("status", "nsk_hash"))
+    def get_credential(self, node_id: str) -> NodeCredential | None:
+        """Only what NSK authentication reads. A strongly consistent read: a key revoked
+        (deregistration, rotation) before it is refused."""
+        item = self.table.get(keys.node(node_id), consistent=True, attributes=CREDENTIAL_ATTRIBUTES)
+        if item is None:
+            return None
+        return NodeCredential(
+            node_id=node_id,
+            active=item.get("status") == NodeStatus.ACTIVE.value,
+            nsk_hash=item.get("nsk_hash"),
+            events_delivered_through=item.get("events_delivered_through"),
+        )
 
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
@@ -200,9 +221,9 @@ class NodeStore:
         )
         return bool(item.get("reconcile_requested")), bool(item.get("rotate_keys_requested"))
 
-    def deregister(self, node_item: Item, now: datetime) -> None:
-        """Mark deregistered, revoke the NSK and release the hostname, atomically."""
-        node = node_from_item(node_item)
+    def deregister(self, node: Node, nsk_hash: str | None, now: datetime) -> None:
+        """Mark deregistered, revoke the NSK (its hash and index entry) and release the
+        hostname, atomically."""
         operations = [
             self.table.update_op(
                 keys.node(node.id),
@@ -221,8 +242,8 @@ class NodeStore:
                 values={":node": node.id},
             ),
         ]
-        if node_item.get("nsk_hash"):
-            operations.append(self.table.delete_op(keys.nsk_index(node_item["nsk_hash"])))
+        if nsk_hash:
+            operations.append(self.table.delete_op(keys.nsk_index(nsk_hash)))
         try:
             self.table.transact(operations)
         except TransactionCanceled as exc:
@@ -268,6 +289,7 @@ def _node_item(node: Node) -> Item:
 
 
 COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status")
+CREDENTIAL_ATTRIBUTES = ("status", "nsk_hash", "events_delivered_through")
 
 
 def cohort_node_from_item(item: Item) -> CohortNode:

@@ -15,15 +15,15 @@ from typing import Any
 
 from orchestrator import secrets
 from orchestrator.domain import callback_tokens
-from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.audit import Closing
+from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.rate_control import next_step
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.finalize import finalize
-from orchestrator.store.executions import Closing
-from orchestrator.store.table import BATCH_PARALLELISM, Item
+from orchestrator.store.table import BATCH_PARALLELISM
 
 CALLBACK_TOKEN_GRACE = timedelta(hours=1)
 
@@ -47,7 +47,7 @@ def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
 
 
 def action_request_events(
-    ctx: Context, execution: Execution, targets: list[Item], base_url: str, checksum: str | None
+    ctx: Context, execution: Execution, targets: list[Target], base_url: str, checksum: str | None
 ) -> Iterator[NodeEvent]:
     """One ``action_request`` per target; ``checksum`` is the hook's pinned baseline (hooks only)."""
     callback_key = secrets.callback_key()
@@ -55,21 +55,21 @@ def action_request_events(
     for target in targets:
         fields: dict[str, Any] = {
             "execution_id": execution.id,
-            "node_id": target["node_id"],
+            "node_id": target.node_id,
             "action": execution.action,
             "type": execution.type,
             "parameters": execution.parameters,
             "timeout_seconds": execution.timeout_seconds,
             "timeout": go_duration(execution.timeout_seconds),
-            "callback_url": callback_url(base_url, target["node_id"], execution.id),
+            "callback_url": callback_url(base_url, target.node_id, execution.id),
             # For a reporter that is not the node (e.g. an external workflow); bound to this target.
-            "callback_token": callback_tokens.mint(execution.id, target["node_id"], token_expiry, callback_key),
+            "callback_token": callback_tokens.mint(execution.id, target.node_id, token_expiry, callback_key),
             "triggered_by": execution.triggered_by,
         }
         if checksum is not None:
             fields["checksum"] = checksum
         yield NodeEvent.new(
-            ctx.ids.new_id(), "action_request", target["node_id"], ctx.clock.now(), fields, execution_id=execution.id
+            ctx.ids.new_id(), "action_request", target.node_id, ctx.clock.now(), fields, execution_id=execution.id
         )
 
 
@@ -79,7 +79,7 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
     execution = _execution(ctx, execution_id, consistent=True)
     if execution.completed_at is not None:
         return FanOutResult(targets=0, events=0, requests=0)
-    targets = ctx.executions.target_items(execution.id, only_open=True)
+    targets = ctx.targets.targets(execution.id, only_open=True)
     wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(targets)
     requests = _send(ctx, execution, targets[:wave])
     ctx.executions.mark_fanned_out(execution.id, min(wave, execution.target_count), ctx.clock.now())
@@ -93,7 +93,7 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
 SEND_ROUND = 25 * BATCH_PARALLELISM
 
 
-def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
+def _send(ctx: Context, execution: Execution, targets: list[Target]) -> int:
     """Append the action_request events of ``targets``; returns the datastore requests made.
 
     A node reads its stream in event-id order, and ids are minted from the clock: an id minted
@@ -102,12 +102,12 @@ def _send(ctx: Context, execution: Execution, targets: list[Item]) -> int:
     if not targets:
         return 0
     base_url = ctx.settings.public_base_url or ""
-    checksum = ctx.executions.baseline(execution.project_id, execution.action) if execution.type == "hook" else None
+    checksum = ctx.hook_baselines.get(execution.project_id, execution.action) if execution.type == "hook" else None
     requests = 0
     for start in range(0, len(targets), SEND_ROUND):
         round_targets = targets[start : start + SEND_ROUND]
         events = list(action_request_events(ctx, execution, round_targets, base_url, checksum))
-        requests += ctx.executions.append_events(events, ctx.clock.now())
+        requests += ctx.node_events.append(events, ctx.clock.now())
     return requests
 
 
@@ -117,19 +117,19 @@ def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
     rate, released = execution.rate, execution.released or 0
     if rate is None or released >= execution.target_count:
         return
-    targets = ctx.executions.target_items(execution.id)  # node-id order, as released
-    step = next_step(rate, [(t["node_id"], TargetStatus(t["status"])) for t in targets], released)
+    targets = ctx.targets.targets(execution.id)  # node-id order, as released
+    step = next_step(rate, [(t.node_id, t.status) for t in targets], released)
     if step.stop:
         now = ctx.clock.now()
         closing = Closing(actor="workflow", new_id=ctx.ids.new_id, error="max_errors_reached")
         for node_id in step.held:
-            ctx.executions.close_target(execution.id, node_id, TargetStatus.CANCELLED, now, closing)
+            ctx.targets.close_target(execution.id, node_id, TargetStatus.CANCELLED, now, closing)
         ctx.executions.set_released(execution.id, execution.target_count)
         return
     if not step.release:
         return
-    released_ids = set(ctx.executions.release_targets(execution.id, list(step.release)))
-    _send(ctx, execution, [t for t in targets if t["node_id"] in released_ids])
+    released_ids = set(ctx.targets.release_targets(execution.id, list(step.release)))
+    _send(ctx, execution, [t for t in targets if t.node_id in released_ids])
     ctx.executions.set_released(execution.id, released + len(step.release))
 
 
@@ -140,7 +140,7 @@ def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
     execution = _execution(ctx, execution_id)
     if execution.rate is not None:
         _rate_controlled_step(ctx, execution)
-    counts = ctx.executions.counts(execution.id, execution.target_count)
+    counts = ctx.counters.counts(execution.id, execution.target_count)
     status = aggregate_from_counts(counts, cancelled_by_operator=execution.cancel_requested)
     open_count = sum(counts[s.value] for s in TargetStatus if not s.is_terminal)
     if status is not execution.status and not status.is_terminal:
@@ -151,7 +151,7 @@ def check_progress(ctx: Context, execution_id: str) -> dict[str, Any]:
 def sweep_timeouts(ctx: Context, execution_id: str) -> dict[str, int]:
     """At the deadline: every target still open becomes ``timeout``."""
     closing = Closing(actor="workflow", new_id=ctx.ids.new_id)
-    moved = ctx.executions.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing)
+    moved = ctx.targets.close_open_targets(execution_id, TargetStatus.TIMEOUT, ctx.clock.now(), closing)
     return {"timed_out": moved}
 
 
