@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -57,6 +57,10 @@ lint: $(VENV)/.installed $(SAM_VENV)/.installed
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## openapi: regenerate api/openapi.yaml from template.yaml's routes, http/operations.py, the models and api/openapi.base.yaml
+openapi: $(VENV)/.installed
+	$(PY) -m openapi_gen
 
 ## sim: simulated nodes for the local server (NODES=5, LABEL=env=prod, ACTION=restart-agent)
 sim: $(VENV)/.installed

@@ -31,7 +31,7 @@ from orchestrator.settings import get_settings
 
 JSON = "application/json"
 COMPRESS_ABOVE_BYTES = 1024
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,7 +45,7 @@ class InternalError(OrchestratorError):
 def correlation_id(app: APIGatewayRestResolver) -> str:
     """The caller's ``X-Correlation-Id`` when well-formed, else API Gateway's request id."""
     supplied = app.current_event.headers.get("x-correlation-id") or app.current_event.headers.get("X-Correlation-Id")
-    if supplied and _CORRELATION_ID.fullmatch(supplied):
+    if supplied and CORRELATION_ID.fullmatch(supplied):
         return supplied
     request_id = app.current_event.request_context.request_id
     return request_id or "unknown"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictInt, model_validator
 
 from orchestrator.domain.executions import TargetStatus
 from orchestrator.domain.transitions import ACK_STATUS, RESULT_STATUS
@@ -15,12 +15,28 @@ from orchestrator.services.callbacks import Report, decode_inline
 Text = Annotated[str, Field(max_length=4096)]
 # An exit code as the agent's Go int holds it (64 bits).
 ExitCode = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+SAME_AS_PATH = "Optional; when given it must equal the path's `execution_id` (else 400 `invalid_body`)."
+STREAM_BOUND = "At most 64 KiB (UTF-8 bytes); else 413 `result_output_too_large`."
 
 
 class OutputIn(NodeBody):
-    inline: str | None = None
-    object_key: Annotated[str, Field(max_length=1024)] | None = None
-    sha256: Annotated[str, Field(pattern=r"^(sha256:)?[0-9a-fA-F]{64}$")] | None = None
+    """Exactly one of `inline` and `object_key`; `sha256` is required with `object_key`
+    (else 400 `invalid_body`)."""
+
+    # "Exactly one" is said in words: a `oneOf` would refuse the `null` that `output` may be.
+    model_config = ConfigDict(title="CallbackOutput")
+
+    inline: str | None = Field(
+        None,
+        description="The output, base64; at most 16 KiB decoded (else 413 `inline_output_too_large`).",
+        json_schema_extra={"format": "byte"},
+    )
+    object_key: Annotated[str, Field(max_length=1024)] | None = Field(
+        None, description="The `output_object_key` issued for this target, after uploading there."
+    )
+    sha256: Annotated[str, Field(pattern=r"^(sha256:)?[0-9a-fA-F]{64}$")] | None = Field(
+        None, description="SHA-256 of the uploaded object (hex, optionally prefixed `sha256:`)."
+    )
 
     @model_validator(mode="after")
     def _one_tier(self) -> OutputIn:
@@ -32,10 +48,21 @@ class OutputIn(NodeBody):
 
 
 class CallbackIn(NodeBody):
-    status: Literal["ack", "started", "succeeded", "failed", "cancelled", "timeout"]
+    """Unified callback body (unknown fields are ignored)."""
+
+    model_config = ConfigDict(title="CallbackRequest")
+
+    status: Literal["ack", "started", "succeeded", "failed", "cancelled", "timeout"] = Field(
+        description="The invocation's new state (SPEC §8); it may skip forward, never go back or repeat."
+        " `pending` is not reportable."
+    )
     exit_code: ExitCode | None = None
-    error: Text | None = None
-    declared_output_bytes: Annotated[StrictInt, Field(ge=0, le=5 * 1024**3)] | None = None
+    error: Text | None = Field(None, description="Kept as the target's `error`.")
+    declared_output_bytes: Annotated[StrictInt, Field(ge=0, le=5 * 1024**3)] | None = Field(
+        None,
+        description="Size of the output to come. Over 16384 on the callback that moves the target out of"
+        " `pending` (to a non-terminal state), the answer carries a presigned upload URL.",
+    )
     output: OutputIn | None = None
 
     def to_report(self) -> Report:
@@ -52,9 +79,13 @@ class CallbackIn(NodeBody):
 
 
 class AckIn(NodeBody):
-    execution_id: str | None = None
-    status: Literal["accepted", "rejected"]
-    reason: Text = ""
+    """The agent's ack or nack (unknown fields are ignored)."""
+
+    model_config = ConfigDict(title="AckRequest")
+
+    execution_id: str | None = Field(None, description=SAME_AS_PATH)
+    status: Literal["accepted", "rejected"] = Field(description="`accepted` → `ack`; `rejected` → `failed`.")
+    reason: Text = Field("", description="Why the node rejected the invocation (becomes the target's `error`).")
 
     def to_report(self) -> Report:
         status = ACK_STATUS[self.status]
@@ -68,14 +99,22 @@ class AckIn(NodeBody):
 
 
 class ResultIn(NodeBody):
-    execution_id: str | None = None
-    status: Literal["success", "failure", "failed", "error", "timeout", "cancelled"]
+    """The agent's final result (unknown fields are ignored)."""
+
+    model_config = ConfigDict(title="ResultRequest")
+
+    execution_id: str | None = Field(None, description=SAME_AS_PATH)
+    status: Literal["success", "failure", "failed", "error", "timeout", "cancelled"] = Field(
+        description="`success` → `succeeded`; `failure`, `failed`, `error` → `failed`; `timeout`; `cancelled`."
+    )
     exit_code: ExitCode | None = None
-    stdout: str = ""
-    stderr: str = ""
-    duration: Annotated[str, Field(max_length=64)] | float | None = None  # "2.34s" (plexd) or seconds
+    stdout: str = Field("", description=STREAM_BOUND)
+    stderr: str = Field("", description=STREAM_BOUND)
+    duration: Annotated[str, Field(max_length=64)] | float | None = Field(
+        None, description="As the agent reports it: a Go duration (`1.5s`), or a number of seconds."
+    )  # "2.34s" (plexd) or seconds
     finished_at: Annotated[str, Field(max_length=64)] | None = None
-    triggered_by: dict[str, Any] | None = None
+    triggered_by: dict[str, Any] | None = Field(None, description="Accepted and ignored.")
 
     def report_fields(self) -> dict[str, Any]:
         duration = f"{self.duration}s" if isinstance(self.duration, int | float) else self.duration

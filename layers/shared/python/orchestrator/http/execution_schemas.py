@@ -6,7 +6,7 @@ import base64
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from orchestrator.clock import rfc3339
 from orchestrator.domain.executions import Execution, OutputRef, Target, TargetStatus
@@ -15,11 +15,24 @@ from orchestrator.http.request_body import encoded_size
 from orchestrator.http.schemas import OperatorBody
 
 ACTION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+EXAMPLE_ID = "0190b5e4-6f1a-7cc2-8d3e-2b9f3a1c4d5e"
 
 
 class RateIn(OperatorBody):
-    max_concurrency: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
-    max_errors: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
+    """Rate controls (SPEC §9)."""
+
+    model_config = ConfigDict(title="RateControl")
+
+    max_concurrency: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = Field(
+        None,
+        description="At most this many released targets in flight (`pending`, `ack`, `started`); the others are"
+        " held back and released, in node-id order, as earlier ones end.",
+    )
+    max_errors: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = Field(
+        None,
+        description="Once this many targets failed, the targets not yet released become `cancelled` (`error:"
+        " max_errors_reached`).",
+    )
 
 
 # The node agent reads its event stream line by line with a 64 KiB line buffer: a longer
@@ -29,13 +42,41 @@ MAX_PARAMETERS_BYTES = 32 * 1024
 
 
 class DispatchRequest(OperatorBody):
-    action: Annotated[str, Field(min_length=1, max_length=128, pattern=ACTION_NAME)]
+    """Exactly one of `node_id` and `selector` (else 400 `invalid_target`). Unknown fields
+    are refused (400 `invalid_body`). With an `Idempotency-Key`, a retry is "the same
+    body" when its fields, after these defaults are applied, are equal."""
+
+    action: Annotated[str, Field(min_length=1, max_length=128, pattern=ACTION_NAME)] = Field(
+        description="The builtin action's or hook's name."
+    )
     type: Literal["builtin", "hook"] = "builtin"
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"default": {}},
+        description="Checked against every distinct declaration of the action in the cohort: required ones"
+        " present, unknown ones refused, declared JSON types respected (else 422 `invalid_parameters`). Defaults"
+        " are not filled in; the agent applies its own. At most 32 KiB as compact JSON (else 400 `invalid_body`):"
+        " the agent reads its event stream in lines of at most 64 KiB. The agent takes parameters as strings"
+        " (`map[string]string`).",
+    )
     timeout_seconds: Annotated[StrictInt, Field(ge=1, le=86_400)] = 300
-    node_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    selector: Annotated[str, Field(max_length=1024)] | None = None
-    confirmation: StrictBool = False
+    node_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="One node of the project (else 404 `node_not_found`).", examples=[EXAMPLE_ID]
+    )
+    selector: Annotated[str, Field(max_length=1024)] | None = Field(
+        None,
+        description="Label selector (SPEC §7): comma means AND; terms `k=v`, `k==v`, `k!=v`, `k in (a,b)`,"
+        " `k notin (a,b)`, `k` (exists), `!k` (absent); whitespace around tokens is ignored; keys and values"
+        " `[A-Za-z0-9._/-]{1,63}`; at most 256 characters and 64 terms; not empty. Anything else → 400"
+        " `malformed_selector` with the 0-based `position` of the offending character (the length of the"
+        " selector for an unexpected end).",
+        examples=["env=prod,role in (web,api),!draining"],
+    )
+    confirmation: StrictBool = Field(
+        False,
+        description="Must be `true` for an action declared `dangerous` or `requires_confirmation` by any target"
+        " (else 422 `confirmation_required`).",
+    )
     rate: RateIn | None = None
 
     @field_validator("parameters")
@@ -48,13 +89,24 @@ class DispatchRequest(OperatorBody):
 
 
 class PrepareRequest(OperatorBody):
+    """The target of the dispatch to preview: `type` and exactly one of `node_id` and
+    `selector`, with the dispatch's rules (unknown fields are refused). An empty body is
+    `{}`."""
+
     type: Literal["builtin", "hook"] = "builtin"
     node_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     selector: Annotated[str, Field(max_length=1024)] | None = None
 
 
 class PinBaselineRequest(OperatorBody):
-    checksum: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    """The sha256 to pin as the hook's known-good checksum (unknown fields are refused)."""
+
+    model_config = ConfigDict(title="HookBaselineRequest")
+
+    checksum: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] = Field(
+        description="`sha256:` followed by 64 lowercase hex digits, as nodes declare hook checksums.",
+        examples=["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    )
 
 
 # Inline outputs one response carries at most (raw bytes; base64 is 4/3 of it): an answer

@@ -1,9 +1,11 @@
 """Request models (validated at the edge) and response projections.
 
-Node-facing bodies ignore unknown fields (agents are newer or older than the
-control plane); operator-facing bodies forbid them (typos should fail loudly).
-Projections are metadata-only: no secret, token or hash ever leaves here
-except in the one response that mints it.
+Node-facing bodies ignore unknown fields (agents are newer or older than the control
+plane); operator-facing bodies forbid them (typos should fail loudly). A model's docstring
+and field descriptions are its documentation in ``api/openapi.yaml`` (``make openapi``); a
+``title`` in its config is its name there.
+Projections are metadata-only: no secret, token or hash ever leaves here except in the one
+response that mints it; ``orchestrator.http.responses`` describes what they build.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from orchestrator.clock import rfc3339
-from orchestrator.domain.labels import is_label_token
+from orchestrator.domain.capabilities import PARAMETER_NAME
+from orchestrator.domain.labels import LABEL_TOKEN, is_label_token
 from orchestrator.domain.liveness import node_liveness
 from orchestrator.domain.models import (
     ActionParameter,
@@ -37,10 +51,12 @@ MAX_CAPABILITIES_BYTES = 256 * 1024
 MAX_METADATA_BYTES = 16 * 1024
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 SUBJECT = re.compile(r"^[A-Za-z0-9@._:+|-]{1,256}$")
+CHECKSUM_EXAMPLE = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+GO_NIL = "`null` (Go's nil slice) is an empty list."
 
 
 class NodeBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": True})
 
 
 def _nil_slice(value: Any) -> Any:
@@ -48,8 +64,15 @@ def _nil_slice(value: Any) -> Any:
     return [] if value is None else value
 
 
+class _NullIsEmpty:
+    """The JSON Schema of a ``GoList``: the list, or ``null``."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [handler(core_schema), {"type": "null"}]}
+
+
 T = TypeVar("T")
-GoList = Annotated[list[T], BeforeValidator(_nil_slice)]
+GoList = Annotated[list[T], BeforeValidator(_nil_slice), _NullIsEmpty()]
 
 
 class OperatorBody(BaseModel):
@@ -58,11 +81,20 @@ class OperatorBody(BaseModel):
 
 # Capabilities (node wire format) ------------------------------------------------
 class ParameterIn(NodeBody):
-    name: str
-    type: str = "string"
+    """A parameter of a builtin action or hook, as the node declares it."""
+
+    model_config = ConfigDict(title="ParameterDeclaration")
+
+    # Checked by the capability rules (422), documented here.
+    name: str = Field(json_schema_extra={"pattern": PARAMETER_NAME.pattern})
+    type: str = Field(
+        "string",
+        description="`string`, `integer`, `number`, `boolean`, `object` or `array`; any other value is stored as"
+        " `string`.",
+    )
     required: bool = False
     description: str = ""
-    default: Any = None
+    default: Any = Field(None, description="Default value (any JSON).")
 
     def to_domain(self) -> ActionParameter:
         kind = self.type if self.type in {"string", "integer", "number", "boolean", "object", "array"} else "string"
@@ -76,34 +108,60 @@ class ParameterIn(NodeBody):
 
 
 class BuiltinActionIn(NodeBody):
-    name: str = ""  # missing is "empty": 422 builtin_action_invalid, as the spec says for empty names
+    model_config = ConfigDict(title="BuiltinActionDeclaration")
+
+    # missing is "empty": 422 builtin_action_invalid, as the spec says for empty names
+    name: str = Field(
+        "",
+        description="Must match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$` and be unique among the node's builtin"
+        " actions (else 422 `builtin_action_invalid`, `builtin_action_duplicate`).",
+    )
     description: str = ""
-    parameters: GoList[ParameterIn] = Field(default_factory=list)
-    dangerous: bool = False
-    requires_confirmation: bool = False
+    parameters: GoList[ParameterIn] = Field(default_factory=list, description=GO_NIL)
+    dangerous: bool = Field(False, description="A dangerous action requires `confirmation` on dispatch.")
+    requires_confirmation: bool = Field(False, description="Same effect as `dangerous`.")
 
 
 class HookIn(NodeBody):
-    name: str = ""  # missing name or checksum: 422 hook_invalid from the domain rules
+    model_config = ConfigDict(title="HookDeclaration")
+
+    # missing name or checksum: 422 hook_invalid from the domain rules
+    name: str = Field(
+        "",
+        description="Must match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$` and be unique among the node's hooks"
+        " (else 422 `hook_invalid`, `hook_duplicate`).",
+    )
     description: str = ""
     source: str = "script"
-    checksum: str = ""
-    parameters: GoList[ParameterIn] = Field(default_factory=list)
-    timeout: str | None = None
+    checksum: str = Field(
+        "",
+        description="`sha256:` followed by 64 lowercase hex digits (else 422 `hook_invalid`).",
+        examples=[CHECKSUM_EXAMPLE],
+    )
+    parameters: GoList[ParameterIn] = Field(default_factory=list, description=GO_NIL)
+    timeout: str | None = Field(None, description="Go duration, e.g. `300s`.")
     sandbox: str | None = None
-    dangerous: bool = False
-    requires_confirmation: bool = False
+    dangerous: bool = Field(False, description="A dangerous hook requires `confirmation` on dispatch.")
+    requires_confirmation: bool = Field(False, description="Same effect as `dangerous`.")
 
 
 class BinaryIn(NodeBody):
+    """The agent binary; null or absent when not reported."""
+
+    model_config = ConfigDict(title="BinaryDeclaration")
+
     version: str = ""
     checksum: str = ""
 
 
 class CapabilitiesIn(NodeBody):
+    """What a node can run (node wire format; unknown fields are ignored)."""
+
+    model_config = ConfigDict(title="CapabilitiesDeclaration")
+
     binary: BinaryIn | None = None
-    builtin_actions: GoList[BuiltinActionIn] = Field(default_factory=list, max_length=1000)
-    hooks: GoList[HookIn] = Field(default_factory=list, max_length=1000)
+    builtin_actions: GoList[BuiltinActionIn] = Field(default_factory=list, max_length=1000, description=GO_NIL)
+    hooks: GoList[HookIn] = Field(default_factory=list, max_length=1000, description=GO_NIL)
 
     @model_validator(mode="after")
     def _fits_a_node_item(self) -> CapabilitiesIn:
@@ -141,10 +199,18 @@ class CapabilitiesIn(NodeBody):
 
 
 class RegisterRequest(NodeBody):
-    token: Annotated[str, Field(min_length=1, max_length=512)]
-    hostname: Annotated[str, Field(min_length=1, max_length=253)]
+    token: Annotated[str, Field(min_length=1, max_length=512)] = Field(description="The one-time enrollment token.")
+    hostname: Annotated[str, Field(min_length=1, max_length=253)] = Field(
+        description="Unique among the project's registered nodes.", json_schema_extra={"pattern": HOSTNAME.pattern}
+    )
     public_key: Annotated[str, Field(max_length=1024)] = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free-form node metadata, at most 64 entries and 16 KiB as JSON. Entries whose key and scalar"
+        " value (strings, numbers, booleans as `true`/`false`) match `[A-Za-z0-9._/-]{1,63}` become the node's"
+        " labels.",
+        json_schema_extra={"maxProperties": 64},
+    )
     capabilities: CapabilitiesIn = Field(default_factory=CapabilitiesIn)
 
     @field_validator("hostname")
@@ -169,6 +235,8 @@ HeartbeatText = Annotated[str, Field(max_length=1024)]
 
 
 class HeartbeatRequest(NodeBody):
+    """Optional liveness report (unknown fields are ignored)."""
+
     node_id: HeartbeatText | None = None
     timestamp: HeartbeatText | None = None
     status: HeartbeatText | None = None
@@ -179,7 +247,9 @@ class HeartbeatRequest(NodeBody):
 # Operator bodies --------------------------------------------------------------------
 class CreateDomainRequest(OperatorBody):
     name: Annotated[str, Field(min_length=1, max_length=128)]
-    live_execution_ceiling: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+    live_execution_ceiling: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = Field(
+        None, description="Ceiling of live Executions; absent or null uses the deployment default (100)."
+    )
 
 
 class UpdateDomainRequest(OperatorBody):
@@ -195,11 +265,19 @@ class GrantRequest(OperatorBody):
 
 
 class CreateEnrollmentTokenRequest(OperatorBody):
-    ttl_seconds: Annotated[StrictInt, Field(ge=60, le=30 * 86_400)] | None = None
+    ttl_seconds: Annotated[StrictInt, Field(ge=60, le=30 * 86_400)] | None = Field(
+        None, description="Lifetime of the token; absent or null uses the deployment default (86400)."
+    )
 
 
 class UpdateNodeLabelsRequest(OperatorBody):
-    labels: Annotated[dict[str, str | None], Field(min_length=1, max_length=64)]
+    labels: Annotated[dict[str, str | None], Field(min_length=1, max_length=64)] = Field(
+        description="Label changes: a string value sets the label, `null` removes it. Keys and values match"
+        " `[A-Za-z0-9._/-]{1,63}`.",
+        json_schema_extra={
+            "additionalProperties": {"anyOf": [{"type": "string", "pattern": LABEL_TOKEN.pattern}, {"type": "null"}]}
+        },
+    )
 
     @field_validator("labels")
     @classmethod
