@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -311,3 +312,113 @@ def test_speed_patches_stay_off_on_another_moto(monkeypatch: pytest.MonkeyPatch)
     assert moto_patches.speed_patches_enabled() is False
     monkeypatch.delenv("LOCAL_MOTO_SPEED")
     assert moto_patches.speed_patches_enabled() is True
+
+
+# Item responses rendered with json.dumps instead of moto's shape-walking serializer ------------
+def answers(client: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    found = []
+    for operation, kwargs in calls:
+        response = getattr(client, operation)(**kwargs)
+        response.pop("ResponseMetadata", None)
+        found.append(canonical(response))
+    return found
+
+
+@contextmanager
+def moto_s_own_serializer() -> Iterator[None]:
+    from moto.core.responses import ActionResult
+
+    fast = ActionResult.execute_result
+    ActionResult.execute_result = moto_patches.ORIGINALS["execute_result"]  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ActionResult.execute_result = fast  # type: ignore[method-assign]
+
+
+def seeded(client: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    fresh_table(client)
+    item = {"PK": {"S": "p1"}, "SK": {"S": "a"}, "G": {"S": "g1"}, "GN": {"N": "1"}, **attrs}
+    client.put_item(TableName=TABLE, Item=item)
+    client.put_item(TableName=TABLE, Item={"PK": {"S": "p1"}, "SK": {"S": "b"}, "G": {"S": "g1"}, "GN": {"N": "2"}})
+    return {"PK": item["PK"], "SK": item["SK"]}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attribute_maps)
+def test_item_responses_are_moto_s(client: Any, attrs: dict[str, Any]) -> None:
+    key = seeded(client, attrs)
+    reads = [
+        ("get_item", {"TableName": TABLE, "Key": key}),
+        ("get_item", {"TableName": TABLE, "Key": {"PK": {"S": "p9"}, "SK": {"S": "a"}}}),
+        (
+            "query",
+            {
+                "TableName": TABLE,
+                "KeyConditionExpression": "PK = :p",
+                "ExpressionAttributeValues": {":p": {"S": "p1"}},
+                "Limit": 1,
+            },
+        ),
+        (
+            "query",
+            {
+                "TableName": TABLE,
+                "IndexName": "ByGKeys",
+                "KeyConditionExpression": "G = :g",
+                "ExpressionAttributeValues": {":g": {"S": "g1"}},
+                "Select": "COUNT",
+            },
+        ),
+        ("scan", {"TableName": TABLE, "ReturnConsumedCapacity": "TOTAL"}),
+        ("batch_get_item", {"RequestItems": {TABLE: {"Keys": [key, {"PK": {"S": "p9"}, "SK": {"S": "z"}}]}}}),
+        ("transact_get_items", {"TransactItems": [{"Get": {"TableName": TABLE, "Key": key}}]}),
+    ]
+    fast = answers(client, reads)
+    with moto_s_own_serializer():
+        assert answers(client, reads) == fast
+    writes = [
+        ("put_item", {"TableName": TABLE, "Item": {**key, "x": {"N": "1"}}, "ReturnValues": "ALL_OLD"}),
+        (
+            "update_item",
+            {
+                "TableName": TABLE,
+                "Key": key,
+                "UpdateExpression": "SET y = :y",
+                "ExpressionAttributeValues": {":y": {"S": "v"}},
+                "ReturnValues": "ALL_NEW",
+            },
+        ),
+        ("delete_item", {"TableName": TABLE, "Key": key, "ReturnValues": "ALL_OLD"}),
+        ("batch_write_item", {"RequestItems": {TABLE: [{"PutRequest": {"Item": {**key, "z": {"BOOL": True}}}}]}}),
+    ]
+    seeded(client, attrs)
+    fast = answers(client, writes)
+    seeded(client, attrs)
+    with moto_s_own_serializer():
+        assert answers(client, writes) == fast
+
+
+# The server's backend per Host header, remembered -----------------------------------------------------
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:4566",
+        "localhost:5000",
+        "dynamodb.us-east-1.amazonaws.com",
+        "states.us-east-1.amazonaws.com",
+        "s3.amazonaws.com",
+        "bucket.s3.us-east-1.amazonaws.com",
+        "secretsmanager.eu-west-1.amazonaws.com",
+        "dynamodb",
+        "moto_api",
+        None,
+    ],
+)
+def test_the_backend_for_a_host_is_moto_s_every_time(host: str | None) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    expected = moto_patches.ORIGINALS["get_backend_for_host"](app, host)
+    assert app.get_backend_for_host(host) == expected
+    assert app.get_backend_for_host(host) == expected  # from the cache

@@ -113,7 +113,7 @@ _ITEM_OPERATIONS = frozenset(
 def _install_fast_item_responses() -> None:
     from moto.core.responses import ActionResult
 
-    original = ActionResult.execute_result
+    original = ORIGINALS["execute_result"] = ActionResult.execute_result
 
     def execute_result(self: Any, context: Any) -> Any:
         operation = context.operation_model
@@ -138,7 +138,7 @@ def _install_routing_cache() -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     except ImportError:  # moto without its server extra: in-process mocks only
         return
-    original = DomainDispatcherApplication.get_backend_for_host
+    original = ORIGINALS["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
     cache: dict[str, Any] = {}
 
     def get_backend_for_host(self: Any, host: str | None) -> Any:
