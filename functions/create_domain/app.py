@@ -1,22 +1,28 @@
 """POST /v1/domains — create a Domain (tenant); the caller becomes its admin."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from orchestrator.http.api import json_response, operator_subject, parse_body, rest_app
+from orchestrator.http.api import json_response, operator_subject, rest_app
 from orchestrator.http.schemas import CreateDomainRequest, domain_view
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import tenancy
-from orchestrator.services.context import context_for
+from orchestrator.services.context import Context, context_for
 
-app = rest_app()
+
+def provisioned(_: APIGatewayRestResolver, **__: str) -> Context:
+    """Before the body: the operation is provisioned (501)."""
+    return context_for("tenancy")
+
+
+app = rest_app(before_body=provisioned)
 
 
 @app.post("/v1/domains")
-def create_domain() -> Response[str]:
-    ctx = context_for("tenancy")
-    request = parse_body(app, CreateDomainRequest)
+def create_domain(request: Annotated[CreateDomainRequest, Body()]) -> Response[str]:
+    ctx = provisioned(app)
     domain = tenancy.create_domain(
         ctx, operator_subject(app), name=request.name, live_execution_ceiling=request.live_execution_ceiling
     )

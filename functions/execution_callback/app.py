@@ -1,25 +1,32 @@
 """POST /v1/nodes/{node_id}/executions/{execution_id} — the unified per-node callback."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from orchestrator.http.api import json_response, parse_body, rest_app
+from orchestrator.http.api import json_response, rest_app
 from orchestrator.http.callback_schemas import CallbackIn
 from orchestrator.http.nodes import callback_reporter
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import callbacks
-from orchestrator.services.context import context_for
+from orchestrator.services.callbacks import Reporter
+from orchestrator.services.context import Context, context_for
 
-app = rest_app()
+
+def caller(app: APIGatewayRestResolver, node_id: str, execution_id: str) -> tuple[Context, Reporter]:
+    """Before the body: the operation is provisioned (501), then the reporter (401/403)."""
+    ctx = context_for("execution_callback")
+    return ctx, callback_reporter(app, ctx, node_id, execution_id)
+
+
+app = rest_app(before_body=caller)
 
 
 @app.post("/v1/nodes/<node_id>/executions/<execution_id>")
-def execution_callback(node_id: str, execution_id: str) -> Response[str]:
-    ctx = context_for("execution_callback")
-    reporter = callback_reporter(app, ctx, node_id, execution_id)
-    report = parse_body(app, CallbackIn).to_report()
-    outcome = callbacks.report(ctx, node_id, execution_id, report, reporter)
+def execution_callback(node_id: str, execution_id: str, request: Annotated[CallbackIn, Body()]) -> Response[str]:
+    ctx, reporter = caller(app, node_id, execution_id)
+    outcome = callbacks.report(ctx, node_id, execution_id, request.to_report(), reporter)
     body: dict[str, Any] = {"status": outcome.status.value}
     if outcome.output_upload_url:
         body |= {"output_upload_url": outcome.output_upload_url, "output_object_key": outcome.output_object_key}

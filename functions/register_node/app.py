@@ -1,10 +1,11 @@
 """POST /v1/register — enroll a node with a one-time bootstrap token."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from orchestrator.http.api import json_response, parse_body, rest_app
+from orchestrator.http.api import json_response, rest_app
 from orchestrator.http.schemas import RegisterRequest
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import nodes
@@ -14,8 +15,7 @@ app = rest_app()
 
 
 @app.post("/v1/register")
-def register() -> Response[str]:
-    request = parse_body(app, RegisterRequest)
+def register(request: Annotated[RegisterRequest, Body()]) -> Response[str]:
     result = nodes.register(
         context_for("node_registration"),
         token=request.token,

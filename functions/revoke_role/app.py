@@ -14,7 +14,7 @@ app = rest_app()
 
 
 @app.delete("/v1/projects/<project_id>/members/<member>")
-def revoke_project_role(project_id: str, member: str) -> Response[str]:
+def revoke_project_role(project_id: str, member: str) -> Response[None]:
     tenancy.revoke(
         context_for("tenancy"),
         operator_subject(app),
@@ -26,7 +26,7 @@ def revoke_project_role(project_id: str, member: str) -> Response[str]:
 
 
 @app.delete("/v1/domains/<domain_id>/members/<member>")
-def revoke_domain_role(domain_id: str, member: str) -> Response[str]:
+def revoke_domain_role(domain_id: str, member: str) -> Response[None]:
     tenancy.revoke(
         context_for("tenancy"),
         operator_subject(app),

@@ -1,27 +1,49 @@
-"""The REST resolver every API function uses, with one error mapper.
+"""The REST resolver every API function uses: the body decoded, validated by Powertools,
+and one error mapper.
 
 A handler module does::
 
-    app = rest_app()
+    def checked(app, **path) -> Context:    # what the operation looks at before its body
+        return context_for("operation")
+
+    app = rest_app(before_body=checked)
 
     @app.post("/v1/...")
-    def operation() -> Response[str]: ...
+    def operation(request: Annotated[SomeRequest, Body()]) -> Response[str]:
+        ctx = checked(app)
+        ...
 
     @api_entrypoint
     def lambda_handler(event, context):
         return app.resolve(event, context)
+
+How a request is read (Powertools' validation runs before any middleware or handler):
+
+1. ``RestResolver.resolve`` decodes the body as the client sent it
+   (:mod:`orchestrator.http.request_body`: base64, ``Content-Encoding``, the size limit) and
+   hands the resolver a plain text body with ``Content-Type: application/json``. A body that
+   cannot be decoded (413, 415, a corrupt gzip stream) is answered before anything else, as a
+   Problem, by the first middleware or by the validation handler below.
+2. Powertools' request validation reads it through :meth:`RestResolver.json_object`: strict
+   JSON that DynamoDB can store, and an object; then the route's ``Body()`` model.
+3. A refusal of 2 (``RequestValidationError``) is answered by one exception handler: it first
+   runs the operation's ``before_body`` checks, so a caller still hears 501 (not provisioned),
+   401/403 (its credential) or 404 (a path suffix) before 400 ``invalid_body``, as when the
+   handler looked at the body itself.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from pydantic import BaseModel, ValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orchestrator.errors import InvalidBody, OrchestratorError, RouteNotFound, Unauthenticated
 from orchestrator.http.problem import problem_response
@@ -32,8 +54,15 @@ from orchestrator.settings import get_settings
 JSON = "application/json"
 COMPRESS_ABOVE_BYTES = 1024
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+BODY_HEADERS = frozenset({"content-type", "content-encoding"})
 
-M = TypeVar("M", bound=BaseModel)
+# Kept in the resolver's context for the request (Powertools clears it after each event).
+UNDECODABLE_BODY = "undecodable_body"
+REFUSED_DOCUMENT = "refused_document"
+
+BeforeBody = Callable[..., object]
+"""An operation's checks before its body, called with the resolver and the path parameters
+as keywords."""
 
 
 class InternalError(OrchestratorError):
@@ -42,69 +71,156 @@ class InternalError(OrchestratorError):
     status, code, title = 500, "internal_error", "Internal Server Error"
 
 
-def correlation_id(app: APIGatewayRestResolver) -> str:
+def correlation_id(event: APIGatewayProxyEvent) -> str:
     """The caller's ``X-Correlation-Id`` when well-formed, else API Gateway's request id."""
-    supplied = app.current_event.headers.get("x-correlation-id") or app.current_event.headers.get("X-Correlation-Id")
+    supplied = event.headers.get("x-correlation-id") or event.headers.get("X-Correlation-Id")
     if supplied and CORRELATION_ID.fullmatch(supplied):
         return supplied
-    request_id = app.current_event.request_context.request_id
+    request_id = event.request_context.request_id
     return request_id or "unknown"
 
 
-def request_path(app: APIGatewayRestResolver) -> str:
+def request_path(event: APIGatewayProxyEvent) -> str:
     """The path as the client sent it (a Problem's ``instance``): API Gateway's
     ``requestContext.path`` holds the stage prefix exactly when the client's URL did (the
     execute-api host), and none behind a custom domain or locally."""
-    sent = (app.current_event.get("requestContext") or {}).get("path")
-    return sent if isinstance(sent, str) and sent else app.current_event.path
+    sent = (event.get("requestContext") or {}).get("path")
+    return sent if isinstance(sent, str) and sent else event.path
 
 
-def rest_app() -> APIGatewayRestResolver:
-    """A resolver with correlation ids, the body-size limit and Problem+JSON errors."""
-    app = APIGatewayRestResolver()
+class RestResolver(APIGatewayRestResolver):
+    """``APIGatewayRestResolver(enable_validation=True)``, handed bodies it can read, answering
+    every error as a Problem (see the module docstring)."""
 
-    def correlate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        cid = correlation_id(app)
-        logger.set_correlation_id(cid)
+    def __init__(self, before_body: BeforeBody | None = None) -> None:
+        super().__init__(enable_validation=True, json_body_deserializer=self.json_object)
+        self.before_body = before_body
+        self.use(middlewares=[correlate])
+        self.exception_handler(OrchestratorError)(self.domain_error)
+        self.exception_handler(RequestValidationError)(self.invalid_request)
+        self.exception_handler(Exception)(self.unexpected_error)
+        self.not_found(self.no_route)
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Resolve ``event`` with its body decoded (1 in the module docstring)."""
+        request = APIGatewayProxyEvent(dict(event))
+        logger.set_correlation_id(correlation_id(request))
         count("Requests")
-        event = app.current_event
-        wire = raw_body(event.body, is_base64_encoded=bool(event.is_base64_encoded))
-        if wire:
-            content = decoded_body(wire, event.headers.get("content-encoding"), get_settings().max_body_bytes)
-            app.context["request_body"] = content  # cleared by the resolver after each event
-        response = next_middleware(app)
-        response.headers["X-Correlation-Id"] = cid
-        compress_if_worth_it(response)
-        return response
+        try:
+            content = raw_body(request.body, is_base64_encoded=bool(request.is_base64_encoded))
+            if content:
+                content = decoded_body(content, request.headers.get("content-encoding"), get_settings().max_body_bytes)
+        except OrchestratorError as undecodable:
+            normalized = json_request(event, b"")
+            self.context[UNDECODABLE_BODY] = undecodable  # cleared by the resolver after each event
+        else:
+            normalized = json_request(event, content)
+        return super().resolve(normalized, context)
 
-    app.use(middlewares=[correlate])
+    def json_object(self, text: str) -> Any:
+        """The body as Powertools' validation reads it (2 in the module docstring): strict
+        JSON that DynamoDB can store (:func:`~orchestrator.http.request_body.json_document`),
+        and an object. A refusal is kept for :meth:`invalid_request`, which answers it after
+        the operation's checks; Powertools hears a ``JSONDecodeError``."""
+        try:
+            document = json_document(text.encode("utf-8", "surrogateescape"))
+            if not isinstance(document, dict):
+                raise InvalidBody("The body must be a JSON object.")
+        except InvalidBody as refused:
+            self.context[REFUSED_DOCUMENT] = refused
+            raise json.JSONDecodeError(refused.detail, text, 0) from refused
+        return document
 
-    @app.exception_handler(OrchestratorError)  # type: ignore[untyped-decorator]
-    def handle_domain_error(error: OrchestratorError) -> Response[str]:
+    def problem(self, error: OrchestratorError) -> Response[str]:
+        event = self.current_event
+        return problem_response(error, instance=request_path(event), correlation_id=correlation_id(event))
+
+    def domain_error(self, error: OrchestratorError) -> Response[str]:
         count("ServerErrors" if error.status >= 500 else "ClientErrors")
         if error.status >= 500:
             logger.warning("request failed", code=error.problem_code, status=error.status)
-        return problem_response(error, instance=request_path(app), correlation_id=correlation_id(app))
+        return self.problem(error)
 
-    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-    def handle_unexpected(error: Exception) -> Response[str]:
+    def invalid_request(self, error: RequestValidationError) -> Response[str]:
+        """The one answer to a body Powertools' validation refused (3 in the module docstring):
+        an undecodable body at once; otherwise the operation's checks first, then 400
+        ``invalid_body``."""
+        if any(tuple(detail["loc"])[:1] == ("response",) for detail in error.errors()):
+            return self.unexpected_error(error)  # a handler answered against its annotation
+        undecodable: OrchestratorError | None = self.context.get(UNDECODABLE_BODY)
+        if undecodable is not None:
+            return self.domain_error(undecodable)
+        try:
+            if self.before_body is not None:
+                self.before_body(self, **self.current_event.path_parameters)
+        except OrchestratorError as refused:
+            return self.domain_error(refused)
+        except Exception as unexpected:  # noqa: BLE001 - as a failure in the handler is answered
+            return self.unexpected_error(unexpected)
+        refused_document: InvalidBody | None = self.context.get(REFUSED_DOCUMENT)
+        return self.domain_error(refused_document or schema_mismatch(error, self.current_event.body))
+
+    def unexpected_error(self, _: Exception) -> Response[str]:
         count("ServerErrors")
         logger.exception("unexpected error")
-        return problem_response(
-            InternalError("The request could not be completed."),
-            instance=request_path(app),
-            correlation_id=correlation_id(app),
-        )
+        return self.problem(InternalError("The request could not be completed."))
 
-    @app.not_found
-    def handle_not_found(_: Exception) -> Response[str]:
-        return problem_response(
-            RouteNotFound(f"No route for {app.current_event.http_method} {app.current_event.path}."),
-            instance=request_path(app),
-            correlation_id=correlation_id(app),
-        )
+    def no_route(self, _: Exception) -> Response[str]:
+        event = self.current_event
+        return self.problem(RouteNotFound(f"No route for {event.http_method} {event.path}."))
 
-    return app
+
+def correlate(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every answer carries the correlation id; a successful JSON one is gzipped when worth
+    it. An undecodable body is refused here, before the handler."""
+    undecodable: OrchestratorError | None = app.context.get(UNDECODABLE_BODY)
+    if undecodable is not None:
+        raise undecodable
+    response = next_middleware(app)
+    response.headers["X-Correlation-Id"] = correlation_id(app.current_event)
+    compress_if_worth_it(response)
+    return response
+
+
+def json_request(event: Mapping[str, Any], content: bytes) -> dict[str, Any]:
+    """``event`` carrying ``content`` as a plain JSON body: text, ``None`` when blank, no
+    ``Content-Encoding``, ``Content-Type: application/json`` (what Powertools' validation
+    parses, whatever the client said). Bytes that are not UTF-8 travel as surrogate escapes,
+    for :meth:`RestResolver.json_object` to refuse once the operation's checks have run."""
+    body = content.decode("utf-8", "surrogateescape") if content.strip() else None
+    normalized = dict(event) | {"body": body, "isBase64Encoded": False}
+    normalized["headers"] = _without_body_headers(event.get("headers")) | {"Content-Type": JSON}
+    if event.get("multiValueHeaders"):
+        normalized["multiValueHeaders"] = _without_body_headers(event["multiValueHeaders"]) | {"Content-Type": [JSON]}
+    return normalized
+
+
+def _without_body_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {name: value for name, value in (headers or {}).items() if name.lower() not in BODY_HEADERS}
+
+
+def rest_app(before_body: BeforeBody | None = None) -> RestResolver:
+    """A resolver with correlation ids, decoded and validated bodies and Problem+JSON errors.
+
+    ``before_body`` is what the operation checks before it looks at its body (that it is
+    provisioned, the caller's credential, the path), called with the resolver and the path
+    parameters as keywords: the handler calls it first, and a refused body is answered only
+    once it passed.
+    """
+    return RestResolver(before_body)
+
+
+def schema_mismatch(error: RequestValidationError, body: str | None) -> InvalidBody:
+    """400 ``invalid_body`` for a body the route's model refuses, naming each field as
+    pydantic does (dotted, without Powertools' ``body`` prefix; ``(body)`` for the whole)."""
+    if body is None:
+        return InvalidBody("A JSON object body is required.")
+    errors = []
+    for detail in error.errors():
+        loc = tuple(detail["loc"])
+        path = loc[1:] if loc[:1] == ("body",) else loc
+        errors.append({"field": ".".join(str(p) for p in path) or "(body)", "message": detail["msg"]})
+    return InvalidBody("The body does not match the schema.", errors=errors)
 
 
 def compress_if_worth_it(response: Response[Any]) -> None:
@@ -120,27 +236,6 @@ def compress_if_worth_it(response: Response[Any]) -> None:
     ):
         response.compress = True
         response.headers["Vary"] = "Accept-Encoding"
-
-
-def parse_body(app: APIGatewayRestResolver, model: type[M], *, empty_ok: bool = False) -> M:
-    """The JSON body (decoded by the middleware, :mod:`orchestrator.http.request_body`) as
-    ``model``; malformed JSON or a schema mismatch is 400 ``invalid_body``."""
-    content: bytes = app.context.get("request_body", b"")
-    if not content.strip():
-        if empty_ok:
-            return model.model_validate({})
-        raise InvalidBody("A JSON object body is required.")
-    document = json_document(content)
-    if not isinstance(document, dict):
-        raise InvalidBody("The body must be a JSON object.")
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in error["loc"]) or "(body)", "message": error["msg"]}
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidBody("The body does not match the schema.", errors=errors) from exc
 
 
 def json_response(status: int, payload: Any) -> Response[str]:

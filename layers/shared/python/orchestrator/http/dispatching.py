@@ -12,11 +12,11 @@ from orchestrator.domain.executions import RateControl, TargetStatus
 from orchestrator.domain.models import Permission
 from orchestrator.domain.selectors import parse_selector
 from orchestrator.errors import InvalidParameter, InvalidTarget
-from orchestrator.http.api import parse_body
+from orchestrator.http.api import operator_subject
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PrepareRequest, execution_view
 from orchestrator.services import executions as reads
 from orchestrator.services.access import authorize_project
-from orchestrator.services.context import context_for
+from orchestrator.services.context import Context, context_for
 from orchestrator.services.dispatch import DispatchCommand, dispatch_authorized
 from orchestrator.services.idempotency import run_once
 from orchestrator.services.workflow_port import StepFunctionsStarter
@@ -41,10 +41,16 @@ def command_from(request: DispatchRequest) -> DispatchCommand:
     )
 
 
-def dispatch_from_request(app: APIGatewayRestResolver, subject: str, project_id: str) -> dict[str, Any]:
+def dispatcher(app: APIGatewayRestResolver, **_: str) -> tuple[str, Context]:
+    """What a dispatch checks before its body, in this order: the operator (401), then that
+    the operation is provisioned (501)."""
+    return operator_subject(app), context_for(OPERATION)
+
+
+def dispatch_from_request(
+    app: APIGatewayRestResolver, ctx: Context, subject: str, project_id: str, request: DispatchRequest
+) -> dict[str, Any]:
     """Dispatch the request's body; with an Idempotency-Key, at most once per key."""
-    ctx = context_for(OPERATION)
-    request: DispatchRequest = parse_body(app, DispatchRequest)
     command = command_from(request)
     workflow = StepFunctionsStarter(require(ctx.settings.state_machine_arn, f"{OPERATION}_not_provisioned"))
     key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
