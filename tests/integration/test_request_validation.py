@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,7 +53,18 @@ def execution(api: Api, tenant: Tenant, node: RegisteredNode) -> str:
         token=tenant.admin_token,
     )
     assert response.status_code == 201, response.text
-    return str(response.json["id"])
+    execution_id = str(response.json["id"])
+    # The workflow's fan-out writes the Execution and the node's event on moto's thread: wait
+    # for it, so that the refusals below are the only requests that could change the table.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        read = api.request(
+            "GET", f"/v1/projects/{tenant.project_id}/executions/{execution_id}", token=tenant.admin_token
+        )
+        if read.json.get("started_at"):
+            return execution_id
+        time.sleep(0.05)
+    raise AssertionError("the workflow's fan-out did not run")
 
 
 def body_routes(tenant: Tenant) -> list[tuple[str, str, str | None]]:
