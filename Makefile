@@ -58,7 +58,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## openapi: regenerate api/openapi.yaml from template.yaml's routes, http/operations.py, the models and api/openapi.base.yaml
+## openapi: regenerate api/openapi.yaml from template.yaml's routes, tools/openapi_gen/operations.py, the models and api/openapi.base.yaml
 openapi: $(VENV)/.installed
 	$(PY) -m openapi_gen
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
+from openapi_gen.operations import OPERATIONS, Operation
 from openapi_schema_validator import OAS30Validator
 from openapi_schema_validator import validate as validate_instance
 from werkzeug.test import TestResponse
 
-from orchestrator.http.operations import OPERATIONS, Operation
 from orchestrator.http.responses import EventEnvelope, Problem
 from orchestrator_local.template import ROOT
 from tests.integration.conftest import Api, RegisteredNode, Tenant, mint_enrollment_token

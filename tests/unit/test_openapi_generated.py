@@ -11,9 +11,9 @@ import pytest
 import yaml
 from openapi_gen import OUTPUT, build_document, render
 from openapi_gen.document import BASE
+from openapi_gen.operations import OPERATIONS, Operation
 from openapi_gen.schemas import REF_PREFIX, to_openapi
 
-from orchestrator.http.operations import OPERATIONS, Operation
 from orchestrator_local.template import Route, Template
 
 SHOWN_DIFF_LINES = 80

@@ -3,7 +3,7 @@
 The document is merged from three sources, none of which it repeats by hand:
 
 - ``template.yaml``: the routes (method, path, function, authorizer);
-- ``orchestrator.http.operations``: what each operation says (name, prose, credential,
+- ``openapi_gen.operations``: what each operation says (name, prose, credential,
   request and response models, parameters, Problem responses), and the pydantic models
   themselves for every request and response schema (``model_json_schema``, converted to
   OpenAPI 3.0: ``nullable`` instead of ``null`` types, no ``const``, ``$ref`` into

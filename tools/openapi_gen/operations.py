@@ -7,7 +7,7 @@ answer besides the ones every route shares (413, 415, 501, 503 and the default).
 generator (``make openapi``, ``tools/openapi_gen``) merges the two with the hand-kept
 parts of ``api/openapi.base.yaml`` (servers, security schemes, the Problem responses).
 
-Nothing here runs in a Lambda: handlers never import this module.
+It lives with the generator, not in the Lambda layer: no handler needs it.
 """
 
 from __future__ import annotations
