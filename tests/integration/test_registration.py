@@ -188,3 +188,65 @@ def test_viewer_cannot_mint_enrollment_tokens(api: Api, tenant: Tenant) -> None:
     assert problem["relation_path"] == ["user:viewer@example.com", f"project:{tenant.project_id}#admin"]
     assert "reason" in problem
     assert api.table_items() == before  # no token was minted
+
+
+# Mesh addresses: each one is claimed by a conditional write (SPEC §18) -------------------------------
+def mesh_claims(api: Api, tenant: Tenant) -> dict[str, str]:
+    """The project's address claims: address → node id."""
+    return {
+        item["SK"]["S"].removeprefix("MESHIP#"): item["node_id"]["S"]
+        for item in api.table_items()
+        if item["PK"]["S"] == f"PROJECT#{tenant.project_id}" and item["SK"]["S"].startswith("MESHIP#")
+    }
+
+
+def test_parallel_registrations_get_distinct_mesh_addresses(api: Api, tenant: Tenant) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.domain.models import Capabilities
+    from orchestrator.services import nodes
+    from orchestrator.services.context import context_for
+
+    ctx = context_for("test")
+    tokens = [mint_enrollment_token(api, tenant) for _ in range(12)]
+
+    def register(indexed: tuple[int, str]) -> tuple[str, str]:
+        index, token = indexed
+        registration = nodes.register(
+            ctx, token=token, hostname=f"web-{index:02d}", public_key="", metadata={}, capabilities=Capabilities()
+        )
+        return registration.node.id, registration.node.mesh_ip
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        registered = dict(pool.map(register, enumerate(tokens)))
+    assert len(set(registered.values())) == 12
+    assert mesh_claims(api, tenant) == {ip: node_id for node_id, ip in registered.items()}
+
+
+def test_a_claimed_address_is_never_handed_out_again(api: Api, tenant: Tenant) -> None:
+    # Given two nodes, then the project's address sequence starting over (reset, or wrapped)
+    first = register_node(api, tenant, "web-01")
+    second = register_node(api, tenant, "web-02")
+    boto3.client("dynamodb").delete_item(
+        TableName=api.stack.refs["Table"],
+        Key={"PK": {"S": f"PROJECT#{tenant.project_id}"}, "SK": {"S": "COUNTER#MESH"}},
+    )
+    # When a third registers, its first two candidates are claimed: it gets the next free one
+    third = register_node(api, tenant, "web-03")
+    assert mesh_claims(api, tenant) == {"10.100.0.1": first.id, "10.100.0.2": second.id, "10.100.0.3": third.id}
+
+
+def test_deregistration_frees_the_nodes_mesh_address(api: Api, tenant: Tenant) -> None:
+    node = register_node(api, tenant, "web-01")
+    assert mesh_claims(api, tenant) == {"10.100.0.1": node.id}
+    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
+    assert mesh_claims(api, tenant) == {}
+
+
+def test_a_node_registered_before_addresses_were_claimed_deregisters(api: Api, tenant: Tenant) -> None:
+    node = register_node(api, tenant, "web-01")
+    boto3.client("dynamodb").delete_item(
+        TableName=api.stack.refs["Table"],
+        Key={"PK": {"S": f"PROJECT#{tenant.project_id}"}, "SK": {"S": "MESHIP#10.100.0.1"}},
+    )
+    assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200

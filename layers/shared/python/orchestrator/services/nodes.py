@@ -10,9 +10,10 @@ from orchestrator.domain.capabilities import validate_capabilities
 from orchestrator.domain.credentials import NodeCredential, enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
-from orchestrator.errors import EnrollmentTokenInvalid, NodeDeregistered
+from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid, NodeDeregistered
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
+from orchestrator.store.nodes import MeshAddressTaken
 
 MESH_PREFIX = "10.100"
 
@@ -22,6 +23,10 @@ class Registration:
     node: Node
     node_secret_key: str
     signing_public_key: str
+
+
+MESH_ADDRESSES = 256 * 254  # host parts .1-.254 of each /24 in the /16
+MESH_ALLOCATION_ATTEMPTS = 16
 
 
 def mesh_ip(sequence: int) -> str:
@@ -65,7 +70,18 @@ def register(
         updated_at=now,
     )
     nsk = mint_node_secret_key()
-    ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now)
+    for _ in range(MESH_ALLOCATION_ATTEMPTS):
+        try:
+            ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now)
+            break
+        except MeshAddressTaken:
+            # The address is claimed (the sequence wrapped past a live node, or was reset):
+            # the next one. The registration wrote nothing, its token is still unused.
+            node = node.model_copy(update={"mesh_ip": mesh_ip(ctx.nodes.next_mesh_sequence(node.project_id))})
+    else:
+        raise CapacityExceeded(
+            "No free mesh address was found for the project.", dimension="mesh_addresses", limit=MESH_ADDRESSES
+        )
     trust_hooks_on_first_use(ctx, node)
     return Registration(node=node, node_secret_key=nsk, signing_public_key=signing_public_key)
 

@@ -56,6 +56,11 @@ def enrollment_token(token_hash: str) -> Key:
     return {"PK": f"ENROLL#{token_hash}", "SK": "ENROLL"}
 
 
+def mesh_ip_claim(project_id: str, mesh_ip: str) -> Key:
+    """One per address in use in the project's mesh: no two nodes can hold it."""
+    return {"PK": f"PROJECT#{project_id}", "SK": f"MESHIP#{mesh_ip}"}
+
+
 def project_mesh_counter(project_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}
 

@@ -22,6 +22,10 @@ NOT_EXISTS = "attribute_not_exists(PK)"
 ACTIVE = "attribute_exists(PK) AND #status = :active"
 
 
+class MeshAddressTaken(Exception):
+    """Another node of the project holds this mesh address (the registration wrote nothing)."""
+
+
 class NodeStore:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -97,6 +101,14 @@ class NodeStore:
                         {**keys.nsk_index(nsk_hash), "type": "nsk_index", "node_id": node.id},
                         condition=NOT_EXISTS,
                     ),
+                    self.table.put_op(
+                        {
+                            **keys.mesh_ip_claim(node.project_id, node.mesh_ip),
+                            "type": "mesh_ip_claim",
+                            "node_id": node.id,
+                        },
+                        condition=NOT_EXISTS,
+                    ),
                 ]
             )
         except TransactionCanceled as exc:
@@ -106,6 +118,8 @@ class NodeStore:
                 raise HostnameAlreadyRegistered(
                     f"A node with hostname {node.hostname!r} is already registered in this project."
                 ) from exc
+            if exc.reasons[4] == "ConditionalCheckFailed":
+                raise MeshAddressTaken(node.mesh_ip) from exc
             raise
 
     # Reads -------------------------------------------------------------------
@@ -239,6 +253,12 @@ class NodeStore:
             self.table.delete_op(
                 keys.hostname_claim(node.project_id, node.hostname),
                 condition="node_id = :node",
+                values={":node": node.id},
+            ),
+            # Nodes registered before addresses were claimed hold none: nothing to delete.
+            self.table.delete_op(
+                keys.mesh_ip_claim(node.project_id, node.mesh_ip),
+                condition="attribute_not_exists(PK) OR node_id = :node",
                 values={":node": node.id},
             ),
         ]
