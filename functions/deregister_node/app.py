@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from orchestrator.http.api import json_response, rest_app
-from orchestrator.http.nodes import authenticated_node
+from orchestrator.http.nodes import authenticated_node_record
 from orchestrator.observability import api_entrypoint
 from orchestrator.services import nodes
 from orchestrator.services.context import context_for
@@ -16,7 +16,7 @@ app = rest_app()
 @app.post("/v1/nodes/<node_id>/deregister")
 def deregister(node_id: str) -> Response[str]:
     ctx = context_for("node_deregistration")
-    node = nodes.deregister(ctx, authenticated_node(app, ctx, node_id))
+    node = nodes.deregister(ctx, *authenticated_node_record(app, ctx, node_id))
     return json_response(200, {"node_id": node.id, "status": node.status.value})
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator import aws, secrets
 from orchestrator.domain import callback_tokens
-from orchestrator.domain.credentials import NodeCredential, mint_node_secret_key, secret_hash
+from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
 from orchestrator_local.runtime import InProcessRuntime
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, register_node
 
@@ -59,6 +59,15 @@ def target_item(api: Api, execution: str, node: RegisteredNode) -> dict:
         ConsistentRead=True,
     )["Item"]
     return dict(item)
+
+
+def deregister_now(ctx: Any, node_id: str) -> None:
+    """The node's deregistration, as its own request would make it."""
+    from orchestrator.services.nodes import deregister
+
+    found = ctx.nodes.get_node_and_credential(node_id)
+    assert found is not None
+    deregister(ctx, *found)
 
 
 @contextmanager
@@ -197,7 +206,6 @@ def test_a_target_a_dispatch_writes_after_the_deregistration_refuses_the_revoked
     api: Api, tenant: Tenant, nodes: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orchestrator.services.context import context_for
-    from orchestrator.services.nodes import deregister
     from orchestrator.store.targets import TargetStore
 
     node = nodes[0]
@@ -207,7 +215,7 @@ def test_a_target_a_dispatch_writes_after_the_deregistration_refuses_the_revoked
     # Given a dispatch that resolved its cohort (the node was active), then pauses while the
     # node deregisters, then writes the node's target
     def racing(self: TargetStore, *args: Any, **kwargs: Any) -> int:
-        deregister(ctx, ctx.nodes.get_credential(node.id) or NodeCredential(node_id=node.id, active=False))
+        deregister_now(ctx, node.id)
         return write_targets(self, *args, **kwargs)
 
     monkeypatch.setattr(TargetStore, "put_targets", racing)
@@ -233,7 +241,6 @@ def test_a_report_whose_credential_read_preceded_the_deregistration_is_the_last_
     deregistration (it was authenticated while the key was good): the window is one request's
     own duration, never a later request."""
     from orchestrator.services.context import context_for
-    from orchestrator.services.nodes import deregister
     from orchestrator.store.targets import TargetStore
 
     node = nodes[0]
@@ -241,7 +248,7 @@ def test_a_report_whose_credential_read_preceded_the_deregistration_is_the_last_
     move = TargetStore.transition_target
 
     def deregistered_meanwhile(self: TargetStore, *args: Any, **kwargs: Any) -> Any:
-        deregister(ctx, ctx.nodes.get_credential(node.id) or NodeCredential(node_id=node.id, active=False))
+        deregister_now(ctx, node.id)
         return move(self, *args, **kwargs)
 
     monkeypatch.setattr(TargetStore, "transition_target", deregistered_meanwhile)
@@ -249,3 +256,14 @@ def test_a_report_whose_credential_read_preceded_the_deregistration_is_the_last_
     monkeypatch.undo()
     assert_problem(report(api, node, execution, status="started"), 401, "nsk_revoked")
     assert target_item(api, execution, node)["status"] == {"S": "ack"}
+
+
+def test_the_state_read_authenticates_and_loads_the_node_in_one_read(
+    api: Api, runtime: InProcessRuntime, nodes: list, execution: str
+) -> None:
+    node = nodes[0]
+    with dynamodb_requests(runtime) as made:
+        response = api.request("GET", f"/v1/nodes/{node.id}/state", token=node.nsk)
+    assert response.status_code == 200, response.text
+    assert [e["execution_id"] for e in response.json["executions"]] == [execution]
+    assert made == ["GetItem(consistent)", "Query"]

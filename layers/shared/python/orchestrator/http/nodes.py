@@ -7,9 +7,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from orchestrator import secrets
 from orchestrator.domain import callback_tokens
 from orchestrator.domain.credentials import NodeCredential
+from orchestrator.domain.models import Node
 from orchestrator.errors import InvalidCallbackToken
 from orchestrator.http.api import bearer_token
-from orchestrator.http.node_auth import authenticate_node
+from orchestrator.http.node_auth import authenticate_node, authenticate_node_record
 from orchestrator.services.callbacks import Reporter
 from orchestrator.services.context import Context
 
@@ -17,6 +18,11 @@ from orchestrator.services.context import Context
 def authenticated_node(app: APIGatewayRestResolver, ctx: Context, node_id: str) -> NodeCredential:
     """The calling node, authenticated by its NSK bearer (401/403 otherwise)."""
     return authenticate_node(ctx.nodes, bearer_token(app), node_id)
+
+
+def authenticated_node_record(app: APIGatewayRestResolver, ctx: Context, node_id: str) -> tuple[Node, NodeCredential]:
+    """The calling node's record and credential, from one read (401/403 otherwise)."""
+    return authenticate_node_record(ctx.nodes, bearer_token(app), node_id)
 
 
 def registered_for_token(ctx: Context, node_id: str) -> None:

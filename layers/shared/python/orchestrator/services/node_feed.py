@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator import secrets
 from orchestrator.clock import rfc3339
 from orchestrator.domain.credentials import NodeCredential
+from orchestrator.domain.models import Node
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services.context import Context
 
@@ -64,10 +65,8 @@ def event_stream(
     return "".join(parts)
 
 
-def node_state(ctx: Context, caller: NodeCredential) -> dict[str, Any]:
+def node_state(ctx: Context, node: Node) -> dict[str, Any]:
     """The reconciliation view: the node's open invocations and the signing keys."""
-    node = ctx.nodes.get_node(caller.node_id)
-    metadata = node.metadata if node is not None else {}
     executions = [
         {
             "execution_id": a.execution_id,
@@ -78,15 +77,15 @@ def node_state(ctx: Context, caller: NodeCredential) -> dict[str, Any]:
             "requested_at": rfc3339(a.requested_at),
             "expires_at": rfc3339(a.expires_at),
         }
-        for a in ctx.targets.node_assignments(caller.node_id)
+        for a in ctx.targets.node_assignments(node.id)
     ]
     return {
-        "node_id": caller.node_id,
+        "node_id": node.id,
         "executions": executions,
         "signing_keys": {"current": secrets.signing_public_key_b64(), "previous": None, "transition_expires": None},
         "peers": [],
         "policies": [],
-        "metadata": metadata,
+        "metadata": node.metadata,
         "data": [],
         "secret_refs": [],
         "generated_at": rfc3339(ctx.clock.now()),

@@ -10,7 +10,7 @@ from orchestrator.domain.capabilities import validate_capabilities
 from orchestrator.domain.credentials import NodeCredential, enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
-from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid, NodeDeregistered
+from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.store.nodes import MeshAddressTaken
@@ -110,13 +110,10 @@ def heartbeat(ctx: Context, caller: NodeCredential, report: dict[str, Any]) -> t
     return ctx.nodes.heartbeat(caller.node_id, ctx.clock.now(), kept)
 
 
-def deregister(ctx: Context, caller: NodeCredential) -> Node:
+def deregister(ctx: Context, node: Node, caller: NodeCredential) -> Node:
     """The node leaves every cohort and its NSK stops working, in one transaction: the node
     item's hash and the NSK index go, and every later read of the credential (each node
     request, each report, each callback token's use) refuses it."""
-    node = ctx.nodes.get_node(caller.node_id)
-    if node is None:  # authenticated a moment ago; only a concurrent deregistration removes nothing
-        raise NodeDeregistered(f"Node {caller.node_id} is deregistered.")
     now = ctx.clock.now()
     ctx.nodes.deregister(node, caller.nsk_hash, now)
     return node.model_copy(update={"status": NodeStatus.DEREGISTERED, "deregistered_at": now, "updated_at": now})

@@ -131,14 +131,13 @@ class NodeStore:
         """Only what NSK authentication reads. A strongly consistent read: a key revoked
         (deregistration, rotation) before it is refused."""
         item = self.table.get(keys.node(node_id), consistent=True, attributes=CREDENTIAL_ATTRIBUTES)
-        if item is None:
-            return None
-        return NodeCredential(
-            node_id=node_id,
-            active=item.get("status") == NodeStatus.ACTIVE.value,
-            nsk_hash=item.get("nsk_hash"),
-            events_delivered_through=item.get("events_delivered_through"),
-        )
+        return credential_from_item(node_id, item) if item else None
+
+    def get_node_and_credential(self, node_id: str) -> tuple[Node, NodeCredential] | None:
+        """The node and its credential from one strongly consistent read of the whole item,
+        for a route that authenticates the node and needs its record too."""
+        item = self.table.get(keys.node(node_id), consistent=True)
+        return (node_from_item(item), credential_from_item(node_id, item)) if item else None
 
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
@@ -319,6 +318,15 @@ def cohort_node_from_item(item: Item) -> CohortNode:
         labels=item.get("labels", {}),
         capabilities=Capabilities.model_validate(item.get("capabilities", {})),
         status=NodeStatus(item["status"]),
+    )
+
+
+def credential_from_item(node_id: str, item: Item) -> NodeCredential:
+    return NodeCredential(
+        node_id=node_id,
+        active=item.get("status") == NodeStatus.ACTIVE.value,
+        nsk_hash=item.get("nsk_hash"),
+        events_delivered_through=item.get("events_delivered_through"),
     )
 
 
