@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+import pytest
 
 from orchestrator.domain.credentials import secret_hash
 from orchestrator.store import keys
@@ -250,3 +251,21 @@ def test_a_node_registered_before_addresses_were_claimed_deregisters(api: Api, t
         Key={"PK": {"S": f"PROJECT#{tenant.project_id}"}, "SK": {"S": "MESHIP#10.100.0.1"}},
     )
     assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
+
+
+def test_no_free_mesh_address_is_429_and_writes_nothing(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.store.nodes import NodeStore
+
+    # Given a project whose every candidate address is taken (the sequence stuck on a claimed one)
+    register_node(api, tenant, "web-01")
+    monkeypatch.setattr(NodeStore, "next_mesh_sequence", lambda self, project_id: 1)
+    token = mint_enrollment_token(api, tenant)
+    before = api.table_items()
+    # When another node registers
+    response = api.request("POST", "/v1/register", json_body={"token": token, "hostname": "web-02"})
+    # Then it is refused as out of capacity, and the token, hostname and address stay unused
+    problem = assert_problem(response, 429, "capacity_exceeded")
+    assert problem["dimension"] == "mesh_addresses"
+    assert api.table_items() == before
