@@ -53,6 +53,11 @@ def callback_key() -> bytes:
     return _secret(require(get_settings().callback_key_secret_name, "callback_key_not_provisioned")).encode()
 
 
+def mesh_key() -> bytes:
+    """The HMAC key node pair keys (PSKs) are derived under (``domain.mesh.pair_psk``)."""
+    return _secret(require(get_settings().mesh_key_secret_name, "mesh_not_provisioned")).encode()
+
+
 def signing_key() -> Ed25519PrivateKey:
     secret = _secret(require(get_settings().signing_key_secret_name, "signing_key_not_provisioned"))
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(secret.encode()).digest())

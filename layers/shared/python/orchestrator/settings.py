@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     signing_key_secret_name: str | None = None
     cursor_key_secret_name: str | None = None
     callback_key_secret_name: str | None = None
+    mesh_key_secret_name: str | None = None
 
     # Operator JWT verification. With a JWKS URL, RS256/ES256 tokens from the
     # identity provider are verified; without one, HS256 with the dev key from

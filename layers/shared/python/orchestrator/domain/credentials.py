@@ -19,7 +19,8 @@ def mint_enrollment_token() -> str:
 
 class NodeCredential(BaseModel):
     """What authenticating a node reads of it: whether it is registered, its key's hash
-    (never the key), and where its event stream was last delivered to."""
+    (never the key), where its event stream was last delivered to, and what delivering its
+    project's feed needs (the project, its labels, its mesh key's version)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -27,6 +28,9 @@ class NodeCredential(BaseModel):
     active: bool
     nsk_hash: str | None = None
     events_delivered_through: str | None = None
+    project_id: str | None = None
+    labels: dict[str, str] = {}
+    key_version: int = 0
 
 
 def enrollment_token_usable(*, used: bool, expires_epoch: int, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from orchestrator.settings import Settings, get_settings, require
 from orchestrator.store.audit import AuditStore
 from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
+from orchestrator.store.feeds import FeedStore
 from orchestrator.store.hook_baselines import HookBaselineStore
 from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
@@ -55,6 +56,10 @@ class Context:
     @property
     def hook_baselines(self) -> HookBaselineStore:
         return HookBaselineStore(self.table)
+
+    @property
+    def feeds(self) -> FeedStore:
+        return FeedStore(self.table)
 
 
 def context_for(operation: str) -> Context:

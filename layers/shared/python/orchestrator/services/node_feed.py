@@ -10,15 +10,19 @@ what the node has not been sent yet.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator import secrets
 from orchestrator.clock import rfc3339
 from orchestrator.domain.credentials import NodeCredential
+from orchestrator.domain.feed import FeedEvent
+from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
+from orchestrator.domain.node_events import NodeEvent
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services.context import Context
+from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
 MAX_EVENTS_PER_RESPONSE = 100
 POLL_INTERVAL_SECONDS = 0.25
@@ -36,14 +40,16 @@ def event_stream(
 ) -> str:
     """The SSE body: a ``: keep-alive`` comment, the events after ``last_event_id`` (or the
     undelivered ones), waiting up to ``hold_seconds`` for the first one, then a ``retry:``
-    hint."""
-    node_id = caller.node_id
+    hint. The events are the node's own and those of its project's and the deployment's feeds
+    that concern it, merged in id order."""
     after = last_event_id or caller.events_delivered_through
     deadline = time.monotonic() + hold_seconds
-    events = ctx.node_events.after(node_id, after, MAX_EVENTS_PER_RESPONSE)
+    events, scanned = pending_events(ctx, caller, after, deployment=True)
     while not events and time.monotonic() < deadline:
         sleep(POLL_INTERVAL_SECONDS)
-        events = ctx.node_events.after(node_id, after, MAX_EVENTS_PER_RESPONSE)
+        # The deployment feed (signing-key rotations, rare) is read once per request.
+        events, more = pending_events(ctx, caller, scanned, deployment=False)
+        scanned = more or scanned
     key = secrets.signing_key() if events else None
     # A comment first: every held response carries a byte within the hold (at most 25 s,
     # under the agent's 30 s request timeout and 90 s idle limit), events or not.
@@ -59,10 +65,70 @@ def event_stream(
             nonce=new_nonce(),
         )
         parts.append(sse_message(event.event_id, event.event_type, envelope_json(envelope)))
-    if events:
-        ctx.nodes.mark_events_delivered(node_id, events[-1].event_id)
+    if scanned and scanned != after:
+        ctx.nodes.mark_events_delivered(caller.node_id, scanned)
     parts.append(sse_retry(RETRY_MILLISECONDS))
     return "".join(parts)
+
+
+MAX_SCAN_ROUNDS = 5
+
+
+def pending_events(
+    ctx: Context, caller: NodeCredential, after: str | None, *, deployment: bool
+) -> tuple[list[NodeEvent], str | None]:
+    """The next events for ``caller`` after ``after`` (at most ``MAX_EVENTS_PER_RESPONSE``),
+    and the id scanned through (events of a feed that do not concern the node are passed
+    over, and the delivery cursor moves past them too).
+
+    Each source is read one page at a time; the merge stops at the lowest last id of a full
+    page, so an event of another source beyond it is never skipped. A page of events that all
+    concern others moves on to the next, up to ``MAX_SCAN_ROUNDS`` pages per call.
+    """
+    feeds = [project_feed(caller.project_id)] if caller.project_id else []
+    if deployment:
+        feeds.append(DEPLOYMENT_FEED)
+    cursor = after
+    for _ in range(MAX_SCAN_ROUNDS):
+        own = ctx.node_events.after(caller.node_id, cursor, MAX_EVENTS_PER_RESPONSE)
+        shared = [ctx.feeds.after(feed, cursor, MAX_EVENTS_PER_RESPONSE) for feed in feeds]
+        pages: list[Sequence[NodeEvent | FeedEvent]] = [own, *shared]
+        full = [page[-1].event_id for page in pages if len(page) == MAX_EVENTS_PER_RESPONSE]
+        bound = min(full) if full else None
+        merged = sorted((e for page in pages for e in page), key=_event_id)
+        if bound is not None:
+            merged = [e for e in merged if e.event_id <= bound]
+        delivered = [_as_delivered(ctx, caller, e) for e in merged if _concerns(caller, e)]
+        if len(delivered) > MAX_EVENTS_PER_RESPONSE:
+            delivered = delivered[:MAX_EVENTS_PER_RESPONSE]
+            return delivered, delivered[-1].event_id
+        scanned = merged[-1].event_id if merged else cursor
+        if delivered or bound is None:
+            return delivered, scanned
+        cursor = bound
+    return [], cursor
+
+
+def _event_id(event: NodeEvent | FeedEvent) -> str:
+    return event.event_id
+
+
+def _concerns(caller: NodeCredential, event: NodeEvent | FeedEvent) -> bool:
+    return isinstance(event, NodeEvent) or event.audience.concerns(caller.node_id, caller.labels)
+
+
+def _as_delivered(ctx: Context, caller: NodeCredential, event: NodeEvent | FeedEvent) -> NodeEvent:
+    if isinstance(event, NodeEvent):
+        return event
+    psk = None
+    if event.psk_peer is not None and caller.project_id:
+        psk = pair_psk(
+            secrets.mesh_key(),
+            caller.project_id,
+            (caller.node_id, caller.key_version),
+            (event.psk_peer.peer_id, event.psk_peer.key_version),
+        )
+    return event.for_node(caller.node_id, psk)
 
 
 def node_state(ctx: Context, node: Node) -> dict[str, Any]:

@@ -65,6 +65,19 @@ def project_mesh_counter(project_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}
 
 
+# Feeds: events that concern many nodes, written once and merged into each node's stream at
+# delivery (docs/node-state-plane.md §3). One per project, one for the deployment.
+DEPLOYMENT_FEED = "FEED#DEPLOYMENT"
+
+
+def project_feed_partition(project_id: str) -> str:
+    return f"PROJECT#{project_id}#FEED"
+
+
+def feed_event(partition: str, event_id: str) -> Key:
+    return {"PK": partition, "SK": f"EVENT#{event_id}"}
+
+
 # Executions ----------------------------------------------------------------------
 COUNTER_SHARDS = 8
 

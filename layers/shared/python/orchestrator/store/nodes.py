@@ -308,7 +308,7 @@ def _node_item(node: Node) -> Item:
 
 
 COHORT_ATTRIBUTES = ("id", "hostname", "labels", "capabilities", "status")
-CREDENTIAL_ATTRIBUTES = ("status", "nsk_hash", "events_delivered_through")
+CREDENTIAL_ATTRIBUTES = ("status", "nsk_hash", "events_delivered_through", "project_id", "labels", "key_version")
 
 
 def cohort_node_from_item(item: Item) -> CohortNode:
@@ -327,6 +327,9 @@ def credential_from_item(node_id: str, item: Item) -> NodeCredential:
         active=item.get("status") == NodeStatus.ACTIVE.value,
         nsk_hash=item.get("nsk_hash"),
         events_delivered_through=item.get("events_delivered_through"),
+        project_id=item.get("project_id"),
+        labels=item.get("labels", {}),
+        key_version=int(item.get("key_version", 0)),
     )
 
 
