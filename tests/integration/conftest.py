@@ -58,7 +58,9 @@ def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
     original_invoke = LambdaBackend.invoke
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         deployed = deploy(
-            template, prefix="test", parameters={"PublicBaseUrl": PUBLIC_BASE_URL, "EventStreamHoldSeconds": "0"}
+            template,
+            prefix="test",
+            parameters={"PublicBaseUrl": PUBLIC_BASE_URL, "EventStreamHoldSeconds": "0", "DeploymentAdmins": ADMIN},
         )
         os.environ.update(deployed.environment())
         reset_process_caches()

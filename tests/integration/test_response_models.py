@@ -150,6 +150,10 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     deleted = dispatch(walk, tenant, "dispatchExecution", ":dispatch", {"action": "restart-agent", "node_id": web.id})
     walk.call("cancelExecutionByDelete", f"/v1/projects/{project}/executions/{deleted}", token=admin)
     walk.call("deregisterNode", f"/v1/nodes/{api_node.id}/deregister", token=api_node.nsk)
+    walk.call("getSigningKeys", "/v1/signing-keys", token=admin)
+    walk.call("rotateSigningKey", "/v1/signing-keys:rotate", token=admin)
+    walk.call("rotateSigningKeySlashSpelling", "/v1/signing-keys/rotate", token=admin)
+    walk.call("nodeState", f"/v1/nodes/{web.id}/state", token=web.nsk)  # with a previous key listed
     return {"events": events}
 
 

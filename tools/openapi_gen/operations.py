@@ -48,6 +48,7 @@ from orchestrator.http.responses import (
     ProjectView,
     Registration,
     ReportResponse,
+    SigningKeyView,
     TargetOutput,
 )
 from orchestrator.http.schemas import (
@@ -909,9 +910,15 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         description="""
             Server-Sent Events for the node: `action_request` (one per invocation the workflow
-            releases to the node) and `action_cancel` (an operator cancelled an open
-            invocation). `signing_key_rotated` belongs to the vocabulary but this build sends
-            none.
+            releases to the node), `action_cancel` (an operator cancelled an open
+            invocation), `signing_key_rotated` (a deployment admin rotated the signing key;
+            signed with the previous key, payload `{public_key, valid_from,
+            transition_expires, current, previous}`), and the events of the node's project
+            feed that concern it (SPEC §18), merged in id order.
+
+            **Signing keys.** Each event is signed with the key valid at its id: up to and
+            including a rotation's `signing_key_rotated`, the previous key (while the
+            transition lasts); after it, the new one.
 
             **Which events.** With `Last-Event-ID` (header, or the `last_event_id` query
             parameter when the header is absent): the node's events after that id. Without
@@ -934,6 +941,67 @@ OPERATIONS: tuple[Operation, ...] = (
             malformed or revoked key, or deregistered node), 403 `nsk_node_mismatch` (another
             node's key); when there are events to sign: 501 `signing_key_not_provisioned`, 503
             `dependency_unavailable` (secret store).
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/signing-keys:rotate",
+        function="RotateSigningKeyFunction",
+        operation_id="rotateSigningKey",
+        tag="tenancy",
+        summary="Rotate the deployment's event-signing key",
+        auth="operator",
+        answer=Answer(200, "The keys after the rotation.", SigningKeyView),
+        errors={403: "RebacDenied", 409: "SigningKeyRotationConflict"},
+        description="""
+            A new Ed25519 key signs node events from now on. The previous key stays listed
+            (`previous`, in every node's `state.signing_keys`) until `transition_expires`
+            (`SigningKeyTransitionSeconds`, a day by default) and signs every event up to and
+            including the `signing_key_rotated` event this writes once to the deployment feed,
+            so each node learns the new key from an envelope it can verify. Other function
+            containers pick the new key up within the secret cache's age (5 minutes); nodes
+            accept either key during the transition. Also `POST /v1/signing-keys/rotate`.
+
+            **Checks, in this order**: 401 (operator token); 501
+            `signing_key_rotation_not_provisioned` (no table); 403 `rebac_denied` unless the
+            caller is named in the deployment's `DeploymentAdmins` (`relation_path`
+            `["user:<subject>", "deployment#admin"]`); 409 `signing_key_rotation_conflict`
+            when another rotation stored its key first (the secret store refuses a second
+            version of the same rotation number); 503 `dependency_unavailable` (secret store).
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/signing-keys/rotate",
+        function="RotateSigningKeyFunction",
+        operation_id="rotateSigningKeySlashSpelling",
+        tag="tenancy",
+        summary="Rotate the signing key (slash spelling of signing-keys:rotate)",
+        auth="operator",
+        answer=Answer(200, "The keys after the rotation.", SigningKeyView),
+        errors={403: "RebacDenied", 409: "SigningKeyRotationConflict"},
+        description="""
+            The same operation as `POST /v1/signing-keys:rotate` (same checks: 501
+            `signing_key_rotation_not_provisioned`, 403 `rebac_denied`, 409
+            `signing_key_rotation_conflict`), for clients that cannot send a colon in a path.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/signing-keys",
+        function="GetSigningKeysFunction",
+        operation_id="getSigningKeys",
+        tag="tenancy",
+        summary="The deployment's public event-signing keys",
+        auth="operator",
+        answer=Answer(200, "The public keys.", SigningKeyView),
+        errors={},
+        description="""
+            The public halves of the event-signing keys, as nodes see them in
+            `state.signing_keys`, plus when the current one started signing. Any
+            authenticated operator may read them (they are public keys). 501
+            `signing_keys_not_provisioned` without a table, 501 `signing_key_not_provisioned`
+            without the secret.
             """,
     ),
     Operation(

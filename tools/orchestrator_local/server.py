@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     moto, endpoint = start_moto()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
 
+    from orchestrator_local.bootstrap import ADMIN_SUBJECT
     from orchestrator_local.gateway import Gateway
     from orchestrator_local.resources import deploy
     from orchestrator_local.runtime import install_moto_lambda_router
@@ -215,8 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     invoker = LateInvoker()
     httpd = make_server("127.0.0.1", args.port, Gateway(invoker, template, access_log=not args.quiet), threaded=True)
     server_url = f"http://127.0.0.1:{httpd.server_port}"
-    parameters = {"PublicBaseUrl": server_url, "EventStreamHoldSeconds": str(args.event_hold_seconds)}
-    stack = deploy(template, parameters=parameters)
+    # The bootstrapped admin administers the local deployment (rotates the signing key).
+    stack = deploy(
+        template,
+        parameters={
+            "PublicBaseUrl": server_url,
+            "EventStreamHoldSeconds": str(args.event_hold_seconds),
+            "DeploymentAdmins": ADMIN_SUBJECT,
+        },
+    )
     os.environ.update(stack.environment())
     pool = RoutedPools(args.workers, args.stream_workers, template)  # after the environment: workers inherit it
     invoker.target = pool.invoke

@@ -678,7 +678,7 @@ class SimulatedFleet:
         elif event.event_type == "action_cancel":
             self._on_action_cancel(node, event)
         elif event.event_type == "signing_key_rotated":
-            self._workers_call_soon(partial(self._refresh_signing_keys, node))
+            self._on_signing_key_rotated(node, event)
 
     def _fail(
         self, node: SimulatedNode, event_id: str | None, event_type: str | None, reason: str, detail: str
@@ -841,6 +841,16 @@ class SimulatedFleet:
             if reconcile:
                 self._refresh_signing_keys(node)
         self._later(self._workers, self._heartbeat_interval, partial(self._heartbeat, node))
+
+    def _on_signing_key_rotated(self, node: SimulatedNode, event: VerifiedEvent) -> None:
+        """As plexd: trust the announced ``current`` and ``previous`` keys at once, before the
+        next envelope of the same stream (signed with the new key) is verified."""
+        keys = [event.payload.get(name) for name in ("current", "previous", "public_key")]
+        trusted = list(dict.fromkeys(key for key in keys if isinstance(key, str) and key))
+        try:
+            node.verifier.set_keys(trusted)
+        except ValueError as error:
+            self._fail(node, event.event_id, event.event_type, "bad_payload", str(error))
 
     def _refresh_signing_keys(self, node: SimulatedNode) -> None:
         """Reconcile the trusted keys from ``GET /v1/nodes/{id}/state`` (``signing_keys.current/previous``)."""

@@ -134,6 +134,10 @@ class NodeDeregistered(OrchestratorError):
     status, code, title = 409, "node_deregistered", "Node is deregistered"
 
 
+class SigningKeyRotationConflict(OrchestratorError):
+    status, code, title = 409, "signing_key_rotation_conflict", "Signing key rotated concurrently"
+
+
 class ExecutionAlreadyTerminal(OrchestratorError):
     status, code, title = 409, "execution_already_terminal", "Execution already terminal"
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
 
     public_base_url: str | None = None
+    # Operators (JWT subjects, comma-separated) who administer the deployment itself: they
+    # rotate the event-signing key. None by default.
+    deployment_admins: str = ""
+    # How long the previous signing key stays listed (and signs events up to its rotation).
+    signing_key_transition_seconds: int = Field(default=86_400, ge=60)
     default_live_execution_ceiling: int = Field(default=100, ge=1)
     enrollment_token_ttl_seconds: int = Field(default=86_400, ge=60)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -285,8 +285,19 @@ class OpenInvocation(ResponseBody):
 
 class SigningKeys(ResponseBody):
     current: str = Field(description="Base64 of the raw 32-byte Ed25519 public key that signs node events.")
-    previous: str | None = Field(description="Always null in this build (no key rotation yet).")
-    transition_expires: Timestamp | None = Field(description="Always null in this build.")
+    previous: str | None = Field(
+        description="The key before the last rotation, while its transition lasts (it signs the events up to"
+        " and including `signing_key_rotated`); null otherwise."
+    )
+    transition_expires: Timestamp | None = Field(
+        description="When `previous` stops being valid; null when there is no previous key."
+    )
+
+
+class SigningKeyView(SigningKeys):
+    """The deployment's event-signing keys."""
+
+    valid_from: Timestamp | None = Field(description="When `current` started signing; null if never rotated.")
 
 
 class NodeState(ResponseBody):

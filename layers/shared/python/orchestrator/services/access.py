@@ -32,6 +32,17 @@ def authorize_project(tenancy: TenancyStore, subject: str, project_id: str, perm
     return project
 
 
+def authorize_deployment_admin(deployment_admins: str, subject: str) -> None:
+    """Deployment-wide operations (the event-signing key) need a subject named in the
+    deployment's ``DeploymentAdmins`` parameter."""
+    if subject not in {admin.strip() for admin in deployment_admins.split(",") if admin.strip()}:
+        logger.info("rebac denied", subject=subject, permission="deployment_admin")
+        raise RebacDenied(
+            "Rotating the signing key requires relation 'admin' on the deployment.",
+            [f"user:{subject}", "deployment#admin"],
+        )
+
+
 def authorize_domain_admin(tenancy: TenancyStore, subject: str, domain_id: str) -> Domain:
     domain = tenancy.get_domain(domain_id)
     if domain is None:

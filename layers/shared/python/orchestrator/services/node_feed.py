@@ -20,6 +20,7 @@ from orchestrator.domain.feed import FeedEvent
 from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
+from orchestrator.domain.signing import private_key
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
@@ -50,14 +51,15 @@ def event_stream(
         # The deployment feed (signing-key rotations, rare) is read once per request.
         events, more = pending_events(ctx, caller, scanned, deployment=False)
         scanned = more or scanned
-    key = secrets.signing_key() if events else None
+    keyring = secrets.signing_keyring() if events else None
     # A comment first: every held response carries a byte within the hold (at most 25 s,
     # under the agent's 30 s request timeout and 90 s idle limit), events or not.
     parts = [SSE_KEEP_ALIVE]
+    now = ctx.clock.now()
     for event in events:
-        assert key is not None
+        assert keyring is not None
         envelope = sign_envelope(
-            key,
+            private_key(keyring.seed_for(event.event_id, now)),
             event_type=event.event_type,
             event_id=event.event_id,
             payload=event.payload,
@@ -148,7 +150,7 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
     return {
         "node_id": node.id,
         "executions": executions,
-        "signing_keys": {"current": secrets.signing_public_key_b64(), "previous": None, "transition_expires": None},
+        "signing_keys": secrets.signing_keyring().public(ctx.clock.now()).model_dump(),
         "peers": [],
         "policies": [],
         "metadata": node.metadata,

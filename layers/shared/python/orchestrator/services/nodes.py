@@ -53,7 +53,8 @@ def register(
     ):
         raise EnrollmentTokenInvalid("The enrollment token is invalid, expired or already used.")
     validate_capabilities(capabilities)
-    signing_public_key = secrets.signing_public_key_b64()
+    # Read fresh: a node registering right after a rotation must be handed the new key.
+    signing_public_key = secrets.signing_public_key_b64(fresh=True)
 
     node = Node(
         id=ctx.ids.new_id(),
