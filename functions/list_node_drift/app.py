@@ -19,7 +19,9 @@ def list_node_drift(project_id: str, node_id: str) -> Response[str]:
     ctx = context_for("node_drift_listing")
     subject = operator_subject(app)
     page = page_request(app, subject=subject, route=f"node_drift:{project_id}:{node_id}", filters={})
-    found, last_key = node_reports.list_drift(ctx, subject, project_id, node_id, limit=page.limit, start_key=page.start_key)
+    found, last_key = node_reports.list_drift(
+        ctx, subject, project_id, node_id, limit=page.limit, start_key=page.start_key
+    )
     return json_response(200, page_body([drift_view(d) for d in found], last_key, page))
 
 

@@ -296,7 +296,10 @@ def test_drift_pages_follow_with_a_cursor(api: Api, tenant: Tenant, node: Regist
 
 def test_a_viewer_reads_and_a_non_member_is_403(api: Api, tenant: Tenant, node: RegisteredNode) -> None:
     api.request(
-        "PUT", f"/v1/projects/{tenant.project_id}/members/vera", json_body={"relation": "viewer"}, token=tenant.admin_token
+        "PUT",
+        f"/v1/projects/{tenant.project_id}/members/vera",
+        json_body={"relation": "viewer"},
+        token=tenant.admin_token,
     )
     for read in (reports_read, drift_read):
         assert read(api, tenant, node.id, token=operator_token("vera")).status_code == 200

@@ -105,7 +105,9 @@ def duplicate_keys(keys: Sequence[str]) -> list[str]:
 def conflicting_keys(batch: ReportBatch, reasons: Sequence[str | None]) -> list[str]:
     """The entries a cancelled batch transaction refused for their version (its operations are
     the entries, in order, then the deletes)."""
-    return [entry.key for entry, reason in zip(batch.entries, reasons, strict=False) if reason == "ConditionalCheckFailed"]
+    return [
+        entry.key for entry, reason in zip(batch.entries, reasons, strict=False) if reason == "ConditionalCheckFailed"
+    ]
 
 
 def payload_of(entry: ReportEntry) -> Any:

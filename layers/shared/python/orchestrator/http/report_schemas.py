@@ -37,8 +37,8 @@ class ReportEntryIn(NodeBody):
     key: ReportKey
     content_type: Annotated[str, Field(max_length=255)] = Field("", examples=["application/json"])
     payload: Any = Field(
-        None, description=f"Any JSON value, at most {MAX_PAYLOAD_BYTES} bytes compact (else 413"
-        " `report_payload_too_large`)."
+        None,
+        description=f"Any JSON value, at most {MAX_PAYLOAD_BYTES} bytes compact (else 413 `report_payload_too_large`).",
     )
     version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = Field(
         description="Must be greater than the stored entry's version (else 409 `report_version_conflict`)."
