@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from plexd_sim import SimulatedFleet
 
 from tests.e2e.plexd_wire import GoAgent
@@ -146,11 +147,11 @@ def test_the_simulator_syncs_debounced_reports_and_posts_drift_after_a_reconcile
         assert fleet.reports_sent(node.node_id, "report")[1].deleted == ("disk",)
 
         # And a reconcile that finds the node trusting a stale key (a missed rotation) posts drift
-        node.trusted_keys = ["c3RhbGUta2V5LXRoYXQtdGhlLW5vZGUtbWlzc2VkLTMyYg=="]
+        node.verifier.set_keys([Ed25519PrivateKey.generate().public_key()])
         fleet.reconcile(node.node_id)
         (drift,) = fleet.reports_sent(node.node_id, "drift")
         assert (drift.status_code, drift.keys) == (200, ("signing_keys_updated",))
-        assert node.trusted_keys == [node.signing_public_key]
+        assert node.verifier.trusted_keys() == [node.signing_public_key]
         fleet.reconcile(node.node_id)  # nothing to correct: no drift
         assert len(fleet.reports_sent(node.node_id, "drift")) == 1
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from plexd_sim import ActionRequest, SimulatedFleet, SimulatedNode
 
 from tests.e2e.conftest import bearer, free_port, operator_jwt
@@ -448,7 +449,7 @@ def test_node_reports_and_drift(admin: Plexctl, fleet_project: dict[str, Any]) -
     fleet.set_report(node_id, "app-health", {"status": "healthy"})
     fleet.set_report(node_id, "disk", {"free_gb": 12})
     fleet.flush_reports(node_id)
-    fleet.node(node_id).trusted_keys = []
+    fleet.node(node_id).verifier.set_keys([Ed25519PrivateKey.generate().public_key()])  # a missed rotation
     fleet.reconcile(node_id)
     assert [s.status_code for s in fleet.reports_sent(node_id)] == [200, 200]
 

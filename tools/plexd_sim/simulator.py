@@ -79,7 +79,6 @@ class SimulatedNode:
     last_poll_started: float | None = None
     last_poll_finished: float | None = None
     revoked: bool = False
-    trusted_keys: list[str] = field(default_factory=list, repr=False)  # what the verifier trusts
     report_versions: dict[str, int] = field(default_factory=dict, repr=False)  # the agent's counter per key
     pending_entries: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # not yet synced
     pending_deleted: list[str] = field(default_factory=list, repr=False)
@@ -492,7 +491,6 @@ class SimulatedFleet:
             mesh_ip=registered.get("mesh_ip", ""),
             labels=dict(body["metadata"]),
             verifier=EnvelopeVerifier([registered["signing_public_key"]]),
-            trusted_keys=[registered["signing_public_key"]],
         )
 
     def _retrying_post(self, url: str, *, attempts: int = 4, **kwargs: Any) -> httpx.Response:
@@ -895,12 +893,11 @@ class SimulatedFleet:
             self._record(NodeProblem(node.node_id, node.hostname, "state", response.status_code, "no signing keys"))
             return
         corrections = []
-        if sorted(trusted) != sorted(node.trusted_keys):
+        if sorted(trusted) != sorted(node.verifier.trusted_keys()):
             # e.g. a missed signing_key_rotated: the reconcile corrected it, so the agent reports drift
             detail = f"trusted signing keys replaced from /state ({len(trusted)} key(s))"
             corrections.append({"type": "signing_keys_updated", "detail": detail})
         node.verifier.set_keys(trusted)
-        node.trusted_keys = trusted
         if corrections:
             self._send_drift(node, corrections)
 
