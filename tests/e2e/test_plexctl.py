@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from plexd_sim import ActionRequest, SimulatedFleet, SimulatedNode
 
 from tests.e2e.conftest import bearer, free_port, operator_jwt
@@ -439,6 +440,46 @@ def test_node_list_and_enroll(admin: Plexctl, fleet_project: dict[str, Any]) -> 
     assert "expires_at  " in minted.stdout
     as_json = admin("enroll", "--project", project, "--ttl-seconds", "600", "-o", "json").json()
     assert as_json["token"].startswith("plx_enroll_") and as_json["expires_at"].endswith("Z")
+
+
+def test_node_reports_and_drift(admin: Plexctl, fleet_project: dict[str, Any]) -> None:
+    project, node_id = fleet_project["project_id"], fleet_project["nodes"][0]
+    fleet: SimulatedFleet = fleet_project["fleet"]
+    # Given a node that synced two report entries and reported drift after a reconcile
+    fleet.set_report(node_id, "app-health", {"status": "healthy"})
+    fleet.set_report(node_id, "disk", {"free_gb": 12})
+    fleet.flush_reports(node_id)
+    fleet.node(node_id).verifier.set_keys([Ed25519PrivateKey.generate().public_key()])  # a missed rotation
+    fleet.reconcile(node_id)
+    assert [s.status_code for s in fleet.reports_sent(node_id)] == [200, 200]
+
+    # Then the table shows each entry, the most recently written first
+    table = admin("node", "reports", node_id, "--project", project)
+    assert table.code == 0 and table.stderr == "", table
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:2] == ["KEY", "VERSION"]
+    assert [line.split()[0] for line in lines[1:]] == ["disk", "app-health"]
+    assert '{"status":"healthy"}' in table.stdout
+    as_json = admin("node", "reports", node_id, "--project", project, "--limit", "1", "--all", "-o", "json").json()
+    assert [item["key"] for item in as_json["items"]] == ["disk", "app-health"]
+    as_yaml = yaml.safe_load(admin("node", "reports", node_id, "--project", project, "-o", "yaml").stdout)
+    assert as_yaml["items"][1]["payload"] == {"status": "healthy"}
+
+    drift = admin("node", "drift", node_id, "--project", project)
+    assert drift.code == 0, drift
+    assert "signing_keys_updated" in drift.stdout and "trusted signing keys replaced" in drift.stdout
+    drift_json = admin("node", "drift", node_id, "--project", project, "-o", "json").json()
+    assert drift_json["items"][0]["corrections"][0]["type"] == "signing_keys_updated"
+
+
+def test_node_reports_refuses_a_malformed_node_id_locally_and_a_foreign_one_is_1(
+    admin: Plexctl, fleet_project: dict[str, Any]
+) -> None:
+    project = fleet_project["project_id"]
+    malformed = admin("node", "drift", "not-a-uuid", "--project", project)
+    assert malformed.code == 2 and "is not a UUID" in malformed.stderr
+    unknown = admin("node", "reports", "0190a8b8-a0c0-7a0a-8a0a-a0a0a0a0a0c0", "--project", project)
+    assert_problem(unknown, 1, "node_not_found")
 
 
 # --- exit codes from the server ------------------------------------------------------------------------

@@ -99,6 +99,14 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     caps = {"builtin_actions": [{"name": "restart-agent"}], "hooks": [{"name": "rotate-logs", "checksum": CHECKSUM}]}
     walk.call("updateCapabilities", f"/v1/nodes/{api_node.id}/capabilities", json_body=caps, token=api_node.nsk)
     walk.call("listNodes", f"/v1/projects/{project}/nodes", token=admin, query={"limit": 1})
+    entry = {"key": "app-health", "content_type": "application/json", "payload": {"status": "healthy"}}
+    batch = {"entries": [{**entry, "version": 12, "updated_at": "2025-01-15T10:30:00Z"}], "deleted": ["old"]}
+    walk.call("syncReports", f"/v1/nodes/{web.id}/report", json_body=batch, token=web.nsk)
+    drift = {"timestamp": "2025-01-15T10:31:00Z", "corrections": [{"type": "peer_added", "detail": "n_peer789"}]}
+    walk.call("recordDrift", f"/v1/nodes/{web.id}/drift", json_body=drift, token=web.nsk)
+    walk.call("recordDrift", f"/v1/nodes/{web.id}/drift", json_body={**drift, "corrections": None}, token=web.nsk)
+    walk.call("listNodeReports", f"/v1/projects/{project}/nodes/{web.id}/reports", token=admin)
+    walk.call("listNodeDrift", f"/v1/projects/{project}/nodes/{web.id}/drift", token=admin, query={"limit": 1})
     labels = {"labels": {"role": "web"}}
     walk.call("updateNodeLabels", f"/v1/projects/{project}/nodes/{web.id}", json_body=labels, token=admin)
 

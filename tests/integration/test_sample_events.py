@@ -27,6 +27,10 @@ EXPECTED_STATUS = {
     "create_domain.json": (201, None),
     "dispatch_execution.json": (404, "project_not_found"),
     "ping.json": (200, None),
+    "sync_reports.json": (401, "nsk_revoked"),
+    "record_drift.json": (401, "nsk_revoked"),
+    "list_node_reports.json": (404, "project_not_found"),
+    "list_node_drift.json": (404, "project_not_found"),
 }
 
 

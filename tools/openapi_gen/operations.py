@@ -22,6 +22,7 @@ from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PinBaselineRequest, PrepareRequest
+from orchestrator.http.report_schemas import DriftRequest, ReportSyncRequest
 from orchestrator.http.responses import (
     EXAMPLE_ID,
     ActionCatalog,
@@ -29,6 +30,8 @@ from orchestrator.http.responses import (
     CapabilitiesUpdated,
     DeregisterResponse,
     DomainView,
+    DriftList,
+    DriftRecorded,
     EnrollmentToken,
     EventEnvelope,
     ExecutionEventList,
@@ -40,6 +43,7 @@ from orchestrator.http.responses import (
     Id,
     MembershipView,
     NodeList,
+    NodeReportList,
     NodeState,
     NodeView,
     Ping,
@@ -48,6 +52,7 @@ from orchestrator.http.responses import (
     ProjectView,
     Registration,
     ReportResponse,
+    ReportSyncResponse,
     SigningKeyView,
     TargetOutput,
 )
@@ -461,6 +466,52 @@ OPERATIONS: tuple[Operation, ...] = (
             """,
     ),
     Operation(
+        "GET",
+        "/v1/projects/{project_id}/nodes/{node_id}/reports",
+        function="ListNodeReportsFunction",
+        operation_id="listNodeReports",
+        tag="nodes (operator)",
+        summary="A node's report entries",
+        auth="operator",
+        answer=Answer(200, "One page of report entries; `next_cursor` is absent on the last page.", NodeReportList),
+        errors={400: "InvalidPaging", 403: "ForbiddenListing", 404: "NotFound"},
+        parameters=("Limit", "Cursor"),
+        description="""
+            The node's current report entries, the most recently written first, one page at a
+            time (a query of an index, never a scan). Requires `viewer`. A deregistered
+            node's entries stay readable. `limit` and `cursor` are checked before access.
+
+            Problem codes: 400 `invalid_limit`, `invalid_cursor`; 403 `rebac_denied`,
+            `cursor_binding_mismatch`; 404 `project_not_found`, `node_not_found` (not a node
+            of this project); 501 `node_report_listing_not_provisioned`,
+            `cursor_key_not_provisioned`; 503 `datastore_unavailable`,
+            `dependency_unavailable` (secret store).
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/projects/{project_id}/nodes/{node_id}/drift",
+        function="ListNodeDriftFunction",
+        operation_id="listNodeDrift",
+        tag="nodes (operator)",
+        summary="A node's drift reports",
+        auth="operator",
+        answer=Answer(200, "One page of drift reports; `next_cursor` is absent on the last page.", DriftList),
+        errors={400: "InvalidPaging", 403: "ForbiddenListing", 404: "NotFound"},
+        parameters=("Limit", "Cursor"),
+        description="""
+            What the node corrected when it reconciled, newest first, over the last 30 days,
+            one page at a time. Requires `viewer`. `limit` and `cursor` are checked before
+            access.
+
+            Problem codes: 400 `invalid_limit`, `invalid_cursor`; 403 `rebac_denied`,
+            `cursor_binding_mismatch`; 404 `project_not_found`, `node_not_found` (not a node
+            of this project); 501 `node_drift_listing_not_provisioned`,
+            `cursor_key_not_provisioned`; 503 `datastore_unavailable`,
+            `dependency_unavailable` (secret store).
+            """,
+    ),
+    Operation(
         "PATCH",
         "/v1/projects/{project_id}/nodes/{node_id}",
         function="UpdateNodeLabelsFunction",
@@ -854,6 +905,52 @@ OPERATIONS: tuple[Operation, ...] = (
             Problem codes: 400 `invalid_body`; 401 `nsk_revoked`; 403 `nsk_node_mismatch`;
             409 `node_deregistered` (deregistered concurrently); 501
             `node_heartbeat_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/nodes/{node_id}/report",
+        function="SyncReportsFunction",
+        operation_id="syncReports",
+        tag="nodes (agent)",
+        summary="Report entry sync (a batch, all or nothing)",
+        auth="node",
+        request=ReportSyncRequest,
+        answer=Answer(200, "The whole batch was stored.", ReportSyncResponse),
+        errors={400: "InvalidBody", 409: "ReportVersionConflict", 413: "ReportTooLarge"},
+        description="""
+            The agent's report entries (debounced batches). The batch is one transaction:
+            each entry is stored only over an older version of its key (or none), each
+            `deleted` key is removed (a key never stored too), and either all of it is
+            written or nothing. `entries` and `deleted` may be `null` (Go's nil slice).
+
+            **Checks, in this order**: 413 `request_body_too_large`; 501
+            `node_reports_not_provisioned`; 401 `nsk_revoked`; 403 `nsk_node_mismatch`; 400
+            `invalid_body` (the schema); 413 `report_batch_too_large` (more than 100 entries
+            and deleted keys together), `report_payload_too_large` (`keys`); 400
+            `invalid_body` (a key twice in the batch, `keys`); 409 `report_version_conflict`
+            (`keys`: every entry whose `version` is not greater than the stored one).
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/nodes/{node_id}/drift",
+        function="RecordDriftFunction",
+        operation_id="recordDrift",
+        tag="nodes (agent)",
+        summary="Drift reporting",
+        auth="node",
+        request=DriftRequest,
+        answer=Answer(200, "The drift report was kept.", DriftRecorded),
+        errors={400: "InvalidBody"},
+        description="""
+            What the agent corrected when it reconciled. Each report is kept 30 days and is
+            readable by the project's operators (`GET .../nodes/{node_id}/drift`).
+            `corrections` may be `null` (Go's nil slice); at most 200.
+
+            **Checks, in this order**: 413 `request_body_too_large`; 501
+            `node_drift_not_provisioned`; 401 `nsk_revoked`; 403 `nsk_node_mismatch`; 400
+            `invalid_body`.
             """,
     ),
     Operation(

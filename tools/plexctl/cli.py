@@ -475,6 +475,27 @@ def list_nodes(project: str | None, limit: int | None, cursor: str | None, all_p
     _list("nodes", project, {"limit": limit, "cursor": cursor}, all_pages, render.nodes_table)
 
 
+@node.command(name="reports", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+@paging_options
+def node_reports(project: str | None, node_id: str, limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """A node's report entries, the most recently written first."""
+    params = {"limit": limit, "cursor": cursor}
+    _list(f"nodes/{node_id}/reports", project, params, all_pages, render.reports_table)
+
+
+@node.command(name="drift", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+@paging_options
+def node_drift(project: str | None, node_id: str, limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """What a node corrected when it reconciled (the last 30 days), newest first."""
+    _list(f"nodes/{node_id}/drift", project, {"limit": limit, "cursor": cursor}, all_pages, render.drift_table)
+
+
 @cli.command(epilog=EXIT_CODES)
 @persistent_flags
 @project_option

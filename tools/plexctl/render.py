@@ -36,6 +36,7 @@ STATUS_STYLE = {
     "ack": "cyan",
     "pending": "dim",
 }
+PAYLOAD_SHOWN = 80  # characters of a report payload in a table cell
 PIPE_WIDTH = 200  # a table piped to a file or a test is not squeezed to 80 columns
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance", "code", "correlation_id")
 
@@ -169,6 +170,41 @@ def nodes_table(items: Sequence[Mapping[str, Any]]) -> Table:
             escape(_cell(hooks)),
             _cell(item.get("last_heartbeat_at")),
         )
+    return table
+
+
+def reports_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("KEY", "VERSION", "CONTENT TYPE", "UPDATED", "RECEIVED", "PAYLOAD"):
+        table.add_column(column, no_wrap=column != "PAYLOAD")
+    for item in items:
+        payload = json.dumps(item.get("payload"), separators=(",", ":"), ensure_ascii=False)
+        table.add_row(
+            escape(_cell(item.get("key"))),
+            _cell(item.get("version")),
+            escape(_cell(item.get("content_type"))),
+            _cell(item.get("updated_at")),
+            _cell(item.get("received_at")),
+            escape(_cell(payload if len(payload) <= PAYLOAD_SHOWN else payload[: PAYLOAD_SHOWN - 1] + "…")),
+        )
+    return table
+
+
+def drift_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per correction, under its report's id and time."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "TIMESTAMP", "TYPE", "DETAIL"):
+        table.add_column(column, no_wrap=column != "DETAIL")
+    for item in items:
+        corrections = item.get("corrections") or [{}]
+        for index, correction in enumerate(corrections):
+            first = index == 0
+            table.add_row(
+                _cell(item.get("id") if first else None),
+                _cell(item.get("timestamp") if first else None),
+                escape(_cell(correction.get("type"))),
+                escape(_cell(correction.get("detail"))),
+            )
     return table
 
 

@@ -18,6 +18,7 @@ from plexd_sim.simulator import (
     SimulatedFleet,
     SimulatedNode,
     SimulatorError,
+    StateSent,
     VerificationFailure,
 )
 from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent, load_public_key
@@ -36,6 +37,7 @@ __all__ = [
     "SimulatedFleet",
     "SimulatedNode",
     "SimulatorError",
+    "StateSent",
     "VerificationFailure",
     "VerifiedEvent",
     "load_public_key",

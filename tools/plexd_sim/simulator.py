@@ -52,6 +52,7 @@ routes). ``unified``: ``POST {callback_url}`` with ``ack``, ``started``, then
 OUTCOMES: tuple[Outcome, ...] = ("success", "failure", "rejected", "silent")
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 ERROR_BACKOFF_SECONDS = 2.0
+REPORT_BATCH_ITEMS = 100  # POST /report takes at most 100 entries and deleted keys together
 
 
 class SimulatorError(Exception):
@@ -78,6 +79,10 @@ class SimulatedNode:
     last_poll_started: float | None = None
     last_poll_finished: float | None = None
     revoked: bool = False
+    report_versions: dict[str, int] = field(default_factory=dict, repr=False)  # the agent's counter per key
+    pending_entries: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # not yet synced
+    pending_deleted: list[str] = field(default_factory=list, repr=False)
+    report_sync_scheduled: bool = False
 
     @property
     def auth(self) -> dict[str, str]:
@@ -181,6 +186,23 @@ class HeartbeatSent:
 
 
 @dataclass(frozen=True)
+class StateSent:
+    """A ``POST /report`` or ``POST /drift`` the node sent, and what came back.
+
+    ``kind`` is ``report`` (``keys``: the entries' keys, ``deleted``: the deleted keys) or
+    ``drift`` (``keys``: the corrections' types)."""
+
+    node_id: str
+    hostname: str
+    kind: Literal["report", "drift"]
+    keys: tuple[str, ...]
+    deleted: tuple[str, ...]
+    status_code: int | None
+    code: str | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class NodeProblem:
     """Anything else that went wrong for a node: a stream refused, a transport error, a worker bug."""
 
@@ -191,7 +213,7 @@ class NodeProblem:
     detail: str
 
 
-Activity = ReceivedEvent | VerificationFailure | CallbackResponse | HeartbeatSent | NodeProblem
+Activity = ReceivedEvent | VerificationFailure | CallbackResponse | HeartbeatSent | StateSent | NodeProblem
 Listener = Callable[[Activity], None]
 OutcomeRule = Outcome | Callable[[SimulatedNode, ActionRequest], Outcome]
 DurationRule = float | Callable[[SimulatedNode, ActionRequest], float]
@@ -292,6 +314,7 @@ class SimulatedFleet:
         callback_style: CallbackStyle = "plexd",
         reconnect_delay: float | None = None,
         result_retries: int = 3,
+        report_debounce: float = 5.0,
         request_timeout: float = 30.0,
         listener: Listener | None = None,
     ) -> None:
@@ -308,6 +331,7 @@ class SimulatedFleet:
         self._callback_style: CallbackStyle = callback_style
         self._reconnect_delay = reconnect_delay
         self._result_retries = result_retries
+        self._report_debounce = report_debounce
         self._listener = listener
         limit = stream_concurrency + callback_concurrency + 8
         self._http = httpx.Client(
@@ -325,6 +349,7 @@ class SimulatedFleet:
         self._failures: list[VerificationFailure] = []
         self._callbacks: list[CallbackResponse] = []
         self._heartbeats: list[HeartbeatSent] = []
+        self._state_sent: list[StateSent] = []
         self._problems: list[NodeProblem] = []
         self._stopping = threading.Event()
         self._streams: _Scheduler | None = None
@@ -353,6 +378,8 @@ class SimulatedFleet:
         self._workers.start()
         for node in self.nodes:
             self._schedule(node)
+            if node.pending_entries or node.pending_deleted:
+                self._schedule_report_sync(node)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop reading and answering; drops unsent results. Whether every thread exited in ``timeout``."""
@@ -538,6 +565,15 @@ class SimulatedFleet:
         with self._lock:
             return [beat for beat in self._heartbeats if node_id is None or beat.node_id == node_id]
 
+    def reports_sent(self, node_id: str | None = None, kind: str | None = None) -> list[StateSent]:
+        """The report and drift requests sent (optionally one node's, one kind's)."""
+        with self._lock:
+            return [
+                sent
+                for sent in self._state_sent
+                if (node_id is None or sent.node_id == node_id) and (kind is None or sent.kind == kind)
+            ]
+
     @property
     def problems(self) -> list[NodeProblem]:
         with self._lock:
@@ -583,6 +619,8 @@ class SimulatedFleet:
                     self._callbacks.append(activity)
                 case HeartbeatSent():
                     self._heartbeats.append(activity)
+                case StateSent():
+                    self._state_sent.append(activity)
                 case NodeProblem():
                     self._problems.append(activity)
             self._changed.notify_all()
@@ -864,7 +902,119 @@ class SimulatedFleet:
         if response.status_code != 200 or not trusted:
             self._record(NodeProblem(node.node_id, node.hostname, "state", response.status_code, "no signing keys"))
             return
+        corrections = []
+        if sorted(trusted) != sorted(node.verifier.trusted_keys()):
+            # e.g. a missed signing_key_rotated: the reconcile corrected it, so the agent reports drift
+            detail = f"trusted signing keys replaced from /state ({len(trusted)} key(s))"
+            corrections.append({"type": "signing_keys_updated", "detail": detail})
         node.verifier.set_keys(trusted)
+        if corrections:
+            self._send_drift(node, corrections)
+
+    def _send_drift(self, node: SimulatedNode, corrections: list[dict[str, str]]) -> None:
+        body = {"timestamp": rfc3339_go(datetime.now(UTC)), "corrections": corrections}
+        self._post_state(node, "drift", body, tuple(c["type"] for c in corrections), ())
+
+    def _post_state(
+        self,
+        node: SimulatedNode,
+        kind: Literal["report", "drift"],
+        body: dict[str, Any],
+        keys: tuple[str, ...],
+        deleted: tuple[str, ...],
+    ) -> int | None:
+        try:
+            response = self._http.post(f"/v1/nodes/{node.node_id}/{kind}", **wire.agent_body(body, node.auth))
+        except httpx.HTTPError as error:
+            self._record(NodeProblem(node.node_id, node.hostname, kind, None, f"{type(error).__name__}: {error}"))
+            self._record(StateSent(node.node_id, node.hostname, kind, keys, deleted, None, None, {}))
+            return None
+        self._record(
+            StateSent(
+                node.node_id,
+                node.hostname,
+                kind,
+                keys,
+                deleted,
+                response.status_code,
+                _problem_code(response),
+                _json_object(response),
+            )
+        )
+        return response.status_code
+
+    # -- reports --
+
+    def reconcile(self, node_id: str) -> None:
+        """Reconcile one node now (``GET /state``), as on a heartbeat's ``reconcile: true``;
+        it posts drift when it corrected something."""
+        self._refresh_signing_keys(self.node(node_id))
+
+    def set_report(self, node_id: str, key: str, payload: Any, *, content_type: str = "application/json") -> int:
+        """Set a report entry on a node, as a local consumer of the agent would: its version
+        goes up by one, and the change is synced after the debounce (when the fleet runs;
+        :meth:`flush_reports` syncs at once). Returns the entry's new version."""
+        node = self.node(node_id)
+        with self._lock:
+            version = node.report_versions.get(key, 0) + 1
+            node.report_versions[key] = version
+            node.pending_entries[key] = {
+                "key": key,
+                "content_type": content_type,
+                "payload": payload,
+                "version": version,
+                "updated_at": rfc3339_go(datetime.now(UTC)),
+            }
+            if key in node.pending_deleted:
+                node.pending_deleted.remove(key)
+        self._schedule_report_sync(node)
+        return version
+
+    def delete_report(self, node_id: str, key: str) -> None:
+        """Delete a report entry (synced like :meth:`set_report`)."""
+        node = self.node(node_id)
+        with self._lock:
+            node.pending_entries.pop(key, None)
+            node.report_versions.pop(key, None)
+            if key not in node.pending_deleted:
+                node.pending_deleted.append(key)
+        self._schedule_report_sync(node)
+
+    def flush_reports(self, node_id: str | None = None) -> None:
+        """Sync pending report changes now (one node's, or every node's)."""
+        for node in [self.node(node_id)] if node_id else self.nodes:
+            self._sync_reports(node)
+
+    def _schedule_report_sync(self, node: SimulatedNode) -> None:
+        with self._lock:
+            if node.report_sync_scheduled or not self.running:
+                return
+            node.report_sync_scheduled = True
+        self._later(self._workers, self._report_debounce, partial(self._sync_reports, node))
+
+    def _sync_reports(self, node: SimulatedNode) -> None:
+        """One batch per call of everything pending (at most 100 items, as the server takes)."""
+        with self._lock:
+            node.report_sync_scheduled = False
+            entries = list(node.pending_entries.values())[:REPORT_BATCH_ITEMS]
+            deleted = node.pending_deleted[: REPORT_BATCH_ITEMS - len(entries)]
+            for entry in entries:
+                node.pending_entries.pop(entry["key"], None)
+            del node.pending_deleted[: len(deleted)]
+            more = bool(node.pending_entries or node.pending_deleted)
+        if (not entries and not deleted) or node.revoked:
+            return
+        # Go's nil slices: an empty list goes out as null
+        body = {"entries": entries or None, "deleted": deleted or None}
+        status = self._post_state(node, "report", body, tuple(e["key"] for e in entries), tuple(deleted))
+        if status is None or status in RETRYABLE_STATUSES:
+            with self._lock:  # put back what is not newer, and try again later
+                for entry in entries:
+                    node.pending_entries.setdefault(entry["key"], entry)
+                node.pending_deleted[:0] = [k for k in deleted if k not in node.pending_entries]
+            more = True
+        if more:
+            self._schedule_report_sync(node)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

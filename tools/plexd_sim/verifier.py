@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from orchestrator.events.envelope import ENVELOPE_FIELDS, parse_envelope, verify_envelope
 
@@ -109,6 +110,13 @@ class EnvelopeVerifier:
             raise ValueError("a verifier needs at least one signing key")
         with self._lock:
             self._keys = keys
+
+    def trusted_keys(self) -> list[str]:
+        """The trusted keys, as registration and ``state.signing_keys`` spell them (standard
+        base64 of the raw 32-byte key)."""
+        with self._lock:
+            keys = list(self._keys)
+        return [base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii") for key in keys]
 
     def verify(self, envelope: str | Mapping[str, Any]) -> VerifiedEvent:
         """The verified event, or :class:`EnvelopeRejected`."""

@@ -150,6 +150,15 @@ class HookIntegrityViolation(OrchestratorError):
     status, code, title = 409, "hook_integrity_violation", "Hook integrity violation"
 
 
+class ReportVersionConflict(OrchestratorError):
+    """Entries of a report batch whose version is not greater than the stored one (``keys``)."""
+
+    status, code, title = 409, "report_version_conflict", "Report version conflict"
+
+    def __init__(self, detail: str, *, keys: list[str]) -> None:
+        super().__init__(detail, keys=keys)
+
+
 class IdempotencyKeyInProgress(OrchestratorError):
     status, code, title = 409, "idempotency_key_in_progress", "Request with this Idempotency-Key in progress"
 
@@ -165,6 +174,14 @@ class InlineOutputTooLarge(OrchestratorError):
 
 class ResultOutputTooLarge(OrchestratorError):
     status, code, title = 413, "result_output_too_large", "Result output too large"
+
+
+class ReportBatchTooLarge(OrchestratorError):
+    status, code, title = 413, "report_batch_too_large", "Report batch too large"
+
+
+class ReportPayloadTooLarge(OrchestratorError):
+    status, code, title = 413, "report_payload_too_large", "Report payload too large"
 
 
 # 415 ---------------------------------------------------------------------------

@@ -119,7 +119,8 @@ class Problem(BaseModel):
     (`capacity_exceeded`), `reason` and `relation_path` (`rebac_denied`), `errors`
     (`invalid_body`), `position` (`malformed_selector`), `problems`
     (`invalid_parameters`), `hook`, `baseline` and `drifting_nodes`
-    (`hook_integrity_violation`)."""
+    (`hook_integrity_violation`), `keys` (`report_version_conflict`,
+    `report_payload_too_large`, and `invalid_body` for a key repeated in a report batch)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -164,6 +165,13 @@ class Problem(BaseModel):
         None,
         description="The targets whose declared checksum differs from the baseline; empty when none is pinned"
         " (`hook_integrity_violation`).",
+    )
+    keys: Omittable[list[str]] = Field(
+        None,
+        description="The report keys refused: a version not greater than the stored one"
+        " (`report_version_conflict`), a payload too large (`report_payload_too_large`), a key repeated in the"
+        " batch (`invalid_body`).",
+        examples=[["app-health"]],
     )
 
 
@@ -595,6 +603,62 @@ class ReportResponse(ResponseBody):
     """Answer of the agent-style ack and result routes."""
 
     status: TargetStatus
+
+
+# Node reports and drift (SPEC §18) ------------------------------------------------------
+class ReportSyncResponse(ResponseBody):
+    """The batch was stored whole."""
+
+    accepted: int = Field(description="Entries stored.")
+    deleted: int = Field(description="Keys deleted (a key that was not stored counts too).")
+    versions: dict[str, int] = Field(description="Each stored entry's key and its version, now the stored one.")
+
+
+class DriftRecorded(ResponseBody):
+    id: Id = Field(description="The drift report's id (kept 30 days).")
+    received_at: Timestamp
+    corrections: int = Field(description="Corrections recorded.")
+
+
+class NodeReportView(ResponseBody):
+    """A report entry as the node last wrote it."""
+
+    model_config = ConfigDict(title="NodeReport")
+
+    key: str
+    content_type: str
+    payload: Any = Field(description="The JSON value the node sent.")
+    version: int
+    updated_at: str = Field(description="The node's time of the entry, as it sent it (RFC 3339).")
+    received_at: Timestamp = Field(description="When the control plane stored this version.")
+
+
+class NodeReportList(ResponseBody):
+    items: list[NodeReportView] = Field(description="Most recently written first.")
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
+
+
+class DriftCorrectionView(ResponseBody):
+    model_config = ConfigDict(title="DriftCorrectionEntry")
+
+    type: str
+    detail: str
+
+
+class DriftView(ResponseBody):
+    """One drift report: what the node corrected when it reconciled."""
+
+    model_config = ConfigDict(title="NodeDrift")
+
+    id: Id
+    timestamp: str = Field(description="The node's time of the report, as it sent it (RFC 3339).")
+    received_at: Timestamp
+    corrections: list[DriftCorrectionView]
+
+
+class DriftList(ResponseBody):
+    items: list[DriftView] = Field(description="Newest first; reports are kept 30 days.")
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
 
 
 # The node's event stream (SSE `data:` lines) ---------------------------------------------

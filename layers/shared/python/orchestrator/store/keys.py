@@ -65,6 +65,25 @@ def project_mesh_counter(project_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}
 
 
+# What a node reports (SPEC §18): report entries by key, drift reports by id (UUIDv7).
+REPORT_PREFIX = "REPORT#"
+DRIFT_PREFIX = "DRIFT#"
+
+
+def node_report(node_id: str, key: str) -> Key:
+    return {"PK": f"NODE#{node_id}", "SK": f"{REPORT_PREFIX}{key}"}
+
+
+def node_reports_gsi1(node_id: str) -> str:
+    """GSI1 partition of a node's report entries; the sort key is a UUIDv7 minted per write,
+    so the newest write sorts last."""
+    return f"NODE#{node_id}#REPORTS"
+
+
+def node_drift(node_id: str, drift_id: str) -> Key:
+    return {"PK": f"NODE#{node_id}", "SK": f"{DRIFT_PREFIX}{drift_id}"}
+
+
 # Feeds: events that concern many nodes, written once and merged into each node's stream at
 # delivery (docs/node-state-plane.md §3). One per project, one for the deployment.
 DEPLOYMENT_FEED = "FEED#DEPLOYMENT"

@@ -139,6 +139,11 @@ class NodeStore:
         item = self.table.get(keys.node(node_id), consistent=True)
         return (node_from_item(item), credential_from_item(node_id, item)) if item else None
 
+    def project_of(self, node_id: str) -> str | None:
+        """The project a node belongs to (deregistered or not); None for an unknown node."""
+        item = self.table.get(keys.node(node_id), attributes=("project_id",))
+        return str(item["project_id"]) if item else None
+
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
         return str(item["node_id"]) if item else None
