@@ -9,7 +9,7 @@ from orchestrator.domain.rebac import decide_domain_access, decide_project_acces
 
 ALLOWED = {
     Relation.VIEWER: {Permission.READ},
-    Relation.OPERATOR: {Permission.READ, Permission.DISPATCH, Permission.CANCEL},
+    Relation.OPERATOR: {Permission.READ, Permission.DISPATCH, Permission.CANCEL, Permission.OPERATE},
     Relation.ADMIN: set(Permission),
 }
 

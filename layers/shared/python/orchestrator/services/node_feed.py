@@ -21,6 +21,7 @@ from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
+from orchestrator.services import node_data, policies
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
@@ -150,9 +151,9 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
         "executions": executions,
         "signing_keys": {"current": secrets.signing_public_key_b64(), "previous": None, "transition_expires": None},
         "peers": [],
-        "policies": [],
+        "policies": policies.node_policies(ctx, node.project_id, node.labels),
         "metadata": node.metadata,
-        "data": [],
+        "data": node_data.node_entries(ctx, node.id),
         "secret_refs": [],
         "generated_at": rfc3339(ctx.clock.now()),
     }
