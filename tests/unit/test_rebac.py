@@ -88,4 +88,6 @@ def test_domain_operations_need_domain_admin() -> None:
 
 
 def _required(permission: Permission) -> str:
-    return {"read": "viewer", "dispatch": "operator", "cancel": "operator", "admin": "admin"}[permission.value]
+    return {"read": "viewer", "dispatch": "operator", "cancel": "operator", "operate": "operator", "admin": "admin"}[
+        permission.value
+    ]
