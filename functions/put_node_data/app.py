@@ -27,7 +27,13 @@ def put_node_data(
 ) -> Response[str]:
     ctx = checks(app, key)
     written = node_data.put_entry(
-        ctx, operator_subject(app), project_id, node_id, key, request.content_type, request.payload
+        ctx,
+        operator_subject(app),
+        project_id,
+        node_id,
+        key,
+        content_type=request.content_type,
+        payload=request.payload,
     )
     return json_response(201 if written.created else 200, written.entry.view())
 

@@ -25,7 +25,7 @@ app = rest_app(before_body=checks)
 def put_policy(project_id: str, policy_id: str, request: Annotated[PolicyRequest, Body()]) -> Response[str]:
     ctx = checks(app, policy_id)
     written = policies.put_policy(
-        ctx, operator_subject(app), project_id, policy_id, request.selector, request.domain_rules()
+        ctx, operator_subject(app), project_id, policy_id, selector=request.selector, rules=request.domain_rules()
     )
     return json_response(201 if written.created else 200, policy_view(written.policy))
 

@@ -26,7 +26,11 @@ def test_put_creates_then_bumps_the_version_and_the_node_hears_every_entry(api: 
     node = register_node(api, tenant, "web-01", metadata={"role": "web"})
     created = put(api, tenant, node, "config", CONFIG)
     assert created.status_code == 201, created.text
-    assert {k: created.json[k] for k in ("key", "content_type", "payload", "version")} == {"key": "config", **CONFIG, "version": 1}
+    assert {k: created.json[k] for k in ("key", "content_type", "payload", "version")} == {
+        "key": "config",
+        **CONFIG,
+        "version": 1,
+    }
     assert put(api, tenant, node, "extra", {"content_type": "text/plain", "payload": "hi"}).status_code == 201
     updated = put(api, tenant, node, "config", {"content_type": "application/json", "payload": None})
     assert (updated.status_code, updated.json["version"], updated.json["payload"]) == (200, 2, None)
@@ -117,7 +121,9 @@ def test_bad_bodies_and_keys_are_400_and_write_nothing(api: Api, tenant: Tenant)
         assert_problem(put(api, tenant, node, "config", body), 400, "invalid_body")
     for key in ("-lead", "a" * 129, "a:b", ".."):
         assert_problem(put(api, tenant, node, key, CONFIG), 400, "invalid_parameter")
-        assert_problem(api.request("DELETE", data_path(tenant, node, key), token=tenant.admin_token), 400, "invalid_parameter")
+        assert_problem(
+            api.request("DELETE", data_path(tenant, node, key), token=tenant.admin_token), 400, "invalid_parameter"
+        )
     assert api.table_items() == before
 
 

@@ -20,7 +20,9 @@ def policy_path(tenant: Tenant, policy_id: str = "web-ingress") -> str:
     return f"/v1/projects/{tenant.project_id}/policies/{policy_id}"
 
 
-def put(api: Api, tenant: Tenant, body: dict[str, Any], policy_id: str = "web-ingress", token: str | None = None) -> Any:
+def put(
+    api: Api, tenant: Tenant, body: dict[str, Any], policy_id: str = "web-ingress", token: str | None = None
+) -> Any:
     return api.request("PUT", policy_path(tenant, policy_id), json_body=body, token=token or tenant.admin_token)
 
 
@@ -136,9 +138,7 @@ def test_list_pages_in_policy_id_order_with_a_bound_cursor(api: Api, tenant: Ten
     path = f"/v1/projects/{tenant.project_id}/policies"
     first = api.request("GET", path, token=tenant.admin_token, query={"limit": 2})
     assert [p["id"] for p in first.json["items"]] == ["a", "b"]
-    second = api.request(
-        "GET", path, token=tenant.admin_token, query={"limit": 2, "cursor": first.json["next_cursor"]}
-    )
+    second = api.request("GET", path, token=tenant.admin_token, query={"limit": 2, "cursor": first.json["next_cursor"]})
     assert [p["id"] for p in second.json["items"]] == ["c"]
     assert "next_cursor" not in second.json
     assert_problem(api.request("GET", path, token=tenant.admin_token, query={"limit": 0}), 400, "invalid_limit")
@@ -165,7 +165,9 @@ def test_viewer_reads_but_cannot_write(api: Api, tenant: Tenant) -> None:
 def test_strangers_are_denied_reads(api: Api, tenant: Tenant) -> None:
     stranger = operator_token("stranger@example.com")
     assert_problem(api.request("GET", policy_path(tenant), token=stranger), 403, "rebac_denied")
-    assert_problem(api.request("GET", f"/v1/projects/{tenant.project_id}/policies", token=stranger), 403, "rebac_denied")
+    assert_problem(
+        api.request("GET", f"/v1/projects/{tenant.project_id}/policies", token=stranger), 403, "rebac_denied"
+    )
 
 
 BAD_RULES = [
@@ -213,9 +215,13 @@ def test_bad_policy_id_is_400_invalid_parameter(api: Api, tenant: Tenant) -> Non
 
 def test_unknown_policy_and_project_are_404(api: Api, tenant: Tenant) -> None:
     before = api.table_items()
-    assert_problem(api.request("DELETE", policy_path(tenant, "nope"), token=tenant.admin_token), 404, "policy_not_found")
     assert_problem(
-        api.request("PUT", "/v1/projects/nope/policies/p", json_body={"selector": "a=b", "rules": []}, token=tenant.admin_token),
+        api.request("DELETE", policy_path(tenant, "nope"), token=tenant.admin_token), 404, "policy_not_found"
+    )
+    assert_problem(
+        api.request(
+            "PUT", "/v1/projects/nope/policies/p", json_body={"selector": "a=b", "rules": []}, token=tenant.admin_token
+        ),
         404,
         "project_not_found",
     )

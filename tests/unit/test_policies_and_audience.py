@@ -36,7 +36,8 @@ def test_rule_problem(src: str, dst: str, port: int, protocol: str, problem: str
 
 
 @pytest.mark.parametrize(
-    ("policy_id", "valid"), [("web", True), ("a.b_c-1", True), ("a" * 64, True), ("a" * 65, False), ("-a", False), ("a/b", False), ("", False)]
+    ("policy_id", "valid"),
+    [("web", True), ("a.b_c-1", True), ("a" * 64, True), ("a" * 65, False), ("-a", False), ("a/b", False), ("", False)],
 )
 def test_policy_ids_are_bounded_tokens(policy_id: str, valid: bool) -> None:
     assert is_policy_id(policy_id) is valid
@@ -47,7 +48,10 @@ def test_any_protocol_is_the_agents_empty_protocol() -> None:
         project_id="p",
         id="x",
         selector="role=web",
-        rules=(PolicyRule(src="*", dst=NODE, action="deny"), PolicyRule(src="*", dst="*", port=22, protocol="tcp", action="allow")),
+        rules=(
+            PolicyRule(src="*", dst=NODE, action="deny"),
+            PolicyRule(src="*", dst="*", port=22, protocol="tcp", action="allow"),
+        ),
         version=1,
         updated_at=NOW,
         updated_by="alice",
@@ -114,6 +118,8 @@ def test_data_size_counts_go_escaping() -> None:
     assert encoded_data_size([entry("k", "<" * 100)]) - encoded_data_size([entry("k", "a" * 100)]) == 500
 
 
-@pytest.mark.parametrize(("key", "valid"), [("config", True), ("a.json", True), ("..", False), (".", False), ("a/b", False), ("-x", False)])
+@pytest.mark.parametrize(
+    ("key", "valid"), [("config", True), ("a.json", True), ("..", False), (".", False), ("a/b", False), ("-x", False)]
+)
 def test_data_keys_are_file_name_safe(key: str, valid: bool) -> None:
     assert is_data_key(key) is valid

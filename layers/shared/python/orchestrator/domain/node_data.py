@@ -20,7 +20,9 @@ from orchestrator.clock import rfc3339
 from orchestrator.events.envelope import go_json
 
 DATA_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}(;[ -~]{0,120})?$")
+CONTENT_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}(;[ -~]{0,120})?$"
+)
 MAX_PAYLOAD_BYTES = 16 * 1024
 # Every entry of a node, as the agent's JSON encodes them, in one event beside the node's
 # metadata (at most 16 KiB) and the envelope: well under the agent's 64 KiB line.

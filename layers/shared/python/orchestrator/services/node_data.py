@@ -39,7 +39,7 @@ class DataWrite:
 
 
 def put_entry(
-    ctx: Context, subject: str, project_id: str, node_id: str, key: str, content_type: str, payload: Any
+    ctx: Context, subject: str, project_id: str, node_id: str, key: str, *, content_type: str, payload: Any
 ) -> DataWrite:
     """Create (version 1) or replace (version + 1) the node's entry ``key``. Operators and up."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.OPERATE)

@@ -30,7 +30,7 @@ class PolicyWrite:
 
 
 def put_policy(
-    ctx: Context, subject: str, project_id: str, policy_id: str, selector: str, rules: Sequence[PolicyRule]
+    ctx: Context, subject: str, project_id: str, policy_id: str, *, selector: str, rules: Sequence[PolicyRule]
 ) -> PolicyWrite:
     """Create the policy (version 1) or replace it (version + 1). Project admins only. A
     malformed selector is 400 ``malformed_selector`` before anything else."""
@@ -98,7 +98,9 @@ def list_policies(
     return ctx.policies.list_policies(project_id, limit=limit, start_key=start_key)
 
 
-def _policy_event(ctx: Context, before: Policy | None, after: Policy | None, version: int, *, deleted: bool) -> FeedEvent:
+def _policy_event(
+    ctx: Context, before: Policy | None, after: Policy | None, version: int, *, deleted: bool
+) -> FeedEvent:
     """The one feed event of a change. plexd ignores the payload and reconciles from
     ``/state``, so it names the policy and its version, never the rules."""
     policy = after or before

@@ -54,7 +54,9 @@ class PolicyStore:
             )
         ]
 
-    def put(self, policy: Policy, *, previous_version: int | None, with_ops: Sequence[TransactWriteItemTypeDef]) -> None:
+    def put(
+        self, policy: Policy, *, previous_version: int | None, with_ops: Sequence[TransactWriteItemTypeDef]
+    ) -> None:
         """Create (``previous_version`` None: only if absent) or replace the version read, in
         one transaction with ``with_ops``; :class:`PolicyChanged` if another write came first."""
         if previous_version is None:
