@@ -869,7 +869,6 @@ class SimulatedFleet:
             return
         node.verifier.set_keys(trusted)
 
-
     def _pull_state(self, node: SimulatedNode) -> None:
         """Reconcile from ``GET /v1/nodes/{id}/state``: keep its policies and data entries."""
         try:
