@@ -109,6 +109,19 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     walk.call("listNodeDrift", f"/v1/projects/{project}/nodes/{web.id}/drift", token=admin, query={"limit": 1})
     labels = {"labels": {"role": "web"}}
     walk.call("updateNodeLabels", f"/v1/projects/{project}/nodes/{web.id}", json_body=labels, token=admin)
+    rule = {"src": "*", "dst": web.id, "port": 443, "protocol": "tcp", "action": "allow"}
+    policies = f"/v1/projects/{project}/policies"
+    walk.call("putPolicy", f"{policies}/web", json_body={"selector": "role=web", "rules": [rule]}, token=admin)
+    walk.call("getPolicy", f"{policies}/web", token=admin)
+    walk.call("listPolicies", policies, token=admin, query={"limit": 1})
+    walk.api.request("PUT", f"{policies}/gone", json_body={"selector": "role=web", "rules": []}, token=admin)
+    walk.call("deletePolicy", f"{policies}/gone", token=admin)
+    data = f"/v1/projects/{project}/nodes/{web.id}/data"
+    entry = {"content_type": "application/json", "payload": {"region": "eu-1"}}
+    walk.call("putNodeData", f"{data}/config", json_body=entry, token=admin)
+    walk.call("listNodeData", data, token=admin)
+    walk.api.request("PUT", f"{data}/gone", json_body=entry, token=admin)
+    walk.call("deleteNodeData", f"{data}/gone", token=admin)
 
     walk.call("listActions", f"/v1/projects/{project}/actions", token=admin)
     walk.call(

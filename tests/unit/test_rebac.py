@@ -9,7 +9,7 @@ from orchestrator.domain.rebac import decide_domain_access, decide_project_acces
 
 ALLOWED = {
     Relation.VIEWER: {Permission.READ},
-    Relation.OPERATOR: {Permission.READ, Permission.DISPATCH, Permission.CANCEL},
+    Relation.OPERATOR: {Permission.READ, Permission.DISPATCH, Permission.CANCEL, Permission.OPERATE},
     Relation.ADMIN: set(Permission),
 }
 
@@ -88,4 +88,6 @@ def test_domain_operations_need_domain_admin() -> None:
 
 
 def _required(permission: Permission) -> str:
-    return {"read": "viewer", "dispatch": "operator", "cancel": "operator", "admin": "admin"}[permission.value]
+    return {"read": "viewer", "dispatch": "operator", "cancel": "operator", "operate": "operator", "admin": "admin"}[
+        permission.value
+    ]

@@ -191,6 +191,8 @@ def _responses(operation: Operation, schemas: Mapping[str, Any]) -> dict[str, An
     if answer.body is not None:
         success["content"] = {answer.media_type: {"schema": schemas[f"answer:{operation.operation_id}"]}}
     responses: dict[str, Any] = {str(answer.status): success}
+    for status, description in sorted(answer.also.items()):
+        responses[str(status)] = {**copy.deepcopy(success), "description": description}
     for status, name in sorted(_errors(operation).items()):
         responses[str(status)] = {"$ref": f"#/components/responses/{name}"}
     responses["default"] = {"$ref": "#/components/responses/UnexpectedError"}

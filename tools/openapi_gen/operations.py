@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.domain.node_data import DATA_KEY
+from orchestrator.domain.policies import POLICY_ID
 from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
@@ -28,6 +30,7 @@ from orchestrator.http.responses import (
     ActionCatalog,
     CallbackResponse,
     CapabilitiesUpdated,
+    DataEntryView,
     DeregisterResponse,
     DomainView,
     DriftList,
@@ -42,11 +45,14 @@ from orchestrator.http.responses import (
     HookBaseline,
     Id,
     MembershipView,
+    NodeDataList,
     NodeList,
     NodeReportList,
     NodeState,
     NodeView,
     Ping,
+    PolicyList,
+    PolicyView,
     PrepareResult,
     Problem,
     ProjectView,
@@ -68,6 +74,7 @@ from orchestrator.http.schemas import (
     UpdateDomainRequest,
     UpdateNodeLabelsRequest,
 )
+from orchestrator.http.state_schemas import NodeDataRequest, PolicyRequest
 
 JSON = "application/json"
 Auth = Literal["operator", "node", "callback", "none"]
@@ -95,6 +102,7 @@ class Answer:
     body: Any = None
     media_type: str = JSON
     headers: Mapping[str, Any] = field(default_factory=dict)  # OpenAPI header objects, besides X-Correlation-Id
+    also: Mapping[int, str] = field(default_factory=dict)  # other success statuses with the same body
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,20 @@ SHARED_PARAMETERS: dict[str, Parameter] = {
     "ProjectId": Parameter("project_id", "path", "The Project's id.", Id, required=True),
     "NodeId": Parameter("node_id", "path", "The node's id.", Id, required=True),
     "ExecutionId": Parameter("execution_id", "path", "The Execution's id.", Id, required=True),
+    "PolicyId": Parameter(
+        "policy_id",
+        "path",
+        "The policy's id, chosen by the admin. Other than the pattern → 400 `invalid_parameter`.",
+        Annotated[str, Field(pattern=POLICY_ID.pattern)],
+        required=True,
+    ),
+    "DataKey": Parameter(
+        "key",
+        "path",
+        "The entry's key (plexd stores it as a file name). Other than the pattern → 400 `invalid_parameter`.",
+        Annotated[str, Field(pattern=DATA_KEY.pattern)],
+        required=True,
+    ),
     "Member": Parameter(
         "member",
         "path",
@@ -168,6 +190,8 @@ PATH_PARAMETERS = {
     "node_id": "NodeId",
     "execution_id": "ExecutionId",
     "member": "Member",
+    "policy_id": "PolicyId",
+    "key": "DataKey",
 }
 """Path parameters every path that has them shares (``#/components/parameters/<name>``)."""
 
@@ -529,6 +553,157 @@ OPERATIONS: tuple[Operation, ...] = (
             Problem codes: 400 `invalid_body`; 403 `rebac_denied`; 404 `project_not_found`,
             `node_not_found` (not in this project); 409 `node_deregistered`;
             501 `node_labels_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "PUT",
+        "/v1/projects/{project_id}/policies/{policy_id}",
+        function="PutPolicyFunction",
+        operation_id="putPolicy",
+        tag="policies",
+        summary="Create or replace a network policy",
+        auth="operator",
+        request=PolicyRequest,
+        answer=Answer(
+            201, "The policy, created (version 1).", PolicyView, also={200: "The policy, replaced (version + 1)."}
+        ),
+        errors={400: "PolicyRejected", 403: "RebacDenied", 404: "NotFound", 409: "PolicyConflict"},
+        description="""
+            Writes the whole policy: the nodes whose labels its `selector` matches get its
+            `rules`. Each write is one transaction of the policy (conditional on the version
+            read) and ONE `policy_updated` event in the project feed, delivered to the nodes
+            the old or the new selector matches (`{policy_id, version, deleted}`; plexd then
+            pulls `/state`). Rules are what plexd enforces: `src`/`dst` a node id or `*`,
+            `port` 0 (any) to 65535 needing `tcp` or `udp`, `protocol` `tcp`, `udp` or
+            `any`, `action` `allow` or `deny`. Project admins only.
+
+            Problem codes: 400 `invalid_parameter`, `invalid_body`, `malformed_selector`;
+            403 `rebac_denied`; 404 `project_not_found`; 409 `policy_conflict`;
+            501 `policies_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/projects/{project_id}/policies/{policy_id}",
+        function="GetPolicyFunction",
+        operation_id="getPolicy",
+        tag="policies",
+        summary="Read a network policy",
+        auth="operator",
+        answer=Answer(200, "The policy.", PolicyView),
+        errors={400: "InvalidParameter", 403: "RebacDenied", 404: "NotFound"},
+        description="""
+            Requires `viewer`.
+
+            Problem codes: 400 `invalid_parameter`; 403 `rebac_denied`; 404
+            `project_not_found`, `policy_not_found`; 501 `policies_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/projects/{project_id}/policies",
+        function="ListPoliciesFunction",
+        operation_id="listPolicies",
+        tag="policies",
+        summary="List a project's network policies",
+        auth="operator",
+        answer=Answer(200, "One page of policies; `next_cursor` is absent on the last page.", PolicyList),
+        errors={400: "InvalidPaging", 403: "ForbiddenListing", 404: "NotFound"},
+        parameters=("Limit", "Cursor"),
+        description="""
+            The project's policies in policy id order (ids are chosen by admins, so there is
+            no creation order), one page at a time. Requires `viewer`.
+
+            Problem codes: 400 `invalid_limit`, `invalid_cursor`; 403 `rebac_denied`,
+            `cursor_binding_mismatch`; 404 `project_not_found`; 501
+            `policies_not_provisioned`, `cursor_key_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/projects/{project_id}/policies/{policy_id}",
+        function="DeletePolicyFunction",
+        operation_id="deletePolicy",
+        tag="policies",
+        summary="Delete a network policy",
+        auth="operator",
+        answer=Answer(204, "Deleted."),
+        errors={400: "InvalidParameter", 403: "RebacDenied", 404: "NotFound", 409: "PolicyConflict"},
+        description="""
+            Deletes the policy and, in the same transaction, writes one `policy_updated`
+            (`deleted: true`) for the nodes its selector matches. Project admins only.
+
+            Problem codes: 400 `invalid_parameter`; 403 `rebac_denied`; 404
+            `project_not_found`, `policy_not_found`; 409 `policy_conflict`; 501
+            `policies_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "PUT",
+        "/v1/projects/{project_id}/nodes/{node_id}/data/{key}",
+        function="PutNodeDataFunction",
+        operation_id="putNodeData",
+        tag="nodes (operator)",
+        summary="Write a data entry for a node",
+        auth="operator",
+        request=NodeDataRequest,
+        answer=Answer(
+            201, "The entry, created (version 1).", DataEntryView, also={200: "The entry, replaced (version + 1)."}
+        ),
+        errors={
+            400: "InvalidBodyOrParameter",
+            403: "RebacDenied",
+            404: "NotFound",
+            409: "NodeDataConflict",
+            422: "NodeDataTooLarge",
+        },
+        description="""
+            Writes the entry and sends the node one `node_state_updated` with its metadata
+            and every entry (plexd replaces its cache with that payload), in one transaction
+            that also bumps the node's data revision, so concurrent writes to one node are
+            serialized. Requires `operator`.
+
+            Problem codes: 400 `invalid_parameter`, `invalid_body`; 403 `rebac_denied`; 404
+            `project_not_found`, `node_not_found` (not in this project); 409
+            `node_deregistered`, `node_data_conflict`; 422 `node_data_too_large`; 501
+            `node_data_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/projects/{project_id}/nodes/{node_id}/data/{key}",
+        function="DeleteNodeDataFunction",
+        operation_id="deleteNodeData",
+        tag="nodes (operator)",
+        summary="Delete a node's data entry",
+        auth="operator",
+        answer=Answer(204, "Deleted."),
+        errors={400: "InvalidParameter", 403: "RebacDenied", 404: "NotFound", 409: "NodeDataConflict"},
+        description="""
+            Deletes the entry and sends the node `node_state_updated` with the entries left.
+            Requires `operator`.
+
+            Problem codes: 400 `invalid_parameter`; 403 `rebac_denied`; 404
+            `project_not_found`, `node_not_found`, `node_data_not_found`; 409
+            `node_deregistered`, `node_data_conflict`; 501 `node_data_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/projects/{project_id}/nodes/{node_id}/data",
+        function="ListNodeDataFunction",
+        operation_id="listNodeData",
+        tag="nodes (operator)",
+        summary="List a node's data entries",
+        auth="operator",
+        answer=Answer(200, "Every entry of the node, in key order.", NodeDataList),
+        errors={403: "RebacDenied", 404: "NotFound"},
+        description="""
+            A node's entries are bounded (32 KiB of JSON together), so they come in one
+            answer without a cursor. Requires `viewer`.
+
+            Problem codes: 403 `rebac_denied`; 404 `project_not_found`, `node_not_found`;
+            501 `node_data_not_provisioned`.
             """,
     ),
     Operation(

@@ -496,6 +496,176 @@ def node_drift(project: str | None, node_id: str, limit: int | None, cursor: str
     _list(f"nodes/{node_id}/drift", project, {"limit": limit, "cursor": cursor}, all_pages, render.drift_table)
 
 
+@node.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def data() -> None:
+    """A node's operator data entries (sent to the node in `node_state_updated` and `/state`)."""
+
+
+def _data_path(project_id: str, node_id: str, key: str = "") -> str:
+    return f"/v1/projects/{project_id}/nodes/{node_id}/data" + (f"/{key}" if key else "")
+
+
+@data.command(name="set", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", metavar="NODE", callback=_uuid)
+@click.argument("key")
+@click.option("--content-type", default="application/json", show_default=True, help="The entry's media type.")
+@click.option("--payload", "payload_text", metavar="JSON", help="The payload, as JSON.")
+@click.option("--file", "payload_file", type=click.File("r"), help="Read the payload (JSON) from FILE (- for stdin).")
+def data_set(
+    project: str | None,
+    node_id: str,
+    key: str,
+    content_type: str,
+    payload_text: str | None,
+    payload_file: IO[str] | None,
+) -> None:
+    """Create or replace the node's entry KEY (exactly one of --payload and --file)."""
+    if (payload_text is None) == (payload_file is None):
+        raise InputError("give exactly one of --payload and --file")
+    text = payload_text if payload_text is not None else payload_file.read()  # type: ignore[union-attr]
+    try:
+        payload = json.loads(text)
+    except ValueError as error:
+        raise InputError(f"the payload is not JSON: {error}") from error
+    client, project_id = _connect(project)
+    with client:
+        entry = client.request(
+            "PUT", _data_path(project_id, node_id, key), json={"content_type": content_type, "payload": payload}
+        )
+    render.emit(entry, _flags().output, render.key_values)
+
+
+@data.command(name="delete", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", metavar="NODE", callback=_uuid)
+@click.argument("key")
+def data_delete(project: str | None, node_id: str, key: str) -> None:
+    """Delete the node's entry KEY."""
+    client, project_id = _connect(project)
+    with client:
+        client.request("DELETE", _data_path(project_id, node_id, key))
+    click.echo(f"deleted {key}", err=True)
+
+
+@data.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", metavar="NODE", callback=_uuid)
+def data_list(project: str | None, node_id: str) -> None:
+    """List the node's entries."""
+    client, project_id = _connect(project)
+    with client:
+        entries = client.get(_data_path(project_id, node_id))
+    render.emit(entries, _flags().output, lambda document: render.data_table(document["items"]))
+
+
+# --- policy --------------------------------------------------------------------------------------------
+
+RULE_FIELDS = ("src", "dst", "port", "protocol", "action")
+
+
+def _parse_rules(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``src=..,dst=..,port=..,protocol=..,action=..`` per --rule (port and protocol optional)."""
+    rules = []
+    for value in values:
+        rule: dict[str, Any] = {}
+        for part in value.split(","):
+            name, sep, field_value = part.partition("=")
+            name = name.strip()
+            if not sep or name not in RULE_FIELDS or name in rule:
+                raise click.BadParameter(f"{value!r}: expected {'=..,'.join(RULE_FIELDS)}=.. (each once)", param=param)
+            rule[name] = field_value.strip()
+        if "port" in rule:
+            try:
+                rule["port"] = int(rule["port"])
+            except ValueError:
+                raise click.BadParameter(f"{value!r}: port must be an integer", param=param) from None
+        rules.append(rule)
+    return rules
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def policy() -> None:
+    """The project's network policies (admins write, viewers read)."""
+
+
+def _policy_path(project_id: str, policy_id: str = "") -> str:
+    return f"/v1/projects/{project_id}/policies" + (f"/{policy_id}" if policy_id else "")
+
+
+@policy.command(name="put", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("policy_id")
+@click.option("--selector", help="Label selector of the nodes the policy concerns.")
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    callback=_parse_rules,
+    metavar="src=..,dst=..,port=..,protocol=..,action=..",
+    help="A rule (repeatable); src/dst are node ids or '*'.",
+)
+@click.option("--file", "policy_file", type=click.File("r"), help="Read {selector, rules} (JSON) from FILE.")
+def policy_put(
+    project: str | None, policy_id: str, selector: str | None, rules: list[dict[str, Any]], policy_file: IO[str] | None
+) -> None:
+    """Create or replace policy POLICY_ID: --selector with --rule..., or --file."""
+    if policy_file is not None:
+        if selector is not None or rules:
+            raise InputError("--file replaces --selector and --rule")
+        try:
+            body = json.loads(policy_file.read())
+        except ValueError as error:
+            raise InputError(f"the policy file is not JSON: {error}") from error
+    elif selector is None:
+        raise InputError("give --selector (with --rule...) or --file")
+    else:
+        body = {"selector": selector, "rules": rules}
+    client, project_id = _connect(project)
+    with client:
+        written = client.request("PUT", _policy_path(project_id, policy_id), json=body)
+    render.emit(written, _flags().output, render.policy_detail)
+
+
+@policy.command(name="get", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("policy_id")
+def policy_get(project: str | None, policy_id: str) -> None:
+    """Show one policy."""
+    client, project_id = _connect(project)
+    with client:
+        found = client.get(_policy_path(project_id, policy_id))
+    render.emit(found, _flags().output, render.policy_detail)
+
+
+@policy.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@paging_options
+def policy_list(project: str | None, limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """List the project's policies (by id)."""
+    _list("policies", project, {"limit": limit, "cursor": cursor}, all_pages, render.policies_table)
+
+
+@policy.command(name="delete", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("policy_id")
+def policy_delete(project: str | None, policy_id: str) -> None:
+    """Delete one policy."""
+    client, project_id = _connect(project)
+    with client:
+        client.request("DELETE", _policy_path(project_id, policy_id))
+    click.echo(f"deleted {policy_id}", err=True)
+
+
 @cli.command(epilog=EXIT_CODES)
 @persistent_flags
 @project_option

@@ -190,6 +190,22 @@ def reports_table(items: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def data_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("KEY", "CONTENT TYPE", "VERSION", "UPDATED", "PAYLOAD"):
+        table.add_column(column, no_wrap=column != "PAYLOAD")
+    for item in items:
+        payload = json.dumps(item.get("payload"), ensure_ascii=False)
+        table.add_row(
+            escape(str(item.get("key"))),
+            escape(str(item.get("content_type"))),
+            str(item.get("version")),
+            escape(str(item.get("updated_at"))),
+            escape(payload if len(payload) <= 60 else payload[:57] + "..."),
+        )
+    return table
+
+
 def drift_table(items: Sequence[Mapping[str, Any]]) -> Table:
     """One row per correction, under its report's id and time."""
     table = Table(box=None, pad_edge=False)
@@ -206,6 +222,33 @@ def drift_table(items: Sequence[Mapping[str, Any]]) -> Table:
                 escape(_cell(correction.get("detail"))),
             )
     return table
+
+
+def _rule_text(rule: Mapping[str, Any]) -> str:
+    port = rule.get("port") or "any"
+    return f"{rule.get('action')} {rule.get('src')} -> {rule.get('dst')} {rule.get('protocol')}/{port}"
+
+
+def policies_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "SELECTOR", "RULES", "VERSION", "UPDATED"):
+        table.add_column(column, no_wrap=column != "SELECTOR")
+    for item in items:
+        table.add_row(
+            escape(str(item.get("id"))),
+            escape(str(item.get("selector"))),
+            str(len(item.get("rules") or [])),
+            str(item.get("version")),
+            escape(str(item.get("updated_at"))),
+        )
+    return table
+
+
+def policy_detail(data: Mapping[str, Any]) -> Table:
+    grid = key_values({k: v for k, v in data.items() if k != "rules"})
+    for index, rule in enumerate(data.get("rules") or []):
+        grid.add_row(f"rule {index + 1}", escape(_rule_text(rule)))
+    return grid
 
 
 def key_values(data: Mapping[str, Any]) -> Table:

@@ -83,6 +83,12 @@ class SimulatedNode:
     pending_entries: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # not yet synced
     pending_deleted: list[str] = field(default_factory=list, repr=False)
     report_sync_scheduled: bool = False
+    # What plexd keeps of its state: the policies of its last /state pull (it re-pulls on
+    # policy_updated) and the metadata and data entries node_state_updated replaces.
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    state_pulls: int = 0
 
     @property
     def auth(self) -> dict[str, str]:
@@ -717,6 +723,13 @@ class SimulatedFleet:
             self._on_action_cancel(node, event)
         elif event.event_type == "signing_key_rotated":
             self._on_signing_key_rotated(node, event)
+        elif event.event_type == "policy_updated":
+            # plexd ignores the payload and reconciles: the rules come from /state.
+            self._workers_call_soon(partial(self._pull_state, node))
+        elif event.event_type == "node_state_updated":
+            # plexd replaces its metadata and data entries with the payload's.
+            node.metadata = dict(event.payload.get("metadata") or {})
+            node.data = list(event.payload.get("data") or [])
 
     def _fail(
         self, node: SimulatedNode, event_id: str | None, event_type: str | None, reason: str, detail: str
@@ -1015,6 +1028,21 @@ class SimulatedFleet:
             more = True
         if more:
             self._schedule_report_sync(node)
+
+    def _pull_state(self, node: SimulatedNode) -> None:
+        """Reconcile from ``GET /v1/nodes/{id}/state``: keep its policies and data entries."""
+        try:
+            response = self._http.get(f"/v1/nodes/{node.node_id}/state", headers=node.auth)
+        except httpx.HTTPError as error:
+            self._record(NodeProblem(node.node_id, node.hostname, "state", None, str(error)))
+            return
+        body = _json_object(response)
+        if response.status_code != 200:
+            self._record(NodeProblem(node.node_id, node.hostname, "state", response.status_code, "state refused"))
+            return
+        node.policies = list(body.get("policies") or [])
+        node.data = list(body.get("data") or [])
+        node.state_pulls += 1
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -125,6 +125,14 @@ class MemberNotFound(OrchestratorError):
     status, code, title = 404, "member_not_found", "Role grant not found"
 
 
+class PolicyNotFound(OrchestratorError):
+    status, code, title = 404, "policy_not_found", "Policy not found"
+
+
+class NodeDataNotFound(OrchestratorError):
+    status, code, title = 404, "node_data_not_found", "Node data entry not found"
+
+
 # 409 ---------------------------------------------------------------------------
 class HostnameAlreadyRegistered(OrchestratorError):
     status, code, title = 409, "hostname_already_registered", "Hostname already registered"
@@ -144,6 +152,14 @@ class ExecutionAlreadyTerminal(OrchestratorError):
 
 class InvalidStateTransition(OrchestratorError):
     status, code, title = 409, "invalid_state_transition", "Invalid state transition"
+
+
+class PolicyConflict(OrchestratorError):
+    status, code, title = 409, "policy_conflict", "Policy changed concurrently"
+
+
+class NodeDataConflict(OrchestratorError):
+    status, code, title = 409, "node_data_conflict", "Node data changed concurrently"
 
 
 class HookIntegrityViolation(OrchestratorError):
@@ -196,6 +212,10 @@ class InvalidOutputReference(OrchestratorError):
 
 class SelectorEmptyCohort(OrchestratorError):
     status, code, title = 422, "selector_empty_cohort", "Empty cohort"
+
+
+class NodeDataTooLarge(OrchestratorError):
+    status, code, title = 422, "node_data_too_large", "Node data too large"
 
 
 class InvalidParameters(OrchestratorError):

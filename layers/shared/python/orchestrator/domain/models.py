@@ -31,6 +31,7 @@ class Permission(StrEnum):
     READ = "read"
     DISPATCH = "dispatch"
     CANCEL = "cancel"
+    OPERATE = "operate"  # operator-level writes that are not dispatches (a node's data entries)
     ADMIN = "admin"
 
 

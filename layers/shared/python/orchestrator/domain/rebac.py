@@ -10,6 +10,7 @@ REQUIRED_RELATION: dict[Permission, Relation] = {
     Permission.READ: Relation.VIEWER,
     Permission.DISPATCH: Relation.OPERATOR,
     Permission.CANCEL: Relation.OPERATOR,
+    Permission.OPERATE: Relation.OPERATOR,
     Permission.ADMIN: Relation.ADMIN,
 }
 

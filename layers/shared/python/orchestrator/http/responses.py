@@ -308,6 +308,64 @@ class SigningKeyView(SigningKeys):
     valid_from: Timestamp | None = Field(description="When `current` started signing; null if never rotated.")
 
 
+class AgentPolicyRule(ResponseBody):
+    """A rule as plexd reads it: `protocol` `""` is any protocol, `port` 0 any port."""
+
+    src: str = Field(description="A node id or `*`.")
+    dst: str = Field(description="A node id or `*`.")
+    port: int = Field(ge=0, le=65535)
+    protocol: Literal["tcp", "udp", ""]
+    action: Literal["allow", "deny"]
+
+
+class AgentPolicy(ResponseBody):
+    id: str
+    rules: list[AgentPolicyRule]
+
+
+class DataEntryView(ResponseBody):
+    """One operator data entry of a node, as plexd's `DataEntry` reads it."""
+
+    model_config = ConfigDict(title="NodeDataEntry")
+
+    key: str = Field(examples=["config"])
+    content_type: str = Field(examples=["application/json"])
+    payload: Any = Field(description="The JSON value written.")
+    version: int = Field(ge=1, description="1 when created, + 1 per write.")
+    updated_at: Timestamp
+
+
+class NodeDataList(ResponseBody):
+    items: list[DataEntryView] = Field(
+        description="Every entry of the node, in key order (a node's entries are bounded)."
+    )
+
+
+class PolicyRuleView(ResponseBody):
+    src: str
+    dst: str
+    port: int = Field(ge=0, le=65535)
+    protocol: Literal["tcp", "udp", "any"]
+    action: Literal["allow", "deny"]
+
+
+class PolicyView(ResponseBody):
+    model_config = ConfigDict(title="Policy")
+
+    id: str
+    project_id: Id
+    selector: str
+    rules: list[PolicyRuleView]
+    version: int = Field(ge=1, description="1 when created, + 1 per write.")
+    updated_at: Timestamp
+    updated_by: str = Field(description="`user:<subject>` of the admin who wrote it.", examples=["user:alice"])
+
+
+class PolicyList(ResponseBody):
+    items: list[PolicyView]
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
+
+
 class NodeState(ResponseBody):
     node_id: Id
     executions: list[OpenInvocation] = Field(
@@ -315,9 +373,9 @@ class NodeState(ResponseBody):
     )
     signing_keys: SigningKeys
     peers: AlwaysEmpty
-    policies: AlwaysEmpty
+    policies: list[AgentPolicy] = Field(description="The project's policies whose selector matches the node's labels.")
     metadata: JsonObject = Field(description="The node's registration metadata.")
-    data: AlwaysEmpty
+    data: list[DataEntryView] = Field(description="The node's operator data entries, in key order.")
     secret_refs: AlwaysEmpty
     generated_at: Timestamp
 
@@ -699,6 +757,27 @@ class ActionCancelPayload(ResponseBody):
     reason: str = Field(examples=["cancelled by operator"])
 
 
+class PolicyUpdatedPayload(ResponseBody):
+    """Payload of `policy_updated`, one feed event per policy change for the nodes its old or new
+    selector matches. plexd does not read it: it pulls `/state` for the rules."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    policy_id: str
+    version: int = Field(ge=1, description="The version written (a deletion's is the last one + 1).")
+    deleted: bool
+
+
+class NodeStateUpdatedPayload(ResponseBody):
+    """Payload of `node_state_updated`: the node's whole metadata and every data entry (plexd
+    replaces its cache with them)."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    metadata: JsonObject
+    data: list[DataEntryView]
+
+
 class EventEnvelope(ResponseBody):
     """`data` of each SSE message, signed at delivery. `signature` is standard base64
     Ed25519 over the compact JSON of `{event_type, event_id, issued_at, nonce,
@@ -708,11 +787,11 @@ class EventEnvelope(ResponseBody):
     `\\u003e`, `\\u0026`, `\\u2028`, `\\u2029`. Verifiers reject events older than
     5 minutes and reused nonces."""
 
-    event_type: Literal["action_request", "action_cancel", "signing_key_rotated"] = Field(
-        description="`signing_key_rotated` is part of the vocabulary; this build does not send it."
-    )
+    event_type: Literal[
+        "action_request", "action_cancel", "signing_key_rotated", "policy_updated", "node_state_updated"
+    ] = Field(description="`signing_key_rotated` is part of the vocabulary; this build does not send it.")
     event_id: Id
     issued_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-01T12:00:00.123Z"])
     nonce: str = Field(description="16 random bytes, base64url without padding; new for every delivery.")
-    payload: ActionRequestPayload | ActionCancelPayload
+    payload: ActionRequestPayload | ActionCancelPayload | PolicyUpdatedPayload | NodeStateUpdatedPayload
     signature: str = Field(json_schema_extra={"format": "byte"})

@@ -11,8 +11,10 @@ from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
 from orchestrator.store.feeds import FeedStore
 from orchestrator.store.hook_baselines import HookBaselineStore
+from orchestrator.store.node_data import NodeDataStore
 from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
+from orchestrator.store.policies import PolicyStore
 from orchestrator.store.reports import ReportStore
 from orchestrator.store.table import Table
 from orchestrator.store.targets import TargetStore
@@ -65,6 +67,14 @@ class Context:
     @property
     def reports(self) -> ReportStore:
         return ReportStore(self.table)
+
+    @property
+    def policies(self) -> PolicyStore:
+        return PolicyStore(self.table)
+
+    @property
+    def node_data(self) -> NodeDataStore:
+        return NodeDataStore(self.table)
 
 
 def context_for(operation: str) -> Context:

@@ -22,6 +22,7 @@ from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.signing import private_key
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
+from orchestrator.services import node_data, policies
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
@@ -152,9 +153,9 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
         "executions": executions,
         "signing_keys": secrets.signing_keyring().public(ctx.clock.now()).model_dump(),
         "peers": [],
-        "policies": [],
+        "policies": policies.node_policies(ctx, node.project_id, node.labels),
         "metadata": node.metadata,
-        "data": [],
+        "data": node_data.node_entries(ctx, node.id),
         "secret_refs": [],
         "generated_at": rfc3339(ctx.clock.now()),
     }

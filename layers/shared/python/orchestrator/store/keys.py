@@ -166,6 +166,24 @@ def hook_baseline(project_id: str, hook: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": f"BASELINE#{hook}"}
 
 
+# Policies live in their project's partition (one Query reads them all); a node's data entries
+# in the node's (one Query reads them all, beside its item and event stream).
+POLICY_PREFIX = "POLICY#"
+DATA_PREFIX = "DATA#"
+
+
+def policy(project_id: str, policy_id: str) -> Key:
+    return {"PK": f"PROJECT#{project_id}", "SK": f"{POLICY_PREFIX}{policy_id}"}
+
+
+def project_partition(project_id: str) -> str:
+    return project(project_id)["PK"]
+
+
+def node_data(node_id: str, key: str) -> Key:
+    return {"PK": f"NODE#{node_id}", "SK": f"{DATA_PREFIX}{key}"}
+
+
 # Admissions: one marker per Execution from the transaction that took its Domain slot until
 # its workflow is recorded as started; what is left behind is a dispatch that died between.
 ADMISSION_SHARDS = 4

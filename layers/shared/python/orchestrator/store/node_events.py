@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.store import keys
-from orchestrator.store.table import Table
+from orchestrator.store.table import Item, Table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 EVENT_RETENTION_SECONDS = 48 * 3600
 
@@ -19,13 +23,11 @@ class NodeEventStore:
 
     def append(self, events: Iterable[NodeEvent], now: datetime) -> int:
         """Append events to nodes' streams (batched); returns the number of requests."""
-        ttl = int(now.timestamp()) + EVENT_RETENTION_SECONDS
-        return self.table.batch_put(
-            [
-                {**keys.node_event(e.node_id, e.event_id), "type": "node_event", "ttl": ttl, **e.as_item()}
-                for e in events
-            ]
-        )
+        return self.table.batch_put([_item(e, now) for e in events])
+
+    def append_op(self, event: NodeEvent, now: datetime) -> TransactWriteItemTypeDef:
+        """One event's write, as one operation of a caller's transaction."""
+        return self.table.put_op(_item(event, now), condition="attribute_not_exists(PK)")
 
     def after(self, node_id: str, after_event_id: str | None, limit: int) -> list[NodeEvent]:
         """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
@@ -39,3 +41,8 @@ class NodeEventStore:
         # BETWEEN is inclusive: drop the event the node already has.
         seen = keys.node_event(node_id, after_event_id or "")["SK"]
         return [NodeEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]
+
+
+def _item(event: NodeEvent, now: datetime) -> Item:
+    ttl = int(now.timestamp()) + EVENT_RETENTION_SECONDS
+    return {**keys.node_event(event.node_id, event.event_id), "type": "node_event", "ttl": ttl, **event.as_item()}
