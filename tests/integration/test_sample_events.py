@@ -27,6 +27,8 @@ EXPECTED_STATUS = {
     "create_domain.json": (201, None),
     "dispatch_execution.json": (404, "project_not_found"),
     "ping.json": (200, None),
+    "put_secret.json": (404, "project_not_found"),
+    "fetch_node_secret.json": (401, "nsk_revoked"),
 }
 
 

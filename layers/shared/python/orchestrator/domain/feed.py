@@ -19,8 +19,10 @@ class Audience(BaseModel):
     """Who of the feed's nodes an event concerns. No field set: every node of the feed.
 
     ``exclude_node`` is the node the event is about (it is not told about itself);
-    ``node_ids`` and ``selector`` (SPEC §7) widen each other: a node named, or whose labels
-    the selector matches, is concerned; with neither, every node but the excluded one.
+    ``node_ids``, ``selector`` (SPEC §7) and ``selectors`` widen each other: a node named, or
+    whose labels the selector or any of the selectors match, is concerned; with none of them,
+    every node but the excluded one. (``selectors``: a change of a grant concerns the nodes of
+    the old and of the new selector, and a selector has no "or".)
     """
 
     model_config = ConfigDict(frozen=True)
@@ -28,15 +30,17 @@ class Audience(BaseModel):
     exclude_node: str | None = None
     node_ids: tuple[str, ...] | None = None
     selector: str | None = None
+    selectors: tuple[str, ...] | None = None
 
     def concerns(self, node_id: str, labels: Mapping[str, str]) -> bool:
         if node_id == self.exclude_node:
             return False
-        if self.node_ids is None and self.selector is None:
+        if self.node_ids is None and self.selector is None and self.selectors is None:
             return True
         if self.node_ids is not None and node_id in self.node_ids:
             return True
-        return self.selector is not None and parse_selector(self.selector).matches(labels)
+        wanted = ((self.selector,) if self.selector is not None else ()) + (self.selectors or ())
+        return any(parse_selector(s).matches(labels) for s in wanted)
 
 
 class PeerKeyRef(BaseModel):

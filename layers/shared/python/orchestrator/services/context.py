@@ -13,6 +13,7 @@ from orchestrator.store.feeds import FeedStore
 from orchestrator.store.hook_baselines import HookBaselineStore
 from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
+from orchestrator.store.secrets import SecretStore
 from orchestrator.store.table import Table
 from orchestrator.store.targets import TargetStore
 from orchestrator.store.tenancy import TenancyStore
@@ -60,6 +61,10 @@ class Context:
     @property
     def feeds(self) -> FeedStore:
         return FeedStore(self.table)
+
+    @property
+    def secrets(self) -> SecretStore:
+        return SecretStore(self.table)
 
 
 def context_for(operation: str) -> Context:
