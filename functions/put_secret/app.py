@@ -24,7 +24,8 @@ app = rest_app(before_body=checked_key)
 def put_secret(project_id: str, key: str, request: Annotated[PutSecretRequest, Body()]) -> Response[str]:
     checked_key(app, key)
     value, grants = request.value_bytes(), request.to_grants()
-    meta, created = secrets.put_secret(context_for("secrets"), operator_subject(app), project_id, key, value, grants)
+    ctx, subject = context_for("secrets"), operator_subject(app)
+    meta, created = secrets.put_secret(ctx, subject, project_id, key, value=value, grants=grants)
     return json_response(201 if created else 200, secret_written_view(meta))
 
 

@@ -94,7 +94,8 @@ def test_list_pages_with_a_signed_cursor_and_refuses_bad_limits(api: Api, tenant
         "GET", secrets_path(tenant), token=tenant.admin_token, query={"limit": 2, "cursor": page.json["next_cursor"]}
     )
     assert [s["key"] for s in rest.json["items"]] == ["k3"] and "next_cursor" not in rest.json
-    assert_problem(api.request("GET", secrets_path(tenant), token=tenant.admin_token, query={"limit": 0}), 400, "invalid_limit")
+    zero = api.request("GET", secrets_path(tenant), token=tenant.admin_token, query={"limit": 0})
+    assert_problem(zero, 400, "invalid_limit")
     tampered = page.json["next_cursor"][:-2] + "xx"
     assert_problem(
         api.request("GET", secrets_path(tenant), token=tenant.admin_token, query={"cursor": tampered}),
@@ -129,7 +130,8 @@ def test_non_member_cannot_list_and_unknown_project_is_404(api: Api, tenant: Ten
     assert_problem(api.request("GET", secrets_path(tenant), token=operator_token("stranger@x")), 403, "rebac_denied")
     unknown = "/v1/projects/0190a8b8-a0c0-7a0a-8a0a-a0a0a0a0a0c0/secrets/k"
     before = api.table_items()
-    assert_problem(api.request("PUT", unknown, json_body={"value": "v"}, token=tenant.admin_token), 404, "project_not_found")
+    answer = api.request("PUT", unknown, json_body={"value": "v"}, token=tenant.admin_token)
+    assert_problem(answer, 404, "project_not_found")
     assert api.table_items() == before
 
 
@@ -172,9 +174,8 @@ def test_concurrent_writers_never_share_a_version(api: Api, tenant: Tenant) -> N
 # Storage --------------------------------------------------------------------------------
 def test_table_holds_ciphertext_and_wrapped_key_only(api: Api, tenant: Tenant, web) -> None:
     put(api, tenant, "k", "plain-value-123", node_ids=[web.id])
-    item = boto3.client("dynamodb").get_item(
-        TableName=api.stack.refs["Table"], Key={k: {"S": v} for k, v in keys.project_secret(tenant.project_id, "k").items()}
-    )["Item"]
+    key = {k: {"S": v} for k, v in keys.project_secret(tenant.project_id, "k").items()}
+    item = boto3.client("dynamodb").get_item(TableName=api.stack.refs["Table"], Key=key)["Item"]
     assert {"ciphertext", "nonce", "wrapped_data_key"} <= set(item)
     assert all("B" in item[name] for name in ("ciphertext", "nonce", "wrapped_data_key"))
     dump = repr(api.table_items())

@@ -43,15 +43,8 @@ class Stack:
             if key == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
-                if arg == "AWS::Region":
-                    return REGION
-                if arg == "AWS::AccountId":
-                    return ACCOUNT
-                if arg == "AWS::StackName":
-                    return self.name
-                if arg == "AWS::Partition":
-                    return "aws"
-                return self.refs[arg]
+                pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.name}
+                return pseudo.get(arg) or ("aws" if arg == "AWS::Partition" else self.refs[arg])
             if key == "Fn::GetAtt":
                 return self.attributes[(arg[0], arg[1])]
             if key == "Fn::Sub":

@@ -51,9 +51,7 @@ def decrypt(blob: bytes, context: dict[str, str], *, operation: str) -> bytes:
     """``Decrypt`` a blob this deployment's key made under ``context``."""
     key_id = _key_id(operation)
     with _kms_errors():
-        plaintext: bytes = aws.kms().decrypt(KeyId=key_id, CiphertextBlob=blob, EncryptionContext=context)[
-            "Plaintext"
-        ]
+        plaintext: bytes = aws.kms().decrypt(KeyId=key_id, CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]
     return plaintext
 
 

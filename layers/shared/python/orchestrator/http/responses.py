@@ -289,6 +289,45 @@ class SigningKeys(ResponseBody):
     transition_expires: Timestamp | None = Field(description="Always null in this build.")
 
 
+class SecretRef(ResponseBody):
+    key: str
+    version: int
+
+
+class SecretGrantsView(ResponseBody):
+    node_ids: list[Id] = Field(description="Nodes granted the secret by id.")
+    selector: str | None = Field(description="Nodes whose labels match this selector are granted it too.")
+
+
+class SecretWritten(ResponseBody):
+    """The version written (never the value)."""
+
+    key: str
+    version: int = Field(description="1 on creation, +1 per write.")
+    grants: SecretGrantsView
+
+
+class SecretView(ResponseBody):
+    key: str
+    version: int
+    grants: SecretGrantsView
+    updated_at: Timestamp
+
+
+class SecretList(ResponseBody):
+    items: list[SecretView]
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
+
+
+class NodeSecret(ResponseBody):
+    """The value encrypted for the node: AES-256-GCM under its NSK, no AAD (SPEC §18)."""
+
+    key: str
+    ciphertext: str = Field(description="Standard base64 of the AES-256-GCM ciphertext with its 16-byte tag appended.")
+    nonce: str = Field(description="Standard base64 of the random 12-byte nonce.")
+    version: int
+
+
 class NodeState(ResponseBody):
     node_id: Id
     executions: list[OpenInvocation] = Field(
@@ -299,7 +338,7 @@ class NodeState(ResponseBody):
     policies: AlwaysEmpty
     metadata: JsonObject = Field(description="The node's registration metadata.")
     data: AlwaysEmpty
-    secret_refs: AlwaysEmpty
+    secret_refs: list[SecretRef] = Field(description="The secrets granted to the node, by name.")
     generated_at: Timestamp
 
 
@@ -624,6 +663,20 @@ class ActionCancelPayload(ResponseBody):
     reason: str = Field(examples=["cancelled by operator"])
 
 
+class SecretsUpdatedPayload(ResponseBody):
+    """Payload of `node_secrets_updated`, for the nodes granted the secret before or after a
+    change: the secret changed and the recipient's whole secret index (never a value)."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    key: str = Field(description="The secret that changed.")
+    version: int = Field(description="Its new version (the deleted one's, with `deleted`).")
+    deleted: bool
+    secret_refs: list[SecretRef] = Field(
+        description="Every secret granted to the recipient at delivery, by name: the agent replaces its index with it."
+    )
+
+
 class EventEnvelope(ResponseBody):
     """`data` of each SSE message, signed at delivery. `signature` is standard base64
     Ed25519 over the compact JSON of `{event_type, event_id, issued_at, nonce,
@@ -633,11 +686,11 @@ class EventEnvelope(ResponseBody):
     `\\u003e`, `\\u0026`, `\\u2028`, `\\u2029`. Verifiers reject events older than
     5 minutes and reused nonces."""
 
-    event_type: Literal["action_request", "action_cancel", "signing_key_rotated"] = Field(
+    event_type: Literal["action_request", "action_cancel", "signing_key_rotated", "node_secrets_updated"] = Field(
         description="`signing_key_rotated` is part of the vocabulary; this build does not send it."
     )
     event_id: Id
     issued_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-01T12:00:00.123Z"])
     nonce: str = Field(description="16 random bytes, base64url without padding; new for every delivery.")
-    payload: ActionRequestPayload | ActionCancelPayload
+    payload: ActionRequestPayload | ActionCancelPayload | SecretsUpdatedPayload
     signature: str = Field(json_schema_extra={"format": "byte"})

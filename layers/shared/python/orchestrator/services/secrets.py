@@ -47,7 +47,7 @@ class NodeSecret:
 
 
 def put_secret(
-    ctx: Context, subject: str, project_id: str, key: str, value: bytes, grants: SecretGrants
+    ctx: Context, subject: str, project_id: str, key: str, *, value: bytes, grants: SecretGrants
 ) -> tuple[SecretMeta, bool]:
     """Create or replace the secret's value and grants as its next version (admin); returns it
     and whether it was created. Concurrent writers never share a version: each write is

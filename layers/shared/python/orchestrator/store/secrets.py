@@ -40,9 +40,7 @@ class SecretStore:
         """Delete the secret if it is still at ``version`` (404 when it is gone, 409 when
         another writer changed it meanwhile)."""
         try:
-            self.table.delete(
-                keys.project_secret(project_id, key), condition="version = :v", values={":v": version}
-            )
+            self.table.delete(keys.project_secret(project_id, key), condition="version = :v", values={":v": version})
         except ConditionFailed as exc:
             if self.table.get(keys.project_secret(project_id, key), consistent=True) is None:
                 raise SecretNotFound(f"Secret {key!r} does not exist.") from exc
