@@ -19,6 +19,7 @@ from plexd_sim.simulator import (
     SimulatedNode,
     SimulatorError,
     VerificationFailure,
+    decrypt_secret,
 )
 from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent, load_public_key
 
@@ -38,5 +39,6 @@ __all__ = [
     "SimulatorError",
     "VerificationFailure",
     "VerifiedEvent",
+    "decrypt_secret",
     "load_public_key",
 ]
