@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.e2e.conftest import bearer, operator_jwt
 from tests.e2e.plexd_wire import GoAgent, GoVerifier, SseRead, agent_ack, agent_result, read_sse
@@ -302,3 +303,45 @@ def test_held_event_streams_never_make_other_requests_wait(
     # Then they were answered before any held stream ended: no worker of theirs was held
     assert listed.status_code == 200 and beat.status == 200
     assert answered < min(ended)
+
+
+def test_the_agent_learns_of_a_secret_fetches_it_and_decrypts_it_with_its_nsk(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any]
+) -> None:
+    node = register(agent, enrollment_token(http, project), "agent-secrets", capabilities=agent_capabilities())
+    nsk, node_id = node["node_secret_key"], node["node_id"]
+    verifier = GoVerifier([node["signing_public_key"]])
+    # Given an operator secret granted by the agent's labels (its registration metadata)
+    value = "-----BEGIN KEY-----\n" + "A" * 2000 + "\n-----END KEY-----\n"  # an answer over 1 KiB: gzipped
+    put = http.put(
+        f"/v1/projects/{project['id']}/secrets/tls-key",
+        headers=project["admin"],
+        json={"value": value, "grants": {"selector": "os=linux"}},
+    )
+    assert put.status_code == 201, put.text
+    # When the agent reads node_secrets_updated (names and versions only) and fetches the secret
+    _, event = stream_until(agent, node, "node_secrets_updated")
+    payload = verifier.verify(event.data)
+    assert payload["secret_refs"] == [{"key": "tls-key", "version": 1}]
+    assert "AAAA" not in event.data
+    reply = agent.request("GET", f"/v1/nodes/{node_id}/secrets/tls-key", token=nsk)
+    assert reply.status == 200, reply.body
+    answer = reply.json()
+    assert set(answer) == {"key", "ciphertext", "nonce", "version"}
+    # Then DecryptSecret's steps (standard base64, 12-byte nonce, AES-256-GCM, no AAD) give the value
+    nonce = base64.b64decode(answer["nonce"], validate=True)
+    assert len(nonce) == 12
+    key = base64.b64decode(nsk, validate=True)
+    assert len(key) == 32
+    plaintext = AESGCM(key).decrypt(nonce, base64.b64decode(answer["ciphertext"], validate=True), None)
+    assert plaintext.decode() == value and answer["version"] == 1
+    # And /state lists it; another secret not granted is 403, an unknown one 404
+    state = agent.request("GET", f"/v1/nodes/{node_id}/state", token=nsk).json()
+    assert state["secret_refs"] == [{"key": "tls-key", "version": 1}]
+    http.put(
+        f"/v1/projects/{project['id']}/secrets/other",
+        headers=project["admin"],
+        json={"value": "x", "grants": {"selector": "os=windows"}},
+    )
+    assert agent.request("GET", f"/v1/nodes/{node_id}/secrets/other", token=nsk).status == 403
+    assert agent.request("GET", f"/v1/nodes/{node_id}/secrets/missing", token=nsk).status == 404

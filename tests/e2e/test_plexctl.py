@@ -739,3 +739,46 @@ def test_without_server_env_or_profile_the_local_credentials_file_is_used(
     credentials.chmod(0o644)
     refused = plexctl("action", "list", cwd=deeper)
     assert refused.code == 3 and "credentials file" in refused.stderr
+
+
+def test_secret_set_list_delete_and_the_simulated_nodes_decrypt_what_was_set(
+    admin: Plexctl, fleet_project: dict[str, Any], tmp_path: Path
+) -> None:
+    project, fleet = fleet_project["project_id"], fleet_project["fleet"]
+    value = "p@ss <word> & more\n"
+    # Given a secret set from stdin for the env=prod nodes
+    completed = subprocess.run(
+        admin.argv("secret", "set", "db-password", "--project", project, "--selector", "env=prod", "-o", "json"),
+        input=value,
+        cwd=admin.home,
+        env=admin.environment(None),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert completed.returncode == 0, completed
+    written = json.loads(completed.stdout)
+    assert written["version"] == 1 and written["grants"]["selector"] == "env=prod"
+    assert value.strip() not in completed.stdout
+    # Then every simulated node hears node_secrets_updated, fetches it and decrypts the value
+    nodes = fleet.nodes
+    assert fleet.wait_until(lambda: all(n.secrets.get("db-password") == (1, value) for n in nodes), timeout=30)
+    # When it is rewritten from a file for one node only
+    source = private_file(tmp_path / "value.txt", "second value")
+    again = admin(
+        "secret", "set", "db-password", "--project", project, "--from-file", str(source), "--node", nodes[0].node_id
+    )
+    assert again.code == 0, again
+    assert fleet.wait_until(lambda: nodes[0].secrets.get("db-password") == (2, "second value"), timeout=30)
+    # Then the node that lost it forgets it, and the list shows names and versions only
+    assert fleet.wait_until(lambda: "db-password" not in nodes[1].secret_index, timeout=30)
+    listed = admin("secret", "list", "--project", project, "-o", "json").json()
+    assert [(s["key"], s["version"]) for s in listed["items"]] == [("db-password", 2)]
+    table = admin("secret", "list", "--project", project)
+    assert table.code == 0 and "db-password" in table.stdout and "second value" not in table.stdout
+    # And a delete is 0, a second one 404 → exit 1, a bad selector exit 2
+    assert admin("secret", "delete", "db-password", "--project", project).code == 0
+    assert_problem(admin("secret", "delete", "db-password", "--project", project), 1, "secret_not_found")
+    bad = admin("secret", "set", "k", "--project", project, "--value", "v", "--selector", "env=,")
+    assert_problem(bad, 2, "malformed_selector")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.e2e.conftest import bearer, project_with_nodes, start_server, stop_server
 
@@ -31,6 +32,10 @@ def test_a_clean_restart_keeps_the_state(tmp_path: Path) -> None:
             done = http.post(report, headers=bearer(node["nsk"]), json={"status": "succeeded", "output": output})
             assert done.status_code == 200, done.text
             running = http.post(dispatch, headers=admin, json=body).json()["id"]
+            # A secret sealed under the local KMS key, and the node's NSK sealed at registration
+            secret = f"/v1/projects/{fleet['project_id']}/secrets/kept-secret"
+            grants = {"node_ids": [node["id"]]}
+            assert http.put(secret, headers=admin, json={"value": "kept value", "grants": grants}).status_code == 201
     finally:
         # When it is stopped cleanly and started again on the same state
         stop_server(process)
@@ -46,6 +51,13 @@ def test_a_clean_restart_keeps_the_state(tmp_path: Path) -> None:
             # The node's key still authenticates it
             beat = http.post(f"/v1/nodes/{node['id']}/heartbeat", headers=bearer(node["nsk"]), json={})
             assert beat.status_code == 200, beat.text
+            # What the previous run sealed under KMS still opens: the node fetches and decrypts its secret
+            fetched = http.get(f"/v1/nodes/{node['id']}/secrets/kept-secret", headers=bearer(node["nsk"]))
+            assert fetched.status_code == 200, fetched.text
+            sealed = fetched.json()
+            aes = AESGCM(base64.b64decode(node["nsk"]))
+            plain = aes.decrypt(base64.b64decode(sealed["nonce"]), base64.b64decode(sealed["ciphertext"]), None)
+            assert plain == b"kept value"
             # The finished Execution reads as it ended; the running one ends (its deadline passed)
             read = f"/v1/projects/{fleet['project_id']}/executions/"
             kept = http.get(read + finished, headers=admin).json()

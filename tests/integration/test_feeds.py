@@ -124,7 +124,7 @@ def test_a_pair_key_is_filled_in_per_recipient_and_never_stored(api: Api, tenant
         assert event["payload"]["psk"] == expected
         seen.add(expected)
     assert len(seen) == 2  # each pair has its own key
-    assert not any(psk in json.dumps(api.table_items()) for psk in seen)
+    assert not any(psk in json.dumps(api.table_items(), default=str) for psk in seen)
 
 
 def test_the_deployment_feed_reaches_nodes_of_every_project(api: Api, tenant: Tenant) -> None:

@@ -146,6 +146,13 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
         text = walk.api.request("GET", f"/v1/nodes/{web.id}/events", token=web.nsk, headers={"Last-Event-ID": "0"}).text
         return text.count("event: action_request") >= 2
 
+    secret = f"/v1/projects/{project}/secrets/db-password"
+    created = walk.api.request("PUT", secret, json_body={"value": "v1", "grants": {"node_ids": [web.id]}}, token=admin)
+    assert created.status_code == 201, created.text
+    walk.call("putSecret", secret, json_body={"value": "v2", "grants": {"selector": "env=prod"}}, token=admin)
+    walk.call("listSecrets", f"/v1/projects/{project}/secrets", token=admin)
+    walk.call("fetchNodeSecret", f"/v1/nodes/{web.id}/secrets/db-password", token=web.nsk)
+
     eventually(requested)
     events = walk.call("nodeEvents", f"/v1/nodes/{web.id}/events", token=web.nsk, headers={"Last-Event-ID": "0"})
     walk.call("nodeState", f"/v1/nodes/{web.id}/state", token=web.nsk)
@@ -171,6 +178,7 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     deleted = dispatch(walk, tenant, "dispatchExecution", ":dispatch", {"action": "restart-agent", "node_id": web.id})
     walk.call("cancelExecutionByDelete", f"/v1/projects/{project}/executions/{deleted}", token=admin)
     walk.call("deregisterNode", f"/v1/nodes/{api_node.id}/deregister", token=api_node.nsk)
+    walk.call("deleteSecret", secret, token=admin)
     walk.call("getSigningKeys", "/v1/signing-keys", token=admin)
     walk.call("rotateSigningKey", "/v1/signing-keys:rotate", token=admin)
     walk.call("rotateSigningKeySlashSpelling", "/v1/signing-keys/rotate", token=admin)

@@ -48,6 +48,7 @@ from orchestrator.http.responses import (
     NodeDataList,
     NodeList,
     NodeReportList,
+    NodeSecret,
     NodeState,
     NodeView,
     Ping,
@@ -59,6 +60,8 @@ from orchestrator.http.responses import (
     Registration,
     ReportResponse,
     ReportSyncResponse,
+    SecretList,
+    SecretWritten,
     SigningKeyView,
     TargetOutput,
 )
@@ -74,6 +77,7 @@ from orchestrator.http.schemas import (
     UpdateDomainRequest,
     UpdateNodeLabelsRequest,
 )
+from orchestrator.http.secret_schemas import PutSecretRequest
 from orchestrator.http.state_schemas import NodeDataRequest, PolicyRequest
 
 JSON = "application/json"
@@ -127,6 +131,13 @@ class Operation:
     parameters: tuple[Parameter | str, ...] = ()
     uses_aws: bool = True  # False: never 501/503 (no resource behind it)
 
+
+SECRET_KEY_PARAMETER = Parameter(
+    "key",
+    "path",
+    "The secret's name: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}` (400 `invalid_parameter` otherwise).",
+    required=True,
+)
 
 SHARED_PARAMETERS: dict[str, Parameter] = {
     "CorrelationIdHeader": Parameter(
@@ -444,6 +455,71 @@ OPERATIONS: tuple[Operation, ...] = (
             Problem codes: 400 `invalid_parameter` (member subject); 403 `rebac_denied`;
             404 `project_not_found`, `member_not_found` (no grant to revoke);
             501 `tenancy_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "PUT",
+        "/v1/projects/{project_id}/secrets/{key}",
+        function="PutSecretFunction",
+        operation_id="putSecret",
+        tag="secrets",
+        summary="Create or update a project secret",
+        auth="operator",
+        request=PutSecretRequest,
+        answer=Answer(200, "The secret's new version (201 when it was created).", SecretWritten),
+        errors={400: "SecretRejected", 403: "RebacDenied", 404: "NotFound", 409: "SecretConflict"},
+        parameters=(SECRET_KEY_PARAMETER,),
+        description="""
+            Writes the value as the secret's next version (1 on creation, answered 201; +1 per
+            write, answered 200) with its grants: the nodes named in `grants.node_ids` and the
+            nodes whose labels match `grants.selector`. The value is encrypted under a fresh KMS
+            data key per version and is never readable back. Requires `admin`. Every write is
+            one `node_secrets_updated` event to the nodes granted before or after it.
+
+            Problem codes: 400 `invalid_parameter` (the name), `invalid_body`,
+            `malformed_selector`; 403 `rebac_denied`; 404 `project_not_found`; 409
+            `secret_version_conflict`; 501 `secrets_not_provisioned`; 503
+            `datastore_unavailable`, `dependency_unavailable` (KMS).
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/projects/{project_id}/secrets",
+        function="ListSecretsFunction",
+        operation_id="listSecrets",
+        tag="secrets",
+        summary="List a project's secrets (never their values)",
+        auth="operator",
+        answer=Answer(200, "One page of secrets by name; `next_cursor` is absent on the last page.", SecretList),
+        errors={400: "InvalidPaging", 403: "ForbiddenListing", 404: "NotFound"},
+        parameters=("Limit", "Cursor"),
+        description="""
+            The project's secrets by name: `key`, `version`, `grants`, `updated_at`. Values
+            are never returned. Requires `viewer`.
+
+            Problem codes: 400 `invalid_limit`, `invalid_cursor`; 403 `rebac_denied`,
+            `cursor_binding_mismatch`; 404 `project_not_found`; 501 `secrets_not_provisioned`,
+            `cursor_key_not_provisioned`; 503 `datastore_unavailable`, `dependency_unavailable`.
+            """,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/projects/{project_id}/secrets/{key}",
+        function="DeleteSecretFunction",
+        operation_id="deleteSecret",
+        tag="secrets",
+        summary="Delete a project secret",
+        auth="operator",
+        answer=Answer(204, "Deleted."),
+        errors={400: "InvalidParameter", 403: "RebacDenied", 404: "NotFound", 409: "SecretConflict"},
+        parameters=(SECRET_KEY_PARAMETER,),
+        description="""
+            Deletes the secret; the nodes it was granted to get `node_secrets_updated`.
+            Requires `admin`.
+
+            Problem codes: 400 `invalid_parameter` (the name); 403 `rebac_denied`; 404
+            `project_not_found`, `secret_not_found`; 409 `secret_version_conflict`; 501
+            `secrets_not_provisioned`; 503 `datastore_unavailable`.
             """,
     ),
     Operation(
@@ -1278,6 +1354,36 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/v1/nodes/{node_id}/secrets/{key}",
+        function="FetchNodeSecretFunction",
+        operation_id="fetchNodeSecret",
+        tag="nodes (agent)",
+        summary="Fetch a granted secret, encrypted under the node's key",
+        auth="node",
+        answer=Answer(200, "The value, AES-256-GCM under the node's NSK.", NodeSecret),
+        errors={
+            400: "InvalidParameter",
+            403: "SecretAccessDenied",
+            404: "SecretNotFound",
+            409: "NodeKeyNotSealed",
+        },
+        parameters=(SECRET_KEY_PARAMETER,),
+        description="""
+            The secret's value encrypted for the calling node: AES-256-GCM under the
+            base64-decoded 32-byte `node_secret_key`, a fresh random 12-byte nonce, no AAD,
+            standard base64 (`ciphertext` carries the GCM tag at its end). Costs two KMS
+            requests (the data key and the node's sealed key).
+
+            **Checks, in this order**: 501 `node_secrets_not_provisioned`; NSK: 401
+            `nsk_revoked`, 403 `nsk_node_mismatch`; 400 `invalid_parameter` (the name); 404
+            `secret_not_found`; 403 `secret_access_denied`; 409 `node_key_not_sealed` (the node
+            registered before its key was kept sealed: re-register it); 501
+            `secrets_not_provisioned` (no KMS key); 503 `datastore_unavailable`,
+            `dependency_unavailable` (KMS).
+            """,
+    ),
+    Operation(
+        "GET",
         "/v1/nodes/{node_id}/state",
         function="NodeStateFunction",
         operation_id="nodeState",
@@ -1290,7 +1396,8 @@ OPERATIONS: tuple[Operation, ...] = (
             The node's open invocations (`executions[]`: targets in `pending`, `ack` or
             `started` that were released to the node, by Execution id; targets that rate
             control holds back appear once released) and the event-signing public key
-            (`signing_keys.current`). `peers`, `policies`, `data` and `secret_refs` are always
+            (`signing_keys.current`), and `secret_refs`: `{key, version}` of the project's
+            secrets granted to the node, by name. `peers`, `policies` and `data` are always
             empty in this build; `metadata` is the node's registration metadata.
 
             **Checks, in this order**: 413 `request_body_too_large`; 501

@@ -31,6 +31,7 @@ class Stack:
 
     template: Template
     parameters: dict[str, str]
+    name: str = "local"
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     # In-process (tests): deliver the table streams' records to their consumers now.
@@ -42,11 +43,8 @@ class Stack:
             if key == "Ref":
                 if arg in self.parameters:
                     return self.parameters[arg]
-                if arg == "AWS::Region":
-                    return REGION
-                if arg == "AWS::AccountId":
-                    return ACCOUNT
-                return self.refs[arg]
+                pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": self.name}
+                return pseudo.get(arg) or ("aws" if arg == "AWS::Partition" else self.refs[arg])
             if key == "Fn::GetAtt":
                 return self.attributes[(arg[0], arg[1])]
             if key == "Fn::Sub":
@@ -81,7 +79,7 @@ def deploy(
 ) -> Stack:
     """Create every storage, secret, bus and workflow resource of the template."""
     template = template or Template()
-    stack = Stack(template, {**template.parameter_defaults(), **(parameters or {})})
+    stack = Stack(template, {**template.parameter_defaults(), **(parameters or {})}, name=prefix)
     for name in template.functions:
         stack.refs[name] = name
         stack.attributes[(name, "Arn")] = function_arn(name)
@@ -98,6 +96,15 @@ def deploy(
             Name=f"{prefix}/{name}", SecretString=secrets.token_urlsafe(48)
         )
         stack.refs[name] = created["ARN"]
+    kms = boto3.client("kms", region_name=REGION)
+    for name, resource in template.resources_of("AWS::KMS::Key").items():
+        key = kms.create_key(Description=resource["Properties"].get("Description", name))["KeyMetadata"]
+        stack.refs[name] = key["KeyId"]
+        stack.attributes[(name, "Arn")] = key["Arn"]
+    for name, resource in template.resources_of("AWS::KMS::Alias").items():
+        alias = str(stack.resolve(resource["Properties"]["AliasName"]))
+        kms.create_alias(AliasName=alias, TargetKeyId=str(stack.resolve(resource["Properties"]["TargetKeyId"])))
+        stack.refs[name] = alias
     for name, resource in template.resources_of("AWS::Events::EventBus").items():
         bus = stack.resolve(resource["Properties"]["Name"])
         boto3.client("events", region_name=REGION).create_event_bus(Name=bus)

@@ -2,8 +2,9 @@
 
 moto keeps everything in memory. A clean stop (Ctrl-C, SIGTERM) writes the state the
 control plane owns to ``<state dir>/state/``: every table item, every object of the
-bucket, and the values of the template's secrets (the JWT, signing, cursor and callback
-keys: without them no token, node key check, signature or cursor of before would hold).
+bucket, the values of the template's secrets (the JWT, signing, cursor and callback
+keys: without them no token, node key check, signature or cursor of before would hold) and
+the template's KMS keys (:mod:`orchestrator_local.kms_keys`: sealed node keys and secrets).
 The next start restores them into the fresh moto and starts a new workflow run for every
 Execution that had not ended (runs themselves cannot be carried over; a new run fans out
 again, which agents tolerate as at-least-once delivery, waits for the deadline and
@@ -21,11 +22,13 @@ from typing import Any
 
 import boto3
 
+from orchestrator_local import kms_keys
 from orchestrator_local.resources import REGION, Stack
 
 TABLE_FILE = "table.jsonl"
 OBJECTS_FILE = "objects.jsonl"
 SECRETS_FILE = "secrets.json"
+KMS_FILE = "kms.json"
 BATCH = 25
 
 
@@ -49,6 +52,7 @@ def save(stack: Stack, directory: Path) -> int:
         for name in stack.template.resources_of("AWS::SecretsManager::Secret")
     }
     (partial / SECRETS_FILE).write_text(json.dumps(values))
+    (partial / KMS_FILE).write_text(json.dumps(kms_keys.export_keys(stack)))
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)
     return items
@@ -63,6 +67,8 @@ def restore(stack: Stack, directory: Path) -> int:
     for name, value in json.loads((directory / SECRETS_FILE).read_text()).items():
         if name in stack.refs:
             client.put_secret_value(SecretId=stack.refs[name], SecretString=value)
+    if (directory / KMS_FILE).exists():  # a state saved before secrets existed has none
+        kms_keys.adopt_keys(stack, json.loads((directory / KMS_FILE).read_text()))
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     items = 0
     with (directory / TABLE_FILE).open() as lines:

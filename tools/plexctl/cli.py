@@ -118,6 +118,10 @@ def _uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str
         raise click.BadParameter(f"{value!r} is not a UUID", param=param) from None
 
 
+def _uuid_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(_uuid(ctx, param, value)) for value in values)
+
+
 def project_option(command: F) -> F:
     return click.option(
         "--project",
@@ -677,6 +681,77 @@ def enroll(project: str | None, ttl_seconds: int | None) -> None:
     with client:
         minted = client.post(f"/v1/projects/{project_id}/enrollment-tokens", json=body)
     render.emit(minted, _flags().output, render.key_values)
+
+
+# --- secret ------------------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def secret() -> None:
+    """The project's secrets: values are written, never read back."""
+
+
+def _secret_value(value: str | None, from_file: Path | None) -> str:
+    """The value from --value, --from-file or stdin (exactly one; exit 2 otherwise)."""
+    if value is not None and from_file is not None:
+        raise InputError("Give at most one of --value and --from-file (or pipe the value on stdin).")
+    if from_file is not None:
+        return from_file.read_text(encoding="utf-8")
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        raise InputError("Give --value, --from-file, or pipe the value on stdin.")
+    return sys.stdin.read()
+
+
+@secret.command(name="set", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("key")
+@click.option("--value", metavar="VALUE", help="The value (visible in the process list: prefer --from-file or stdin).")
+@click.option(
+    "--from-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Read the value from this file."
+)
+@click.option("--node", "node_ids", multiple=True, callback=_uuid_list, metavar="UUID", help="Grant to this node.")
+@click.option("--selector", metavar="SELECTOR", help="Grant to the nodes whose labels match (e.g. env=prod).")
+def set_secret(
+    project: str | None,
+    key: str,
+    value: str | None,
+    from_file: Path | None,
+    node_ids: tuple[str, ...],
+    selector: str | None,
+) -> None:
+    """Create or update a secret (admins); prints its new version, never the value."""
+    body: dict[str, Any] = {"value": _secret_value(value, from_file), "grants": {"node_ids": list(node_ids)}}
+    if selector is not None:
+        body["grants"]["selector"] = selector
+    client, project_id = _connect(project)
+    with client:
+        written = client.put(f"/v1/projects/{project_id}/secrets/{key}", json=body)
+    render.emit(written, _flags().output, render.key_values)
+
+
+@secret.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@paging_options
+def list_secrets(project: str | None, limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """List the project's secrets by name: versions and grants, never values."""
+    _list("secrets", project, {"limit": limit, "cursor": cursor}, all_pages, render.secrets_table)
+
+
+@secret.command(name="delete", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("key")
+def delete_secret(project: str | None, key: str) -> None:
+    """Delete a secret (admins); the nodes granted it are told."""
+    client, project_id = _connect(project)
+    with client:
+        client.delete(f"/v1/projects/{project_id}/secrets/{key}")
+    render.emit({"key": key, "deleted": True}, _flags().output, render.key_values)
 
 
 def main() -> None:

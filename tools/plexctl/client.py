@@ -123,6 +123,12 @@ class ApiClient:
     def post(self, path: str, json: Any = None, headers: Mapping[str, str] | None = None) -> Any:
         return self.request("POST", path, json=json, headers=headers)
 
+    def put(self, path: str, json: Any = None) -> Any:
+        return self.request("PUT", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
     def pages(self, path: str, params: Mapping[str, Any], *, follow: bool) -> Iterator[dict[str, Any]]:
         """``{items, next_cursor?}`` pages; with ``follow``, every page until ``next_cursor`` is absent."""
         query = dict(params)

@@ -190,6 +190,22 @@ def reports_table(items: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def secrets_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("KEY", "VERSION", "NODES", "SELECTOR", "UPDATED"):
+        table.add_column(column, no_wrap=column != "NODES")
+    for item in items:
+        grants = item.get("grants") or {}
+        table.add_row(
+            escape(_cell(item.get("key"))),
+            _cell(item.get("version")),
+            escape(_cell(",".join(grants.get("node_ids") or []))),
+            escape(_cell(grants.get("selector"))),
+            _cell(item.get("updated_at")),
+        )
+    return table
+
+
 def data_table(items: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("KEY", "CONTENT TYPE", "VERSION", "UPDATED", "PAYLOAD"):

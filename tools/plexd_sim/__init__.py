@@ -20,6 +20,7 @@ from plexd_sim.simulator import (
     SimulatorError,
     StateSent,
     VerificationFailure,
+    decrypt_secret,
 )
 from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent, load_public_key
 
@@ -40,5 +41,6 @@ __all__ = [
     "StateSent",
     "VerificationFailure",
     "VerifiedEvent",
+    "decrypt_secret",
     "load_public_key",
 ]

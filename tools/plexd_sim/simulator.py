@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from orchestrator.events.envelope import rfc3339_go
@@ -89,10 +90,24 @@ class SimulatedNode:
     metadata: dict[str, Any] = field(default_factory=dict)
     data: list[dict[str, Any]] = field(default_factory=list)
     state_pulls: int = 0
+    # The agent's secret index (``secret_refs`` of the last ``node_secrets_updated``) and the
+    # values it fetched and decrypted, by key: (version, value).
+    secret_index: dict[str, int] = field(default_factory=dict)
+    secrets: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret_key}"}
+
+
+def decrypt_secret(secret_key: str, answer: Mapping[str, Any]) -> str:
+    """What plexd's ``DecryptSecret`` does: AES-256-GCM under the base64-decoded 32-byte NSK,
+    the answer's 12-byte nonce, no AAD; ciphertext and nonce in standard base64."""
+    nonce = base64.b64decode(answer["nonce"], validate=True)
+    if len(nonce) != 12:
+        raise ValueError("the nonce is not 12 bytes")
+    ciphertext = base64.b64decode(answer["ciphertext"], validate=True)
+    return AESGCM(base64.b64decode(secret_key)).decrypt(nonce, ciphertext, None).decode()
 
 
 @dataclass(frozen=True)
@@ -730,6 +745,52 @@ class SimulatedFleet:
             # plexd replaces its metadata and data entries with the payload's.
             node.metadata = dict(event.payload.get("metadata") or {})
             node.data = list(event.payload.get("data") or [])
+        elif event.event_type == "node_secrets_updated":
+            self._on_secrets_updated(node, event)
+
+    # -- secrets --
+
+    def _on_secrets_updated(self, node: SimulatedNode, event: VerifiedEvent) -> None:
+        """Replace the secret index with the event's ``secret_refs`` (as plexd does), forget
+        values no longer granted, and fetch the ones whose version changed."""
+        refs = event.payload.get("secret_refs") or []
+        try:
+            index = {str(ref["key"]): int(ref["version"]) for ref in refs}
+        except (KeyError, TypeError, ValueError) as error:
+            self._fail(node, event.event_id, event.event_type, "bad_payload", str(error))
+            return
+        with self._lock:
+            node.secret_index = index
+            for key in [k for k in node.secrets if k not in index]:
+                del node.secrets[key]
+            stale = [k for k, version in index.items() if node.secrets.get(k, (0, ""))[0] != version]
+        for key in stale:
+            self._workers_call_soon(partial(self._fetch_quietly, node, key))
+
+    def _fetch_quietly(self, node: SimulatedNode, key: str) -> None:
+        try:
+            self.fetch_secret(node, key)
+        except SimulatorError as error:
+            self._record(NodeProblem(node.node_id, node.hostname, "secrets", None, str(error)))
+
+    def fetch_secret(self, node: SimulatedNode, key: str) -> str:
+        """``GET /v1/nodes/{id}/secrets/{key}`` and decrypt it with the node's NSK; the value is
+        kept in ``node.secrets``. Raises :class:`SimulatorError` on a refusal."""
+        try:
+            response = self._http.get(f"/v1/nodes/{node.node_id}/secrets/{key}", headers=node.auth)
+        except httpx.HTTPError as error:
+            raise SimulatorError(f"secret {key}: {error}") from error
+        if response.status_code != 200:
+            raise SimulatorError(f"secret {key}: {response.status_code} {_problem_code(response)}")
+        answer = _json_object(response)
+        try:
+            value = decrypt_secret(node.secret_key, answer)
+        except (KeyError, ValueError) as error:
+            raise SimulatorError(f"secret {key}: cannot decrypt ({type(error).__name__})") from error
+        with self._lock:
+            node.secrets[key] = (int(answer["version"]), value)
+            self._changed.notify_all()
+        return value
 
     def _fail(
         self, node: SimulatedNode, event_id: str | None, event_type: str | None, reason: str, detail: str

@@ -62,7 +62,13 @@ def secretsmanager() -> SecretsManagerClient:
     return client
 
 
+@lru_cache(maxsize=1)
+def kms() -> Any:
+    # Typed Any: the dev requirements carry no KMS stubs (boto3-stubs[kms]) yet.
+    return _client("kms")
+
+
 def reset_clients() -> None:
     """Forget every cached client (tests switch endpoints between runs)."""
-    for factory in (dynamodb, s3, stepfunctions, events, secretsmanager):
+    for factory in (dynamodb, s3, stepfunctions, events, secretsmanager, kms):
         factory.cache_clear()

@@ -92,6 +92,10 @@ class RebacDenied(OrchestratorError):
         super().__init__(detail, reason="insufficient_relation", relation_path=relation_path)
 
 
+class SecretAccessDenied(OrchestratorError):
+    status, code, title = 403, "secret_access_denied", "Secret not granted to this node"
+
+
 class CursorBindingMismatch(OrchestratorError):
     status, code, title = 403, "cursor_binding_mismatch", "Cursor minted for another caller"
 
@@ -121,6 +125,10 @@ class OutputNotFound(OrchestratorError):
     status, code, title = 404, "output_not_found", "Output not found"
 
 
+class SecretNotFound(OrchestratorError):
+    status, code, title = 404, "secret_not_found", "Secret not found"
+
+
 class MemberNotFound(OrchestratorError):
     status, code, title = 404, "member_not_found", "Role grant not found"
 
@@ -144,6 +152,16 @@ class NodeDeregistered(OrchestratorError):
 
 class SigningKeyRotationConflict(OrchestratorError):
     status, code, title = 409, "signing_key_rotation_conflict", "Signing key rotated concurrently"
+
+
+class NodeKeyNotSealed(OrchestratorError):
+    """The node registered before its NSK was kept sealed: nothing can be wrapped for it."""
+
+    status, code, title = 409, "node_key_not_sealed", "Node key not available for secrets"
+
+
+class SecretVersionConflict(OrchestratorError):
+    status, code, title = 409, "secret_version_conflict", "Secret changed concurrently"
 
 
 class ExecutionAlreadyTerminal(OrchestratorError):

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     cursor_key_secret_name: str | None = None
     callback_key_secret_name: str | None = None
     mesh_key_secret_name: str | None = None
+    # The KMS key (id, ARN or alias) that seals node keys and wraps secrets' data keys.
+    secrets_kms_key_id: str | None = None
 
     # Operator JWT verification. With a JWKS URL, RS256/ES256 tokens from the
     # identity provider are verified; without one, HS256 with the dev key from

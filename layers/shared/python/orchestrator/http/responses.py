@@ -366,6 +366,45 @@ class PolicyList(ResponseBody):
     next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
 
 
+class SecretRef(ResponseBody):
+    key: str
+    version: int
+
+
+class SecretGrantsView(ResponseBody):
+    node_ids: list[Id] = Field(description="Nodes granted the secret by id.")
+    selector: str | None = Field(description="Nodes whose labels match this selector are granted it too.")
+
+
+class SecretWritten(ResponseBody):
+    """The version written (never the value)."""
+
+    key: str
+    version: int = Field(description="1 on creation, +1 per write.")
+    grants: SecretGrantsView
+
+
+class SecretView(ResponseBody):
+    key: str
+    version: int
+    grants: SecretGrantsView
+    updated_at: Timestamp
+
+
+class SecretList(ResponseBody):
+    items: list[SecretView]
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
+
+
+class NodeSecret(ResponseBody):
+    """The value encrypted for the node: AES-256-GCM under its NSK, no AAD (SPEC §18)."""
+
+    key: str
+    ciphertext: str = Field(description="Standard base64 of the AES-256-GCM ciphertext with its 16-byte tag appended.")
+    nonce: str = Field(description="Standard base64 of the random 12-byte nonce.")
+    version: int
+
+
 class NodeState(ResponseBody):
     node_id: Id
     executions: list[OpenInvocation] = Field(
@@ -376,7 +415,7 @@ class NodeState(ResponseBody):
     policies: list[AgentPolicy] = Field(description="The project's policies whose selector matches the node's labels.")
     metadata: JsonObject = Field(description="The node's registration metadata.")
     data: list[DataEntryView] = Field(description="The node's operator data entries, in key order.")
-    secret_refs: AlwaysEmpty
+    secret_refs: list[SecretRef] = Field(description="The secrets granted to the node, by name.")
     generated_at: Timestamp
 
 
@@ -778,6 +817,33 @@ class NodeStateUpdatedPayload(ResponseBody):
     data: list[DataEntryView]
 
 
+class SecretsUpdatedPayload(ResponseBody):
+    """Payload of `node_secrets_updated`, for the nodes granted the secret before or after a
+    change: the secret changed and the recipient's whole secret index (never a value)."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    key: str = Field(description="The secret that changed.")
+    version: int = Field(description="Its new version (the deleted one's, with `deleted`).")
+    deleted: bool
+    secret_refs: list[SecretRef] = Field(
+        description="Every secret granted to the recipient at delivery, by name: the agent replaces its index with it."
+    )
+
+
+class SigningKeyRotatedPayload(ResponseBody):
+    """Payload of `signing_key_rotated` (from the deployment feed, signed with the previous key):
+    the spec's fields and the agent's `SigningKeys` (`current`, `previous`, `transition_expires`)."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    public_key: str = Field(description="The new key (base64 of the raw 32-byte Ed25519 public key).")
+    valid_from: Timestamp
+    transition_expires: Timestamp
+    current: str = Field(description="Same as `public_key`.")
+    previous: str = Field(description="The key it replaces, valid until `transition_expires`.")
+
+
 class EventEnvelope(ResponseBody):
     """`data` of each SSE message, signed at delivery. `signature` is standard base64
     Ed25519 over the compact JSON of `{event_type, event_id, issued_at, nonce,
@@ -788,10 +854,22 @@ class EventEnvelope(ResponseBody):
     5 minutes and reused nonces."""
 
     event_type: Literal[
-        "action_request", "action_cancel", "signing_key_rotated", "policy_updated", "node_state_updated"
-    ] = Field(description="`signing_key_rotated` is part of the vocabulary; this build does not send it.")
+        "action_request",
+        "action_cancel",
+        "signing_key_rotated",
+        "policy_updated",
+        "node_state_updated",
+        "node_secrets_updated",
+    ]
     event_id: Id
     issued_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-01T12:00:00.123Z"])
     nonce: str = Field(description="16 random bytes, base64url without padding; new for every delivery.")
-    payload: ActionRequestPayload | ActionCancelPayload | PolicyUpdatedPayload | NodeStateUpdatedPayload
+    payload: (
+        ActionRequestPayload
+        | ActionCancelPayload
+        | PolicyUpdatedPayload
+        | NodeStateUpdatedPayload
+        | SecretsUpdatedPayload
+        | SigningKeyRotatedPayload
+    )
     signature: str = Field(json_schema_extra={"format": "byte"})

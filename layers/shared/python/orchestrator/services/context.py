@@ -16,6 +16,7 @@ from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
 from orchestrator.store.policies import PolicyStore
 from orchestrator.store.reports import ReportStore
+from orchestrator.store.secrets import SecretStore
 from orchestrator.store.table import Table
 from orchestrator.store.targets import TargetStore
 from orchestrator.store.tenancy import TenancyStore
@@ -75,6 +76,10 @@ class Context:
     @property
     def node_data(self) -> NodeDataStore:
         return NodeDataStore(self.table)
+
+    @property
+    def secrets(self) -> SecretStore:
+        return SecretStore(self.table)
 
 
 def context_for(operation: str) -> Context:

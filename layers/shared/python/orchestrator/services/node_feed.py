@@ -20,9 +20,11 @@ from orchestrator.domain.feed import FeedEvent
 from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
+from orchestrator.domain.secrets import SECRETS_UPDATED
 from orchestrator.domain.signing import private_key
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services import node_data, policies
+from orchestrator.services import secrets as node_secrets
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
@@ -101,7 +103,8 @@ def pending_events(
         merged = sorted((e for page in pages for e in page), key=_event_id)
         if bound is not None:
             merged = [e for e in merged if e.event_id <= bound]
-        delivered = [_as_delivered(ctx, caller, e) for e in merged if _concerns(caller, e)]
+        refs = _SecretRefs(ctx, caller)
+        delivered = [_as_delivered(ctx, caller, e, refs) for e in merged if _concerns(caller, e)]
         if len(delivered) > MAX_EVENTS_PER_RESPONSE:
             delivered = delivered[:MAX_EVENTS_PER_RESPONSE]
             return delivered, delivered[-1].event_id
@@ -120,9 +123,27 @@ def _concerns(caller: NodeCredential, event: NodeEvent | FeedEvent) -> bool:
     return isinstance(event, NodeEvent) or event.audience.concerns(caller.node_id, caller.labels)
 
 
-def _as_delivered(ctx: Context, caller: NodeCredential, event: NodeEvent | FeedEvent) -> NodeEvent:
+class _SecretRefs:
+    """The node's granted secrets, read at most once per delivery (``node_secrets_updated``
+    carries them all: the agent replaces its secret index with the event's list)."""
+
+    def __init__(self, ctx: Context, caller: NodeCredential) -> None:
+        self.ctx, self.caller = ctx, caller
+        self._refs: list[dict[str, Any]] | None = None
+
+    def get(self) -> list[dict[str, Any]]:
+        if self._refs is None:
+            caller = self.caller
+            self._refs = node_secrets.granted_refs(self.ctx, caller.project_id, caller.node_id, caller.labels)
+        return self._refs
+
+
+def _as_delivered(ctx: Context, caller: NodeCredential, event: NodeEvent | FeedEvent, refs: _SecretRefs) -> NodeEvent:
     if isinstance(event, NodeEvent):
         return event
+    if event.event_type == SECRETS_UPDATED:
+        delivered = event.for_node(caller.node_id)
+        return delivered.model_copy(update={"payload": {**delivered.payload, "secret_refs": refs.get()}})
     psk = None
     if event.psk_peer is not None and caller.project_id:
         psk = pair_psk(
@@ -135,7 +156,8 @@ def _as_delivered(ctx: Context, caller: NodeCredential, event: NodeEvent | FeedE
 
 
 def node_state(ctx: Context, node: Node) -> dict[str, Any]:
-    """The reconciliation view: the node's open invocations and the signing keys."""
+    """The reconciliation view: the node's open invocations, the signing keys and the
+    ``{key, version}`` of the secrets granted to it."""
     executions = [
         {
             "execution_id": a.execution_id,
@@ -156,6 +178,6 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
         "policies": policies.node_policies(ctx, node.project_id, node.labels),
         "metadata": node.metadata,
         "data": node_data.node_entries(ctx, node.id),
-        "secret_refs": [],
+        "secret_refs": node_secrets.granted_refs(ctx, node.project_id, node.id, node.labels),
         "generated_at": rfc3339(ctx.clock.now()),
     }

@@ -13,6 +13,7 @@ from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permissio
 from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
+from orchestrator.services.secrets import seal_node_key
 from orchestrator.store.nodes import MeshAddressTaken
 
 MESH_PREFIX = "10.100"
@@ -71,9 +72,10 @@ def register(
         updated_at=now,
     )
     nsk = mint_node_secret_key()
+    nsk_sealed = seal_node_key(node.id, nsk)
     for _ in range(MESH_ALLOCATION_ATTEMPTS):
         try:
-            ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now)
+            ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now, nsk_sealed=nsk_sealed)
             break
         except MeshAddressTaken:
             # The address is claimed (the sequence wrapped past a live node, or was reset):

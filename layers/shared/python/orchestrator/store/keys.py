@@ -61,6 +61,18 @@ def mesh_ip_claim(project_id: str, mesh_ip: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": f"MESHIP#{mesh_ip}"}
 
 
+SECRET_PREFIX = "SECRET#"
+
+
+def project_secret(project_id: str, key: str) -> Key:
+    """A project secret (its current version), listed by name under the project."""
+    return {"PK": f"PROJECT#{project_id}", "SK": f"{SECRET_PREFIX}{key}"}
+
+
+def project_partition(project_id: str) -> str:
+    return f"PROJECT#{project_id}"
+
+
 def project_mesh_counter(project_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": "COUNTER#MESH"}
 
@@ -174,10 +186,6 @@ DATA_PREFIX = "DATA#"
 
 def policy(project_id: str, policy_id: str) -> Key:
     return {"PK": f"PROJECT#{project_id}", "SK": f"{POLICY_PREFIX}{policy_id}"}
-
-
-def project_partition(project_id: str) -> str:
-    return project(project_id)["PK"]
 
 
 def node_data(node_id: str, key: str) -> Key:

@@ -73,7 +73,9 @@ class NodeStore:
         return int(item["seq"])
 
     # Registration ------------------------------------------------------------
-    def register(self, node: Node, *, nsk_hash: str, token_hash: str, now: datetime) -> None:
+    def register(
+        self, node: Node, *, nsk_hash: str, token_hash: str, now: datetime, nsk_sealed: bytes | None = None
+    ) -> None:
         """Consume the token, claim the hostname and create the node, atomically.
 
         A hostname conflict leaves the token unused; an invalid token wins over
@@ -96,7 +98,9 @@ class NodeStore:
                         },
                         condition=NOT_EXISTS,
                     ),
-                    self.table.put_op({**_node_item(node), "nsk_hash": nsk_hash}, condition=NOT_EXISTS),
+                    self.table.put_op(
+                        {**_node_item(node), "nsk_hash": nsk_hash, "nsk_sealed": nsk_sealed}, condition=NOT_EXISTS
+                    ),
                     self.table.put_op(
                         {**keys.nsk_index(nsk_hash), "type": "nsk_index", "node_id": node.id},
                         condition=NOT_EXISTS,
@@ -143,6 +147,12 @@ class NodeStore:
         """The project a node belongs to (deregistered or not); None for an unknown node."""
         item = self.table.get(keys.node(node_id), attributes=("project_id",))
         return str(item["project_id"]) if item else None
+
+    def get_sealed_nsk(self, node_id: str) -> bytes | None:
+        """The node's NSK sealed under KMS (None for a node registered before it was kept, or
+        deregistered), read only to wrap a secret for the node."""
+        item = self.table.get(keys.node(node_id), consistent=True, attributes=("nsk_sealed",))
+        return bytes(item["nsk_sealed"]) if item and item.get("nsk_sealed") else None
 
     def node_id_for_nsk(self, nsk_hash: str) -> str | None:
         item = self.table.get(keys.nsk_index(nsk_hash))
@@ -245,7 +255,7 @@ class NodeStore:
         operations = [
             self.table.update_op(
                 keys.node(node.id),
-                update="SET #status = :gone, deregistered_at = :now, updated_at = :now REMOVE nsk_hash",
+                update="SET #status = :gone, deregistered_at = :now, updated_at = :now REMOVE nsk_hash, nsk_sealed",
                 condition=ACTIVE,
                 names={"#status": "status"},
                 values={

@@ -255,9 +255,9 @@ class Table:
         response = self._conditional(lambda: self.client.update_item(**kwargs))
         return deserialize(response.get("Attributes", {}))
 
-    def delete(self, key: Key, *, condition: str | None = None) -> None:
+    def delete(self, key: Key, *, condition: str | None = None, values: Mapping[str, Any] | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Key": serialize(key)}
-        self._add_condition(kwargs, condition, None, None)
+        self._add_condition(kwargs, condition, None, values)
         self._conditional(lambda: self.client.delete_item(**kwargs))
 
     def transact(self, operations: Sequence[TransactWriteItemTypeDef]) -> None:
