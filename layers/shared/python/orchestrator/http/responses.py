@@ -245,12 +245,48 @@ class NodeList(ResponseBody):
     next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
 
 
+class Peer(ResponseBody):
+    """Another active node of the project, as the agent configures it as a WireGuard peer."""
+
+    id: Id
+    public_key: str = Field(description="Base64 of the peer's Curve25519 public key.")
+    mesh_ip: str = Field(examples=["10.100.0.2"])
+    endpoint: str = Field(
+        description='The peer\'s public `host:port`, or `""` until it reported one.', examples=["203.0.113.10:51820"]
+    )
+    allowed_ips: list[str] = Field(description='`["<mesh_ip>/32"]`.', min_length=1, max_length=1)
+    psk: str = Field(
+        description="Base64 of the 32-byte pre-shared key of this node and the peer: the same on both sides,"
+        " new after either rotates its key."
+    )
+
+
+class PeerEndpoint(ResponseBody):
+    peer_id: Id
+    endpoint: str = Field(examples=["198.51.100.5:51820"])
+
+
+class KeyRotated(ResponseBody):
+    updated_peers: list[Peer] = Field(description="Every other active node of the project, with the new pair keys.")
+
+
+class EndpointReported(ResponseBody):
+    peer_endpoints: list[PeerEndpoint] = Field(
+        description="The known endpoints of the other active nodes of the project (those without one are left out)."
+    )
+
+
+class KeyRotationRequested(ResponseBody):
+    node_id: Id
+    rotate_keys: Literal[True] = Field(description="The node's next heartbeat answers `rotate_keys: true`.")
+
+
 class Registration(ResponseBody):
     node_id: Id
     mesh_ip: str = Field(description="Sequential address in 10.100.0.0/16.", examples=["10.100.0.1"])
     signing_public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key that signs node events.")
     node_secret_key: str = Field(description="The node secret key (base64 of 32 random bytes); returned only here.")
-    peers: AlwaysEmpty
+    peers: list[Peer] = Field(description="The other active nodes of the project.")
 
 
 class CapabilitiesUpdated(ResponseBody):
@@ -295,7 +331,7 @@ class NodeState(ResponseBody):
         description="The node's open invocations that were released to it, by Execution id."
     )
     signing_keys: SigningKeys
-    peers: AlwaysEmpty
+    peers: list[Peer] = Field(description="The other active nodes of the project.")
     policies: AlwaysEmpty
     metadata: JsonObject = Field(description="The node's registration metadata.")
     data: AlwaysEmpty

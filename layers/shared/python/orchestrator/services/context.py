@@ -11,6 +11,7 @@ from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
 from orchestrator.store.feeds import FeedStore
 from orchestrator.store.hook_baselines import HookBaselineStore
+from orchestrator.store.mesh import MeshStore, SnapshotObjects
 from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
 from orchestrator.store.table import Table
@@ -60,6 +61,15 @@ class Context:
     @property
     def feeds(self) -> FeedStore:
         return FeedStore(self.table)
+
+    @property
+    def mesh(self) -> MeshStore:
+        return MeshStore(self.table)
+
+    @property
+    def mesh_snapshots(self) -> SnapshotObjects:
+        """The peer snapshot objects (501 ``mesh_not_provisioned`` without the bucket)."""
+        return SnapshotObjects(require(self.settings.output_bucket, "mesh_not_provisioned"))
 
 
 def context_for(operation: str) -> Context:

@@ -21,6 +21,7 @@ from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
+from orchestrator.services import mesh
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
@@ -149,7 +150,7 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
         "node_id": node.id,
         "executions": executions,
         "signing_keys": {"current": secrets.signing_public_key_b64(), "previous": None, "transition_expires": None},
-        "peers": [],
+        "peers": mesh.peers_for(ctx, node.project_id, node.id, node.key_version),
         "policies": [],
         "metadata": node.metadata,
         "data": [],
