@@ -27,6 +27,9 @@ EXPECTED_STATUS = {
     "create_domain.json": (201, None),
     "dispatch_execution.json": (404, "project_not_found"),
     "ping.json": (200, None),
+    "rotate_node_key.json": (401, "nsk_revoked"),
+    "report_endpoint.json": (401, "nsk_revoked"),
+    "request_key_rotation.json": (404, "project_not_found"),
 }
 
 

@@ -660,6 +660,38 @@ class ActionCancelPayload(ResponseBody):
     reason: str = Field(examples=["cancelled by operator"])
 
 
+class PeerEventPayload(ResponseBody):
+    """Payload of `peer_added`, `peer_key_rotated` and `peer_endpoint_changed`, sent to the other
+    nodes of the project: the peer's whole entry (the agent re-adds the peer from it), with
+    `psk` the pair key of the receiving node and the peer, and `peer_id` beside `id`."""
+
+    allowed_ips: list[str] = Field(min_length=1, max_length=1)
+    endpoint: str
+    event_id: Id
+    id: Id
+    mesh_ip: str
+    occurred_at: Timestamp
+    peer_id: Id
+    psk: str
+    public_key: str
+
+
+class PeerRemovedPayload(ResponseBody):
+    """Payload of `peer_removed`, sent to the other nodes of the project when a node leaves."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    peer_id: Id
+
+
+class RotateKeysPayload(ResponseBody):
+    """Payload of `rotate_keys`, sent to a node an operator asked to rotate its mesh key."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    node_id: Id
+
+
 class EventEnvelope(ResponseBody):
     """`data` of each SSE message, signed at delivery. `signature` is standard base64
     Ed25519 over the compact JSON of `{event_type, event_id, issued_at, nonce,
@@ -669,11 +701,18 @@ class EventEnvelope(ResponseBody):
     `\\u003e`, `\\u0026`, `\\u2028`, `\\u2029`. Verifiers reject events older than
     5 minutes and reused nonces."""
 
-    event_type: Literal["action_request", "action_cancel", "signing_key_rotated"] = Field(
-        description="`signing_key_rotated` is part of the vocabulary; this build does not send it."
-    )
+    event_type: Literal[
+        "action_request",
+        "action_cancel",
+        "signing_key_rotated",
+        "peer_added",
+        "peer_removed",
+        "peer_key_rotated",
+        "peer_endpoint_changed",
+        "rotate_keys",
+    ] = Field(description="`signing_key_rotated` is part of the vocabulary; this build does not send it.")
     event_id: Id
     issued_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-01T12:00:00.123Z"])
     nonce: str = Field(description="16 random bytes, base64url without padding; new for every delivery.")
-    payload: ActionRequestPayload | ActionCancelPayload
+    payload: ActionRequestPayload | ActionCancelPayload | PeerEventPayload | PeerRemovedPayload | RotateKeysPayload
     signature: str = Field(json_schema_extra={"format": "byte"})
