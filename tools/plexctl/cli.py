@@ -475,6 +475,19 @@ def list_nodes(project: str | None, limit: int | None, cursor: str | None, all_p
     _list("nodes", project, {"limit": limit, "cursor": cursor}, all_pages, render.nodes_table)
 
 
+@node.command(name="rotate-keys", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+def rotate_keys(project: str | None, node_id: str) -> None:
+    """Ask a node to rotate its mesh key (operators): its next heartbeat answers
+    `rotate_keys: true` and its event stream gets `rotate_keys`."""
+    client, project_id = _connect(project)
+    with client:
+        requested = client.post(f"/v1/projects/{project_id}/nodes/{node_id}/rotate-keys")
+    render.emit(requested, _flags().output, render.key_values)
+
+
 @cli.command(epilog=EXIT_CODES)
 @persistent_flags
 @project_option
