@@ -22,6 +22,7 @@ from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PinBaselineRequest, PrepareRequest
+from orchestrator.http.mesh_schemas import EndpointReport, KeyRotateRequest
 from orchestrator.http.responses import (
     EXAMPLE_ID,
     ActionCatalog,
@@ -29,13 +30,13 @@ from orchestrator.http.responses import (
     CapabilitiesUpdated,
     DeregisterResponse,
     DomainView,
+    EndpointReported,
     EnrollmentToken,
     EventEnvelope,
     ExecutionEventList,
     ExecutionList,
     ExecutionStatus,
     ExecutionView,
-    EndpointReported,
     HeartbeatResponse,
     HookBaseline,
     Id,
@@ -53,7 +54,6 @@ from orchestrator.http.responses import (
     ReportResponse,
     TargetOutput,
 )
-from orchestrator.http.mesh_schemas import EndpointReport, KeyRotateRequest
 from orchestrator.http.schemas import (
     SUBJECT,
     CapabilitiesIn,
