@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -82,10 +82,15 @@ bench: $(VENV)/.installed
 	$(PY) bench/coldstart.py
 	$(PY) bench/dispatch.py
 	$(PY) bench/callbacks.py
+	$(PY) bench/mesh.py
 
 ## bench-dispatch: wall time and DynamoDB requests of dispatch and fan-out (SIZES=1,100 for a quick run)
 bench-dispatch: $(VENV)/.installed
 	$(PY) bench/dispatch.py $(if $(SIZES),--sizes $(SIZES))
+
+## bench-mesh: AWS requests per registration and per /state call at 1,000 nodes (SIZES=100 for a quick run)
+bench-mesh: $(VENV)/.installed
+	$(PY) bench/mesh.py $(if $(SIZES),--sizes $(SIZES))
 
 ## bench-callbacks: callbacks per second and requests per callback vs a raw conditional UpdateItem
 bench-callbacks: $(VENV)/.installed

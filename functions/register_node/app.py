@@ -31,7 +31,7 @@ def register(request: Annotated[RegisterRequest, Body()]) -> Response[str]:
             "mesh_ip": result.node.mesh_ip,
             "signing_public_key": result.signing_public_key,
             "node_secret_key": result.node_secret_key,
-            "peers": [],
+            "peers": result.peers,
         },
     )
 

@@ -482,6 +482,23 @@ def test_node_reports_refuses_a_malformed_node_id_locally_and_a_foreign_one_is_1
     assert_problem(unknown, 1, "node_not_found")
 
 
+def test_node_rotate_keys_reaches_the_nodes_heartbeat(admin: Plexctl, api: httpx.Client) -> None:
+    project = new_project(api, {})["project_id"]
+    node = register(api, project, "plexctl-rotate", {})
+    # When an operator asks the node to rotate its mesh key
+    result = admin("node", "rotate-keys", node["node_id"], "--project", project, "-o", "json")
+    # Then the request is recorded, and the node's next heartbeat says so
+    assert result.code == 0, result
+    assert result.json() == {"node_id": node["node_id"], "rotate_keys": True}
+    headers = {"Authorization": f"Bearer {node['node_secret_key']}"}
+    heartbeat = httpx.post(f"{api.base_url}/v1/nodes/{node['node_id']}/heartbeat", headers=headers, json={})
+    assert heartbeat.json()["rotate_keys"] is True
+    # An unknown node is a 404 the CLI reports with exit code 1
+    missing = admin("node", "rotate-keys", "01900000-0000-7000-8000-000000000000", "--project", project)
+    assert missing.code == 1 and "node_not_found" in missing.stderr
+    assert admin("node", "rotate-keys", "nope", "--project", project).code == 2
+
+
 # --- exit codes from the server ------------------------------------------------------------------------
 
 

@@ -95,7 +95,8 @@ def stream(api: Api, node: RegisteredNode, last_event_id: str | None = None) -> 
     messages = []
     for block in response.text.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        if "data" in fields:
+        # The fleet's own registrations reach each node as peer_* events of the mesh: not dispatch's.
+        if "data" in fields and not fields["event"].startswith("peer_"):
             messages.append({"id": fields["id"], "event": fields["event"], "data": fields["data"]})
     return messages
 

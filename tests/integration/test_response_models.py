@@ -122,6 +122,11 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     walk.call("listNodeData", data, token=admin)
     walk.api.request("PUT", f"{data}/gone", json_body=entry, token=admin)
     walk.call("deleteNodeData", f"{data}/gone", token=admin)
+    endpoint = {"public_endpoint": "203.0.113.10:51820", "nat_type": "full_cone"}
+    walk.call("reportEndpoint", f"/v1/nodes/{api_node.id}/endpoint", json_body=endpoint, token=api_node.nsk)
+    walk.call("requestNodeKeyRotation", f"/v1/projects/{project}/nodes/{web.id}/rotate-keys", token=admin)
+    rotation = {"node_id": api_node.id, "new_public_key": base64.b64encode(bytes(range(32))).decode()}
+    walk.call("rotateNodeKey", "/v1/keys/rotate", json_body=rotation, token=api_node.nsk)
 
     walk.call("listActions", f"/v1/projects/{project}/actions", token=admin)
     walk.call(

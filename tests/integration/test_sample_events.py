@@ -33,6 +33,9 @@ EXPECTED_STATUS = {
     "list_node_drift.json": (404, "project_not_found"),
     "put_secret.json": (404, "project_not_found"),
     "fetch_node_secret.json": (401, "nsk_revoked"),
+    "rotate_node_key.json": (401, "nsk_revoked"),
+    "report_endpoint.json": (401, "nsk_revoked"),
+    "request_key_rotation.json": (404, "project_not_found"),
 }
 
 

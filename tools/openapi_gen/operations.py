@@ -24,6 +24,7 @@ from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PinBaselineRequest, PrepareRequest
+from orchestrator.http.mesh_schemas import EndpointReport, KeyRotateRequest
 from orchestrator.http.report_schemas import DriftRequest, ReportSyncRequest
 from orchestrator.http.responses import (
     EXAMPLE_ID,
@@ -35,6 +36,7 @@ from orchestrator.http.responses import (
     DomainView,
     DriftList,
     DriftRecorded,
+    EndpointReported,
     EnrollmentToken,
     EventEnvelope,
     ExecutionEventList,
@@ -44,6 +46,8 @@ from orchestrator.http.responses import (
     HeartbeatResponse,
     HookBaseline,
     Id,
+    KeyRotated,
+    KeyRotationRequested,
     MembershipView,
     NodeDataList,
     NodeList,
@@ -784,6 +788,26 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "POST",
+        "/v1/projects/{project_id}/nodes/{node_id}/rotate-keys",
+        function="RequestKeyRotationFunction",
+        operation_id="requestNodeKeyRotation",
+        tag="nodes (operator)",
+        summary="Ask a node to rotate its mesh key",
+        auth="operator",
+        answer=Answer(202, "The request is recorded.", KeyRotationRequested),
+        errors={403: "RebacDenied", 404: "NotFound", 409: "NodeDeregistered"},
+        description="""
+            Flags the node so that its next heartbeat answers `rotate_keys: true`, and sends
+            `rotate_keys` to its event stream. The node completes the rotation with
+            `POST /v1/keys/rotate`, which clears the flag. Operators and above. No body.
+
+            Problem codes: 403 `rebac_denied`; 404 `project_not_found`, `node_not_found`
+            (not in this project); 409 `node_deregistered`; 501
+            `node_key_rotation_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "POST",
         "/v1/projects/{project_id}/executions:dispatch",
         function="DispatchExecutionFunction",
         operation_id="dispatchExecution",
@@ -1202,6 +1226,50 @@ OPERATIONS: tuple[Operation, ...] = (
             **Checks, in this order**: 413 `request_body_too_large`; 501
             `node_drift_not_provisioned`; 401 `nsk_revoked`; 403 `nsk_node_mismatch`; 400
             `invalid_body`.
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/keys/rotate",
+        function="RotateNodeKeyFunction",
+        operation_id="rotateNodeKey",
+        tag="nodes (agent)",
+        summary="A node's new mesh key",
+        auth="node",
+        request=KeyRotateRequest,
+        answer=Answer(200, "The node's peers, with the pair keys of its new key.", KeyRotated),
+        errors={400: "InvalidBody", 409: "MeshEntryConflict", 422: "PublicKeyInvalid"},
+        description="""
+            Stores the node's new Curve25519 public key, bumps its key version (so every pair
+            key of it changes), clears a pending rotation request and tells every other node
+            of the project with `peer_key_rotated` (its peer entry, with their new pair key),
+            in one transaction. The bearer NSK must be that of the node named in the body.
+
+            Problem codes: 401 `nsk_revoked` (no key, or not the key of an active node);
+            400 `invalid_body`; 403 `nsk_node_mismatch`; 422 `public_key_invalid`; 409
+            `node_deregistered`, `peer_entry_conflict`; 501
+            `node_key_rotation_not_provisioned`, `mesh_not_provisioned`.
+            """,
+    ),
+    Operation(
+        "PUT",
+        "/v1/nodes/{node_id}/endpoint",
+        function="ReportEndpointFunction",
+        operation_id="reportEndpoint",
+        tag="nodes (agent)",
+        summary="The node's public endpoint (NAT discovery)",
+        auth="node",
+        request=EndpointReport,
+        answer=Answer(200, "The known endpoints of the node's peers.", EndpointReported),
+        errors={400: "InvalidBodyOrEndpoint", 409: "MeshEntryConflict"},
+        description="""
+            Records the node's public `host:port`. The same endpoint again (the agent's
+            periodic refresh) writes nothing; a new one bumps the project's mesh version and
+            sends `peer_endpoint_changed` to the other nodes, in one transaction.
+
+            Problem codes: 401 `nsk_revoked`; 403 `nsk_node_mismatch`; 400 `invalid_body`,
+            `invalid_endpoint`; 409 `node_deregistered`, `peer_entry_conflict`; 501
+            `node_endpoint_not_provisioned`, `mesh_not_provisioned`.
             """,
     ),
     Operation(

@@ -670,6 +670,19 @@ def policy_delete(project: str | None, policy_id: str) -> None:
     click.echo(f"deleted {policy_id}", err=True)
 
 
+@node.command(name="rotate-keys", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+def rotate_keys(project: str | None, node_id: str) -> None:
+    """Ask a node to rotate its mesh key (operators): its next heartbeat answers
+    `rotate_keys: true` and its event stream gets `rotate_keys`."""
+    client, project_id = _connect(project)
+    with client:
+        requested = client.post(f"/v1/projects/{project_id}/nodes/{node_id}/rotate-keys")
+    render.emit(requested, _flags().output, render.key_values)
+
+
 @cli.command(epilog=EXIT_CODES)
 @persistent_flags
 @project_option

@@ -51,6 +51,10 @@ class ActionNotDeclared(OrchestratorError):
     status, code, title = 400, "action_not_declared", "Action not declared by the node"
 
 
+class InvalidEndpoint(OrchestratorError):
+    status, code, title = 400, "invalid_endpoint", "Invalid endpoint"
+
+
 class MalformedSelector(OrchestratorError):
     status, code, title = 400, "malformed_selector", "Malformed selector"
 
@@ -164,6 +168,10 @@ class SecretVersionConflict(OrchestratorError):
     status, code, title = 409, "secret_version_conflict", "Secret changed concurrently"
 
 
+class PeerEntryConflict(OrchestratorError):
+    status, code, title = 409, "peer_entry_conflict", "Mesh entry changed concurrently"
+
+
 class ExecutionAlreadyTerminal(OrchestratorError):
     status, code, title = 409, "execution_already_terminal", "Execution already terminal"
 
@@ -254,6 +262,10 @@ class BuiltinActionInvalid(OrchestratorError):
 
 class BuiltinActionDuplicate(OrchestratorError):
     status, code, title = 422, "builtin_action_duplicate", "Duplicate builtin action"
+
+
+class PublicKeyInvalid(OrchestratorError):
+    status, code, title = 422, "public_key_invalid", "Invalid public key"
 
 
 class HookInvalid(OrchestratorError):

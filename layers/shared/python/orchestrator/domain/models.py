@@ -130,6 +130,9 @@ class Node(BaseModel):
     status: NodeStatus = NodeStatus.ACTIVE
     mesh_ip: str
     public_key: str = ""
+    key_version: int = 0
+    endpoint: str = ""
+    nat_type: str = ""
     registered_at: datetime
     updated_at: datetime
     last_heartbeat_at: datetime | None = None

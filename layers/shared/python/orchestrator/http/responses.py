@@ -253,12 +253,48 @@ class NodeList(ResponseBody):
     next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
 
 
+class Peer(ResponseBody):
+    """Another active node of the project, as the agent configures it as a WireGuard peer."""
+
+    id: Id
+    public_key: str = Field(description="Base64 of the peer's Curve25519 public key.")
+    mesh_ip: str = Field(examples=["10.100.0.2"])
+    endpoint: str = Field(
+        description='The peer\'s public `host:port`, or `""` until it reported one.', examples=["203.0.113.10:51820"]
+    )
+    allowed_ips: list[str] = Field(description='`["<mesh_ip>/32"]`.', min_length=1, max_length=1)
+    psk: str = Field(
+        description="Base64 of the 32-byte pre-shared key of this node and the peer: the same on both sides,"
+        " new after either rotates its key."
+    )
+
+
+class PeerEndpoint(ResponseBody):
+    peer_id: Id
+    endpoint: str = Field(examples=["198.51.100.5:51820"])
+
+
+class KeyRotated(ResponseBody):
+    updated_peers: list[Peer] = Field(description="Every other active node of the project, with the new pair keys.")
+
+
+class EndpointReported(ResponseBody):
+    peer_endpoints: list[PeerEndpoint] = Field(
+        description="The known endpoints of the other active nodes of the project (those without one are left out)."
+    )
+
+
+class KeyRotationRequested(ResponseBody):
+    node_id: Id
+    rotate_keys: Literal[True] = Field(description="The node's next heartbeat answers `rotate_keys: true`.")
+
+
 class Registration(ResponseBody):
     node_id: Id
     mesh_ip: str = Field(description="Sequential address in 10.100.0.0/16.", examples=["10.100.0.1"])
     signing_public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key that signs node events.")
     node_secret_key: str = Field(description="The node secret key (base64 of 32 random bytes); returned only here.")
-    peers: AlwaysEmpty
+    peers: list[Peer] = Field(description="The other active nodes of the project.")
 
 
 class CapabilitiesUpdated(ResponseBody):
@@ -411,7 +447,7 @@ class NodeState(ResponseBody):
         description="The node's open invocations that were released to it, by Execution id."
     )
     signing_keys: SigningKeys
-    peers: AlwaysEmpty
+    peers: list[Peer] = Field(description="The other active nodes of the project.")
     policies: list[AgentPolicy] = Field(description="The project's policies whose selector matches the node's labels.")
     metadata: JsonObject = Field(description="The node's registration metadata.")
     data: list[DataEntryView] = Field(description="The node's operator data entries, in key order.")
@@ -844,6 +880,38 @@ class SigningKeyRotatedPayload(ResponseBody):
     previous: str = Field(description="The key it replaces, valid until `transition_expires`.")
 
 
+class PeerEventPayload(ResponseBody):
+    """Payload of `peer_added`, `peer_key_rotated` and `peer_endpoint_changed`, sent to the other
+    nodes of the project: the peer's whole entry (the agent re-adds the peer from it), with
+    `psk` the pair key of the receiving node and the peer, and `peer_id` beside `id`."""
+
+    allowed_ips: list[str] = Field(min_length=1, max_length=1)
+    endpoint: str
+    event_id: Id
+    id: Id
+    mesh_ip: str
+    occurred_at: Timestamp
+    peer_id: Id
+    psk: str
+    public_key: str
+
+
+class PeerRemovedPayload(ResponseBody):
+    """Payload of `peer_removed`, sent to the other nodes of the project when a node leaves."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    peer_id: Id
+
+
+class RotateKeysPayload(ResponseBody):
+    """Payload of `rotate_keys`, sent to a node an operator asked to rotate its mesh key."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    node_id: Id
+
+
 class EventEnvelope(ResponseBody):
     """`data` of each SSE message, signed at delivery. `signature` is standard base64
     Ed25519 over the compact JSON of `{event_type, event_id, issued_at, nonce,
@@ -860,6 +928,11 @@ class EventEnvelope(ResponseBody):
         "policy_updated",
         "node_state_updated",
         "node_secrets_updated",
+        "peer_added",
+        "peer_removed",
+        "peer_key_rotated",
+        "peer_endpoint_changed",
+        "rotate_keys",
     ]
     event_id: Id
     issued_at: str = Field(json_schema_extra={"format": "date-time"}, examples=["2025-01-01T12:00:00.123Z"])
@@ -871,5 +944,8 @@ class EventEnvelope(ResponseBody):
         | NodeStateUpdatedPayload
         | SecretsUpdatedPayload
         | SigningKeyRotatedPayload
+        | PeerEventPayload
+        | PeerRemovedPayload
+        | RotateKeysPayload
     )
     signature: str = Field(json_schema_extra={"format": "byte"})

@@ -11,6 +11,7 @@ from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
 from orchestrator.store.feeds import FeedStore
 from orchestrator.store.hook_baselines import HookBaselineStore
+from orchestrator.store.mesh import MeshStore, SnapshotObjects
 from orchestrator.store.node_data import NodeDataStore
 from orchestrator.store.node_events import NodeEventStore
 from orchestrator.store.nodes import NodeStore
@@ -80,6 +81,15 @@ class Context:
     @property
     def secrets(self) -> SecretStore:
         return SecretStore(self.table)
+
+    @property
+    def mesh(self) -> MeshStore:
+        return MeshStore(self.table)
+
+    @property
+    def mesh_snapshots(self) -> SnapshotObjects:
+        """The peer snapshot objects (501 ``mesh_not_provisioned`` without the bucket)."""
+        return SnapshotObjects(require(self.settings.output_bucket, "mesh_not_provisioned"))
 
 
 def context_for(operation: str) -> Context:

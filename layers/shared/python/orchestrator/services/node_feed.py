@@ -23,7 +23,7 @@ from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.secrets import SECRETS_UPDATED
 from orchestrator.domain.signing import private_key
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
-from orchestrator.services import node_data, policies
+from orchestrator.services import mesh, node_data, policies
 from orchestrator.services import secrets as node_secrets
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
@@ -174,7 +174,7 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
         "node_id": node.id,
         "executions": executions,
         "signing_keys": secrets.signing_keyring().public(ctx.clock.now()).model_dump(),
-        "peers": [],
+        "peers": mesh.peers_for(ctx, node.project_id, node.id, node.key_version),
         "policies": policies.node_policies(ctx, node.project_id, node.labels),
         "metadata": node.metadata,
         "data": node_data.node_entries(ctx, node.id),

@@ -11,6 +11,7 @@ from orchestrator.domain.credentials import NodeCredential, enrollment_token_usa
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
 from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid
+from orchestrator.services import mesh
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.secrets import seal_node_key
@@ -24,6 +25,7 @@ class Registration:
     node: Node
     node_secret_key: str
     signing_public_key: str
+    peers: list[dict[str, Any]]
 
 
 MESH_ADDRESSES = 256 * 254  # host parts .1-.254 of each /24 in the /16
@@ -75,7 +77,14 @@ def register(
     nsk_sealed = seal_node_key(node.id, nsk)
     for _ in range(MESH_ALLOCATION_ATTEMPTS):
         try:
-            ctx.nodes.register(node, nsk_hash=secret_hash(nsk), token_hash=token_hash, now=now, nsk_sealed=nsk_sealed)
+            ctx.nodes.register(
+                node,
+                nsk_hash=secret_hash(nsk),
+                token_hash=token_hash,
+                now=now,
+                nsk_sealed=nsk_sealed,
+                mesh_ops=mesh.joined(ctx, node),
+            )
             break
         except MeshAddressTaken:
             # The address is claimed (the sequence wrapped past a live node, or was reset):
@@ -86,7 +95,12 @@ def register(
             "No free mesh address was found for the project.", dimension="mesh_addresses", limit=MESH_ADDRESSES
         )
     trust_hooks_on_first_use(ctx, node)
-    return Registration(node=node, node_secret_key=nsk, signing_public_key=signing_public_key)
+    return Registration(
+        node=node,
+        node_secret_key=nsk,
+        signing_public_key=signing_public_key,
+        peers=mesh.peers_for(ctx, node.project_id, node.id, node.key_version),
+    )
 
 
 def update_capabilities(ctx: Context, caller: NodeCredential, capabilities: Capabilities) -> Node:
@@ -114,11 +128,12 @@ def heartbeat(ctx: Context, caller: NodeCredential, report: dict[str, Any]) -> t
 
 
 def deregister(ctx: Context, node: Node, caller: NodeCredential) -> Node:
-    """The node leaves every cohort and its NSK stops working, in one transaction: the node
-    item's hash and the NSK index go, and every later read of the credential (each node
-    request, each report, each callback token's use) refuses it."""
+    """The node leaves every cohort and the mesh and its NSK stops working, in one
+    transaction: the node item's hash and the NSK index go, and every later read of the
+    credential (each node request, each report, each callback token's use) refuses it; the
+    mesh version moves on and the other nodes hear ``peer_removed``."""
     now = ctx.clock.now()
-    ctx.nodes.deregister(node, caller.nsk_hash, now)
+    ctx.nodes.deregister(node, caller.nsk_hash, now, mesh.left(ctx, node))
     return node.model_copy(update={"status": NodeStatus.DEREGISTERED, "deregistered_at": now, "updated_at": now})
 
 

@@ -57,8 +57,19 @@ def enrollment_token(token_hash: str) -> Key:
 
 
 def mesh_ip_claim(project_id: str, mesh_ip: str) -> Key:
-    """One per address in use in the project's mesh: no two nodes can hold it."""
-    return {"PK": f"PROJECT#{project_id}", "SK": f"MESHIP#{mesh_ip}"}
+    """One per address in use in the project's mesh: no two nodes can hold it. It also holds
+    what the node's peers need of it (public key, key version, endpoint): the project's peer
+    list is one strongly consistent Query of its partition."""
+    return {"PK": f"PROJECT#{project_id}", "SK": f"{MESH_IP_CLAIM_PREFIX}{mesh_ip}"}
+
+
+MESH_IP_CLAIM_PREFIX = "MESHIP#"
+
+
+def mesh_snapshot_object(project_id: str, mesh_version: int) -> str:
+    """The S3 key of a project's peer snapshot at ``mesh_version`` (docs/node-state-plane.md §1):
+    written once per version, never changed."""
+    return f"mesh/{project_id}/{mesh_version:012d}.json.gz"
 
 
 SECRET_PREFIX = "SECRET#"

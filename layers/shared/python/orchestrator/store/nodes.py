@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
 from orchestrator.domain.credentials import NodeCredential
@@ -18,12 +18,19 @@ from orchestrator.errors import (
 from orchestrator.store import keys
 from orchestrator.store.table import ConditionFailed, Item, Table, TransactionCanceled
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
 NOT_EXISTS = "attribute_not_exists(PK)"
 ACTIVE = "attribute_exists(PK) AND #status = :active"
 
 
 class MeshAddressTaken(Exception):
     """Another node of the project holds this mesh address (the registration wrote nothing)."""
+
+
+class PeerChanged(Exception):
+    """The node's key or endpoint changed since it was read (nothing was written)."""
 
 
 class NodeStore:
@@ -74,9 +81,17 @@ class NodeStore:
 
     # Registration ------------------------------------------------------------
     def register(
-        self, node: Node, *, nsk_hash: str, token_hash: str, now: datetime, nsk_sealed: bytes | None = None
+        self,
+        node: Node,
+        *,
+        nsk_hash: str,
+        token_hash: str,
+        now: datetime,
+        nsk_sealed: bytes | None = None,
+        mesh_ops: Sequence[TransactWriteItemTypeDef] = (),
     ) -> None:
-        """Consume the token, claim the hostname and create the node, atomically.
+        """Consume the token, claim the hostname and the mesh address and create the node,
+        atomically, with ``mesh_ops`` (the mesh version's bump and the ``peer_added`` event).
 
         A hostname conflict leaves the token unused; an invalid token wins over
         a conflict (it is checked first).
@@ -105,14 +120,8 @@ class NodeStore:
                         {**keys.nsk_index(nsk_hash), "type": "nsk_index", "node_id": node.id},
                         condition=NOT_EXISTS,
                     ),
-                    self.table.put_op(
-                        {
-                            **keys.mesh_ip_claim(node.project_id, node.mesh_ip),
-                            "type": "mesh_ip_claim",
-                            "node_id": node.id,
-                        },
-                        condition=NOT_EXISTS,
-                    ),
+                    self.table.put_op(_mesh_claim_item(node), condition=NOT_EXISTS),
+                    *mesh_ops,
                 ]
             )
         except TransactionCanceled as exc:
@@ -249,9 +258,12 @@ class NodeStore:
         )
         return bool(item.get("reconcile_requested")), bool(item.get("rotate_keys_requested"))
 
-    def deregister(self, node: Node, nsk_hash: str | None, now: datetime) -> None:
+    def deregister(
+        self, node: Node, nsk_hash: str | None, now: datetime, mesh_ops: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
         """Mark deregistered, revoke the NSK (its hash and index entry) and release the
-        hostname, atomically."""
+        hostname and the mesh address, atomically, with ``mesh_ops`` (the mesh version's bump
+        and the ``peer_removed`` event)."""
         operations = [
             self.table.update_op(
                 keys.node(node.id),
@@ -278,11 +290,130 @@ class NodeStore:
         ]
         if nsk_hash:
             operations.append(self.table.delete_op(keys.nsk_index(nsk_hash)))
+        operations.extend(mesh_ops)
         try:
             self.table.transact(operations)
         except TransactionCanceled as exc:
             if exc.reasons[0] == "ConditionalCheckFailed":
                 raise NodeDeregistered(f"Node {node.id} is already deregistered.") from exc
+            raise
+
+    # The mesh -------------------------------------------------------------------
+    def rotate_key(
+        self, node: Node, public_key: str, now: datetime, mesh_ops: Sequence[TransactWriteItemTypeDef]
+    ) -> Node:
+        """The node's new mesh key, its ``key_version`` + 1 and any pending rotation request
+        cleared, on the node and its mesh address claim, with ``mesh_ops``, atomically; only if
+        the node's peer entry is still the one ``node`` holds (else :class:`PeerChanged`)."""
+        rotated = node.model_copy(update={"public_key": public_key, "key_version": node.key_version + 1})
+        self._change_peer(
+            node,
+            rotated,
+            node_update="SET public_key = :key, key_version = :next, updated_at = :now REMOVE rotate_keys_requested",
+            values={":key": public_key, ":next": rotated.key_version, ":now": rfc3339(now)},
+            mesh_ops=mesh_ops,
+        )
+        return rotated
+
+    def set_endpoint(
+        self, node: Node, endpoint: str, nat_type: str, now: datetime, mesh_ops: Sequence[TransactWriteItemTypeDef]
+    ) -> Node:
+        """The node's new public endpoint, on the node and its mesh address claim, with
+        ``mesh_ops``, atomically; only if the node's peer entry is still the one ``node`` holds
+        (else :class:`PeerChanged`)."""
+        moved = node.model_copy(update={"endpoint": endpoint, "nat_type": nat_type})
+        self._change_peer(
+            node,
+            moved,
+            node_update="SET endpoint = :endpoint, nat_type = :nat, updated_at = :now",
+            values={":endpoint": endpoint, ":nat": nat_type, ":now": rfc3339(now)},
+            mesh_ops=mesh_ops,
+        )
+        return moved
+
+    def set_nat_type(self, node: Node, nat_type: str, now: datetime) -> None:
+        """A new NAT type behind the same endpoint: the node item only (no peer sees it)."""
+        self._update_active(
+            node.id,
+            update="SET nat_type = :nat, updated_at = :now",
+            values={":nat": nat_type, ":now": rfc3339(now)},
+        )
+
+    def request_key_rotation(self, project_id: str, node_id: str, now: datetime) -> None:
+        """Flag the node so its next heartbeat answers ``rotate_keys: true`` (404 if it is not
+        a node of the project, 409 ``node_deregistered`` if it left)."""
+        try:
+            self.table.update(
+                keys.node(node_id),
+                update="SET rotate_keys_requested = :yes, rotate_keys_requested_at = :now",
+                condition=ACTIVE + " AND project_id = :project",
+                names={"#status": "status"},
+                values={
+                    ":yes": True,
+                    ":now": rfc3339(now),
+                    ":active": NodeStatus.ACTIVE.value,
+                    ":project": project_id,
+                },
+                returns="NONE",
+            )
+        except ConditionFailed as exc:
+            if exc.item is None or exc.item.get("project_id") != project_id:
+                raise NodeNotFound(f"Node {node_id} does not exist in this project.") from exc
+            raise NodeDeregistered(f"Node {node_id} is deregistered.") from exc
+
+    def _change_peer(
+        self,
+        node: Node,
+        changed: Node,
+        *,
+        node_update: str,
+        values: dict[str, Any],
+        mesh_ops: Sequence[TransactWriteItemTypeDef],
+    ) -> None:
+        # The condition pins the peer entry the caller built its event from: a concurrent
+        # rotation or endpoint change makes this one fail and be rebuilt, never announce a
+        # stale key or endpoint.
+        same_peer = (
+            ACTIVE
+            + " AND (key_version = :kv"
+            + (" OR attribute_not_exists(key_version))" if node.key_version == 0 else ")")
+            + " AND (endpoint = :ep"
+            + (" OR attribute_not_exists(endpoint))" if not node.endpoint else ")")
+        )
+        claim = _mesh_claim_item(changed)
+        try:
+            self.table.transact(
+                [
+                    self.table.update_op(
+                        keys.node(node.id),
+                        update=node_update,
+                        condition=same_peer,
+                        names={"#status": "status"},
+                        values={
+                            **values,
+                            ":active": NodeStatus.ACTIVE.value,
+                            ":kv": node.key_version,
+                            ":ep": node.endpoint,
+                        },
+                        old_on_failure=True,
+                    ),
+                    # A node registered before addresses were claimed gets its claim here.
+                    self.table.put_op(
+                        claim,
+                        condition="attribute_not_exists(PK) OR node_id = :node",
+                        values={":node": node.id},
+                    ),
+                    *mesh_ops,
+                ]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                old = exc.items[0]
+                if old is None or old.get("status") != NodeStatus.ACTIVE.value:
+                    raise NodeDeregistered(f"Node {node.id} is deregistered.") from exc
+                raise PeerChanged(node.id) from exc
+            if exc.reasons[1] == "ConditionalCheckFailed":
+                raise MeshAddressTaken(node.mesh_ip) from exc
             raise
 
     def _update_active(self, node_id: str, *, update: str, values: dict[str, Any], return_old: bool = False) -> Item:
@@ -315,10 +446,25 @@ def _node_item(node: Node) -> Item:
         "status": node.status.value,
         "mesh_ip": node.mesh_ip,
         "public_key": node.public_key,
+        "key_version": node.key_version,
+        "endpoint": node.endpoint,
         "registered_at": rfc3339(node.registered_at),
         "updated_at": rfc3339(node.updated_at),
         "GSI1PK": keys.project_nodes_gsi1(node.project_id),
         "GSI1SK": node.id,
+    }
+
+
+def _mesh_claim_item(node: Node) -> Item:
+    """The node's mesh address claim, which is also its entry in the project's peer list."""
+    return {
+        **keys.mesh_ip_claim(node.project_id, node.mesh_ip),
+        "type": "mesh_ip_claim",
+        "node_id": node.id,
+        "mesh_ip": node.mesh_ip,
+        "public_key": node.public_key,
+        "key_version": node.key_version,
+        "endpoint": node.endpoint,
     }
 
 
@@ -360,6 +506,9 @@ def node_from_item(item: Item) -> Node:
         status=NodeStatus(item["status"]),
         mesh_ip=item["mesh_ip"],
         public_key=item.get("public_key", ""),
+        key_version=int(item.get("key_version", 0)),
+        endpoint=item.get("endpoint", ""),
+        nat_type=item.get("nat_type", ""),
         registered_at=parse_rfc3339(item["registered_at"]),
         updated_at=parse_rfc3339(item["updated_at"]),
         last_heartbeat_at=parse_rfc3339(item["last_heartbeat_at"]) if item.get("last_heartbeat_at") else None,
