@@ -37,6 +37,16 @@ def stream(api: Api, node: RegisteredNode, last_event_id: str | None = None) -> 
     return [{"id": f["id"], "type": f["event"], **json.loads(f["data"])} for f in _frames(response.text)]
 
 
+def drain(api: Api, *nodes: RegisteredNode) -> str | None:
+    """Read what the nodes were sent so far (the mesh's ``peer_added`` of their registrations);
+    the last event id read."""
+    last = None
+    for node in nodes:
+        events = stream(api, node)
+        last = events[-1]["id"] if events else last
+    return last
+
+
 def publish(ctx: Context, feed: str, event_type: str, fields: dict[str, Any], **options: Any) -> str:
     event_id = ctx.ids.new_id()
     ctx.feeds.append(feed, FeedEvent.new(event_id, event_type, ctx.clock.now(), fields, **options), ctx.clock.now())
@@ -45,6 +55,7 @@ def publish(ctx: Context, feed: str, event_type: str, fields: dict[str, Any], **
 
 def test_a_project_feed_event_reaches_every_node_but_the_one_it_is_about(api: Api, tenant: Tenant) -> None:
     a, b, c = (register_node(api, tenant, f"feed-{i}") for i in range(3))
+    drain(api, a, b, c)
     ctx = context_for("test")
     feed = project_feed(tenant.project_id)
     publish(ctx, feed, "peer_removed", {"peer_id": a.id}, audience=Audience(exclude_node=a.id))
@@ -60,6 +71,7 @@ def test_selector_and_node_id_audiences_reach_only_the_nodes_they_name(api: Api,
     web = register_node(api, tenant, "web-1", metadata={"role": "web"})
     db = register_node(api, tenant, "db-1", metadata={"role": "db"})
     other = register_node(api, tenant, "batch-1", metadata={"role": "batch"})
+    drain(api, web, db, other)
     ctx = context_for("test")
     feed = project_feed(tenant.project_id)
     publish(ctx, feed, "policy_updated", {"n": 1}, audience=Audience(selector="role=web"))
@@ -94,19 +106,22 @@ def test_pages_of_events_for_other_nodes_do_not_stall_a_stream(api: Api, tenant:
     through in one request, and a reconnect with its Last-Event-ID finds nothing more."""
     node = register_node(api, tenant, "patient-1")
     busy = register_node(api, tenant, "busy-1")
+    start = drain(api, node)  # its peer_added for busy-1
+    assert start is not None
     ctx = context_for("test")
     feed = project_feed(tenant.project_id)
     for i in range(230):
         publish(ctx, feed, "node_secrets_updated", {"i": i}, audience=Audience(node_ids=(busy.id,)))
     mine = publish(ctx, feed, "node_secrets_updated", {"i": "mine"}, audience=Audience(node_ids=(node.id,)))
 
-    (event,) = stream(api, node, last_event_id="0")
+    (event,) = stream(api, node, last_event_id=start)
     assert event["id"] == mine
     assert stream(api, node, last_event_id=mine) == []
 
 
 def test_a_pair_key_is_filled_in_per_recipient_and_never_stored(api: Api, tenant: Tenant) -> None:
     new, a, b = (register_node(api, tenant, f"psk-{i}") for i in range(3))
+    drain(api, new, a, b)
     ctx = context_for("test")
     publish(
         ctx,

@@ -23,7 +23,8 @@ ROTATE = "/v1/signing-keys:rotate"
 def raw_stream(api: Api, node: RegisteredNode) -> list[dict[str, str]]:
     response = api.request("GET", f"/v1/nodes/{node.id}/events", token=node.nsk, headers={"Last-Event-ID": "0"})
     assert response.status_code == 200, response.text
-    return _frames(response.text)
+    # Leave out the mesh's peer events (a node registering sends peer_added to the others).
+    return [frame for frame in _frames(response.text) if not frame["event"].startswith("peer_")]
 
 
 def own_event(node: RegisteredNode, event_type: str, fields: dict[str, Any]) -> str:
