@@ -554,6 +554,17 @@ def test_errors_in_json_mode_are_json_on_stderr_and_nothing_on_stdout(
     assert {"type", "title", "status", "detail", "instance", "code", "correlation_id"} <= set(problem)
 
 
+def test_signing_key_show_and_a_refused_rotation(admin: Plexctl, mallory: Plexctl, api: httpx.Client) -> None:
+    keys = api.get("/v1/signing-keys").json()
+    shown = admin("signing-key", "show", "-o", "json")
+    assert shown.code == 0, shown
+    assert shown.json() == keys
+    assert keys["current"] in admin("signing-key", "show").stdout
+    # Only the deployment's admins rotate it; a refusal changes nothing.
+    assert_problem(mallory("signing-key", "rotate"), 77, "rebac_denied")
+    assert api.get("/v1/signing-keys").json() == keys
+
+
 def test_rebac_denied_is_77(mallory: Plexctl, fleet_project: dict[str, Any]) -> None:
     result = mallory("action", "list", "--project", fleet_project["project_id"])
     assert_problem(result, 77, "rebac_denied")

@@ -14,6 +14,7 @@ import pytest
 from plexd_sim import SimulatedFleet
 
 from tests.e2e.conftest import bearer, start_server, stop_server
+from tests.e2e.test_plexctl import Plexctl, private_file
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         stop_server(process)
 
 
-def test_connected_nodes_follow_a_signing_key_rotation(own_server: dict[str, Any]) -> None:
+def test_connected_nodes_follow_a_signing_key_rotation(own_server: dict[str, Any], tmp_path: Path) -> None:
     server, token, project = own_server["server"], own_server["operator_token"], own_server["project_id"]
     fleet = SimulatedFleet(server, token, project, duration=0.2, heartbeat_interval=5, stream_concurrency=2)
     try:
@@ -35,8 +36,10 @@ def test_connected_nodes_follow_a_signing_key_rotation(own_server: dict[str, Any
         fleet.start()
         before = httpx.get(f"{server}/v1/signing-keys", headers=bearer(token), timeout=30).json()
 
-        rotated = httpx.post(f"{server}/v1/signing-keys:rotate", headers=bearer(token), timeout=30)
-        assert rotated.status_code == 200, rotated.text
+        # The deployment's admin rotates the key with plexctl.
+        plexctl = Plexctl(tmp_path, server=server, token_file=private_file(tmp_path / "token", token + "\n"))
+        rotated = plexctl("signing-key", "rotate", "-o", "json")
+        assert rotated.code == 0, rotated
         keys = rotated.json()
         assert keys["previous"] == before["current"] != keys["current"]
 

@@ -696,6 +696,39 @@ def enroll(project: str | None, ttl_seconds: int | None) -> None:
     render.emit(minted, _flags().output, render.key_values)
 
 
+# --- signing-key -------------------------------------------------------------------------------------
+
+
+@cli.group(name="signing-key", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def signing_key() -> None:
+    """The deployment's event-signing key (public halves; rotation by deployment admins)."""
+
+
+def _deployment_client() -> ApiClient:
+    resolved = resolve(_flags())
+    return ApiClient(resolved.server, resolved.token)
+
+
+@signing_key.command(name="show", epilog=EXIT_CODES)
+@persistent_flags
+def signing_key_show() -> None:
+    """The current public key, and the previous one while its transition lasts."""
+    with _deployment_client() as client:
+        keys = client.get("/v1/signing-keys")
+    render.emit(keys, _flags().output, render.key_values)
+
+
+@signing_key.command(name="rotate", epilog=EXIT_CODES)
+@persistent_flags
+def signing_key_rotate() -> None:
+    """A new key signs node events from now on; nodes learn it from a signing_key_rotated
+    event signed with the old one (deployment admins only)."""
+    with _deployment_client() as client:
+        keys = client.post("/v1/signing-keys:rotate")
+    render.emit(keys, _flags().output, render.key_values)
+
+
 # --- secret ------------------------------------------------------------------------------------------
 
 
