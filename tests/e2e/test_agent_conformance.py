@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.e2e.conftest import bearer, operator_jwt
+from tests.e2e.conftest import bearer, local_aws, local_services, operator_jwt
 from tests.e2e.plexd_wire import GoAgent, GoVerifier, SseRead, agent_ack, agent_result, read_sse
 from tests.e2e.sdk_models import Execution, ExecutionList, PermissionDenied, Problem
 
@@ -345,3 +347,99 @@ def test_the_agent_learns_of_a_secret_fetches_it_and_decrypts_it_with_its_nsk(
     )
     assert agent.request("GET", f"/v1/nodes/{node_id}/secrets/other", token=nsk).status == 403
     assert agent.request("GET", f"/v1/nodes/{node_id}/secrets/missing", token=nsk).status == 404
+
+
+# --- the mesh (SPEC §18), as the agent speaks it ------------------------------------------------
+
+
+def curve25519_public_key() -> str:
+    """``wgtypes.GeneratePrivateKey().PublicKey().String()``: standard base64 of 32 bytes."""
+    return base64.b64encode(
+        X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    ).decode()
+
+
+def mesh_items(local_server: dict[str, Any], project_id: str, node_ids: list[str]) -> list[dict[str, Any]]:
+    """Every table item of the project's and the nodes' partitions (feed included), read consistently."""
+    client, table = local_aws(local_server, "dynamodb"), local_services(local_server)["table"]
+    partitions = [f"PROJECT#{project_id}", f"PROJECT#{project_id}#FEED", *(f"NODE#{n}" for n in node_ids)]
+    items: list[dict[str, Any]] = []
+    for partition in partitions:
+        pages = client.get_paginator("query").paginate(
+            TableName=table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": partition}},
+            ConsistentRead=True,
+        )
+        items += [item for page in pages for item in page["Items"]]
+    return items
+
+
+def test_the_agent_joins_the_mesh_reports_its_endpoint_and_rotates_its_key(
+    agent: GoAgent, http: httpx.Client, project: dict[str, Any], local_server: dict[str, Any]
+) -> None:
+    # Given two agents registered with real Curve25519 keys, the first alone in its mesh
+    first_key, second_key = curve25519_public_key(), curve25519_public_key()
+    first = register(agent, enrollment_token(http, project), "mesh-01", public_key=first_key)
+    assert first["peers"] == []
+    second = register(agent, enrollment_token(http, project), "mesh-02", public_key=second_key)
+    a, b = first["node_id"], second["node_id"]
+    # Then the second's 201 lists the first as the agent's api.Peer
+    (peer,) = second["peers"]
+    assert peer == {
+        "id": a,
+        "public_key": first_key,
+        "mesh_ip": first["mesh_ip"],
+        "endpoint": "",
+        "allowed_ips": [f"{first['mesh_ip']}/32"],
+        "psk": peer["psk"],
+    }
+    assert len(base64.b64decode(peer["psk"], validate=True)) == 32
+    # ... and the first's /state lists the second with the same pair key
+    state = agent.request("GET", f"/v1/nodes/{a}/state", token=first["node_secret_key"]).json()
+    assert [(p["id"], p["public_key"], p["psk"]) for p in state["peers"]] == [(b, second_key, peer["psk"])]
+
+    # When both report their STUN endpoints (EndpointReport, Go JSON)
+    report = {"public_endpoint": "198.51.100.5:51820", "nat_type": "full_cone"}
+    reply = agent.request("PUT", f"/v1/nodes/{b}/endpoint", report, token=second["node_secret_key"])
+    assert reply.status == 200, reply.body
+    assert reply.json() == {"peer_endpoints": []}  # the first has reported none yet
+    report = {"public_endpoint": "203.0.113.10:51820", "nat_type": "port_restricted_cone"}
+    reply = agent.request("PUT", f"/v1/nodes/{a}/endpoint", report, token=first["node_secret_key"])
+    # Then each answer lists the peers' known endpoints (EndpointResponse)
+    assert reply.status == 200, reply.body
+    assert reply.json() == {"peer_endpoints": [{"peer_id": b, "endpoint": "198.51.100.5:51820"}]}
+
+    # When the first rotates its key (KeyRotateRequest: under 1 KiB, so sent plain, as the agent does)
+    new_key = curve25519_public_key()
+    rotate = {"node_id": a, "new_public_key": new_key}
+    reply = agent.request("POST", "/v1/keys/rotate", rotate, token=first["node_secret_key"])
+    assert reply.status == 200, reply.body
+    assert "Content-Encoding" not in agent.sent[-1]
+    # Then its updated_peers carry a new pair key with the second
+    (updated,) = reply.json()["updated_peers"]
+    assert (updated["id"], updated["public_key"], updated["endpoint"]) == (b, second_key, "198.51.100.5:51820")
+    assert updated["psk"] != peer["psk"]
+
+    # And the second's stream carries a verified peer_key_rotated: an api.Peer with the new key,
+    # whose pair key is what the second's /state and the first's answer hold
+    verifier = GoVerifier([second["signing_public_key"]])
+    _, event = stream_until(agent, second, "peer_key_rotated")
+    payload = verifier.verify(event.data)
+    assert (payload["peer_id"], payload["id"], payload["public_key"]) == (a, a, new_key)
+    assert payload["allowed_ips"] == [f"{first['mesh_ip']}/32"] and payload["endpoint"] == "203.0.113.10:51820"
+    state = agent.request("GET", f"/v1/nodes/{b}/state", token=second["node_secret_key"]).json()
+    assert [(p["id"], p["public_key"], p["psk"]) for p in state["peers"]] == [(a, new_key, payload["psk"])]
+    assert payload["psk"] == updated["psk"]
+
+    # When a key of 31 bytes or a malformed endpoint is sent
+    before = mesh_items(local_server, project["id"], [a, b])
+    short = {"node_id": a, "new_public_key": base64.b64encode(bytes(31)).decode()}
+    reply = agent.request("POST", "/v1/keys/rotate", short, token=first["node_secret_key"])
+    assert (reply.status, json.loads(reply.body)["code"]) == (422, "public_key_invalid")
+    for endpoint in ("203.0.113.10", "203.0.113.10:0", "[::1]:51820x", "bad host:51820"):
+        bad = {"public_endpoint": endpoint, "nat_type": "full_cone"}
+        reply = agent.request("PUT", f"/v1/nodes/{a}/endpoint", bad, token=first["node_secret_key"])
+        assert (reply.status, json.loads(reply.body)["code"]) == (400, "invalid_endpoint"), endpoint
+    # Then nothing was written
+    assert mesh_items(local_server, project["id"], [a, b]) == before

@@ -6,6 +6,7 @@ event streams, answers action requests and records everything it saw;
 ``python -m plexd_sim --help`` runs a fleet from the command line.
 """
 
+from plexd_sim.mesh import MeshSent, NodeMesh, Peer
 from plexd_sim.simulator import (
     ActionRequest,
     Activity,
@@ -32,8 +33,11 @@ __all__ = [
     "EnvelopeRejected",
     "EnvelopeVerifier",
     "HeartbeatSent",
+    "MeshSent",
+    "NodeMesh",
     "NodeProblem",
     "Outcome",
+    "Peer",
     "ReceivedEvent",
     "SimulatedFleet",
     "SimulatedNode",

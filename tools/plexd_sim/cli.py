@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from plexd_sim.mesh import MeshSent
 from plexd_sim.simulator import (
     OUTCOMES,
     ActionRequest,
@@ -135,6 +136,12 @@ def describe(activity: Activity) -> str | None:
             return f"{host}  {kind} {status} execution={execution_id} -> {answer}"
         case HeartbeatSent(hostname=host, status_code=status_code, error=error):
             return None if status_code == 200 else f"{host}  heartbeat -> {error or status_code}"
+        case MeshSent(hostname=host, kind="rotate", status_code=status_code, public_key=key, peers=peers):
+            answer = activity.error or f"{status_code}{f' {activity.code}' if activity.code else ''}"
+            return f"{host}  key rotated to {key} -> {answer} ({peers} peers re-keyed)"
+        case MeshSent(hostname=host, kind="endpoint", status_code=status_code, endpoint=endpoint):
+            answer = activity.error or f"{status_code}{f' {activity.code}' if activity.code else ''}"
+            return None if status_code == 200 else f"{host}  endpoint {endpoint} -> {answer}"
         case NodeProblem(hostname=host, where=where, status_code=status_code, detail=detail):
             return f"{host or '-'}  problem in {where}: {status_code or ''} {detail}".rstrip()
     return None

@@ -33,12 +33,11 @@ from functools import partial
 from typing import Any, Literal
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from orchestrator.events.envelope import rfc3339_go
 from plexd_sim import wire
+from plexd_sim.mesh import DEFAULT_ENDPOINT_INTERVAL, MESH_EVENTS, MeshAgent, MeshNode, MeshSent, NodeMesh, Peer
 from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent
 
 Outcome = Literal["success", "failure", "rejected", "silent"]
@@ -94,6 +93,8 @@ class SimulatedNode:
     # values it fetched and decrypted, by key: (version, value).
     secret_index: dict[str, int] = field(default_factory=dict)
     secrets: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    # Its WireGuard side: key pair, public endpoint, peer table (plexd_sim.mesh).
+    mesh: NodeMesh = field(default_factory=NodeMesh, repr=False)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -234,7 +235,7 @@ class NodeProblem:
     detail: str
 
 
-Activity = ReceivedEvent | VerificationFailure | CallbackResponse | HeartbeatSent | StateSent | NodeProblem
+Activity = ReceivedEvent | VerificationFailure | CallbackResponse | HeartbeatSent | StateSent | MeshSent | NodeProblem
 Listener = Callable[[Activity], None]
 OutcomeRule = Outcome | Callable[[SimulatedNode, ActionRequest], Outcome]
 DurationRule = float | Callable[[SimulatedNode, ActionRequest], float]
@@ -318,7 +319,8 @@ class SimulatedFleet:
 
     ``outcome`` and ``duration`` are fixed values or callables deciding per
     node and request. ``reconnect_delay`` overrides the server's ``retry:``
-    hint between two stream reads of a node.
+    hint between two stream reads of a node. Each node reports its public endpoint after
+    start and every ``endpoint_interval`` seconds (:mod:`plexd_sim.mesh`).
     """
 
     def __init__(
@@ -337,6 +339,7 @@ class SimulatedFleet:
         result_retries: int = 3,
         report_debounce: float = 5.0,
         request_timeout: float = 30.0,
+        endpoint_interval: float = DEFAULT_ENDPOINT_INTERVAL,
         listener: Listener | None = None,
     ) -> None:
         if stream_concurrency < 1 or callback_concurrency < 1:
@@ -371,10 +374,18 @@ class SimulatedFleet:
         self._callbacks: list[CallbackResponse] = []
         self._heartbeats: list[HeartbeatSent] = []
         self._state_sent: list[StateSent] = []
+        self._mesh_sent: list[MeshSent] = []
         self._problems: list[NodeProblem] = []
         self._stopping = threading.Event()
         self._streams: _Scheduler | None = None
         self._workers: _Scheduler | None = None
+        self._mesh = MeshAgent(
+            self._http,
+            endpoint_interval=endpoint_interval,
+            record=self._record,
+            fail=self._fail,
+            schedule=lambda delay, task: self._later(self._workers, delay, task),
+        )
 
     # -- lifecycle --
 
@@ -463,27 +474,26 @@ class SimulatedFleet:
 
     def deregister_all(self) -> int:
         """``POST /v1/nodes/{id}/deregister`` for every node still registered; how many succeeded."""
-        done = 0
-        for node in self.nodes:
-            if node.revoked:
-                continue
-            try:
-                response = self._http.post(f"/v1/nodes/{node.node_id}/deregister", headers=node.auth)
-            except httpx.HTTPError as error:
-                self._record(NodeProblem(node.node_id, node.hostname, "deregister", None, str(error)))
-                continue
-            if response.status_code == 200:
-                node.revoked = True
-                done += 1
-            else:
-                self._record(
-                    NodeProblem(node.node_id, node.hostname, "deregister", response.status_code, response.text)
-                )
-        return done
+        return sum(self.deregister(node.node_id) for node in self.nodes if not node.revoked)
+
+    def deregister(self, node_id: str) -> bool:
+        """``POST /v1/nodes/{id}/deregister`` (no body, as plexd's shutdown); whether it was
+        taken. The node stops reading, heartbeating and reporting."""
+        node = self.node(node_id)
+        try:
+            response = self._http.post(f"/v1/nodes/{node.node_id}/deregister", headers=node.auth)
+        except httpx.HTTPError as error:
+            self._record(NodeProblem(node.node_id, node.hostname, "deregister", None, str(error)))
+            return False
+        if response.status_code != 200:
+            self._record(NodeProblem(node.node_id, node.hostname, "deregister", response.status_code, response.text))
+            return False
+        node.revoked = True
+        return True
 
     def _register(self, hostname: str, body: Mapping[str, Any], attempts: int = 4) -> SimulatedNode:
         """Mint a token and register; on 429/5xx start over with a fresh token (a failed attempt may have used it)."""
-        public_key = X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        mesh = NodeMesh()
         for attempt in range(1, attempts + 1):
             minted = self._retrying_post(
                 f"/v1/projects/{self.project_id}/enrollment-tokens", headers=self._operator, json={}
@@ -493,7 +503,7 @@ class SimulatedFleet:
             request = {
                 "token": minted.json()["token"],
                 "hostname": hostname,
-                "public_key": base64.b64encode(public_key).decode("ascii"),
+                "public_key": mesh.public_key,
                 **body,
             }
             response = self._retrying_post("/v1/register", attempts=1, **wire.agent_body(request, {}))
@@ -504,7 +514,7 @@ class SimulatedFleet:
             retried = " (after a 5xx that may have registered it)" if attempt > 1 else ""
             raise SimulatorError(f"register {hostname}: {response.status_code} {_problem_code(response)}{retried}")
         registered = response.json()
-        return SimulatedNode(
+        node = SimulatedNode(
             hostname=hostname,
             node_id=registered["node_id"],
             secret_key=registered["node_secret_key"],
@@ -512,7 +522,10 @@ class SimulatedFleet:
             mesh_ip=registered.get("mesh_ip", ""),
             labels=dict(body["metadata"]),
             verifier=EnvelopeVerifier([registered["signing_public_key"]]),
+            mesh=mesh,
         )
+        self._mesh.load_registration(node, registered.get("peers"))
+        return node
 
     def _retrying_post(self, url: str, *, attempts: int = 4, **kwargs: Any) -> httpx.Response:
         """POST, retrying transport errors and 429/5xx (not 501) with exponential backoff."""
@@ -595,6 +608,26 @@ class SimulatedFleet:
                 if (node_id is None or sent.node_id == node_id) and (kind is None or sent.kind == kind)
             ]
 
+    def peers(self, node_id: str) -> dict[str, Peer]:
+        """A node's peer table now, by peer id."""
+        return self.node(node_id).mesh.peers()
+
+    def mesh_requests(self, node_id: str | None = None, kind: str | None = None) -> list[MeshSent]:
+        """The key rotations (``rotate``) and endpoint reports (``endpoint``) sent."""
+        with self._lock:
+            return [
+                sent
+                for sent in self._mesh_sent
+                if (node_id is None or sent.node_id == node_id) and (kind is None or sent.kind == kind)
+            ]
+
+    def set_endpoint(self, node_id: str, endpoint: str) -> MeshSent:
+        """The node's NAT binding moved (as a STUN discovery would find): report it now, and
+        from now on at every refresh."""
+        node = self.node(node_id)
+        node.mesh.endpoint = endpoint
+        return self._mesh.report_endpoint(node)
+
     @property
     def problems(self) -> list[NodeProblem]:
         with self._lock:
@@ -626,6 +659,8 @@ class SimulatedFleet:
                 "callbacks_2xx": sum(c.status_code is not None and c.status_code < 300 for c in self._callbacks),
                 "callbacks_501": sum(c.not_provisioned for c in self._callbacks),
                 "heartbeats": len(self._heartbeats),
+                "key_rotations": sum(m.kind == "rotate" and m.status_code == 200 for m in self._mesh_sent),
+                "endpoint_reports": sum(m.kind == "endpoint" for m in self._mesh_sent),
                 "problems": len(self._problems),
             }
 
@@ -642,6 +677,8 @@ class SimulatedFleet:
                     self._heartbeats.append(activity)
                 case StateSent():
                     self._state_sent.append(activity)
+                case MeshSent():
+                    self._mesh_sent.append(activity)
                 case NodeProblem():
                     self._problems.append(activity)
             self._changed.notify_all()
@@ -657,6 +694,7 @@ class SimulatedFleet:
         assert self._streams is not None and self._workers is not None
         self._streams.call_soon(partial(self._read_events, node))
         self._workers.call_soon(partial(self._heartbeat, node))
+        self._mesh.start(node)
 
     def _later(self, scheduler: _Scheduler | None, delay: float, task: Callable[[], None]) -> None:
         if scheduler is not None and not self._stopping.is_set():
@@ -747,6 +785,8 @@ class SimulatedFleet:
             node.data = list(event.payload.get("data") or [])
         elif event.event_type == "node_secrets_updated":
             self._on_secrets_updated(node, event)
+        elif event.event_type in MESH_EVENTS:
+            self._mesh.on_event(node, event.event_id, event.event_type, event.payload)
 
     # -- secrets --
 
@@ -792,9 +832,7 @@ class SimulatedFleet:
             self._changed.notify_all()
         return value
 
-    def _fail(
-        self, node: SimulatedNode, event_id: str | None, event_type: str | None, reason: str, detail: str
-    ) -> None:
+    def _fail(self, node: MeshNode, event_id: str | None, event_type: str | None, reason: str, detail: str) -> None:
         self._record(VerificationFailure(node.node_id, node.hostname, event_id, event_type, reason, detail))
 
     def _workers_call_soon(self, task: Callable[[], None]) -> None:
@@ -937,7 +975,11 @@ class SimulatedFleet:
         if self._stopping.is_set() or node.revoked:
             return
         body = wire.heartbeat_body(
-            node.node_id, rfc3339_go(datetime.now(UTC).replace(microsecond=0)), time.monotonic() - node.registered_at
+            node.node_id,
+            rfc3339_go(datetime.now(UTC).replace(microsecond=0)),
+            time.monotonic() - node.registered_at,
+            peer_count=len(node.mesh.peers()),
+            nat={"public_endpoint": node.mesh.endpoint, "type": node.mesh.nat_type},
         )
         try:
             response = self._http.post(f"/v1/nodes/{node.node_id}/heartbeat", **wire.agent_body(body, node.auth))
@@ -952,6 +994,8 @@ class SimulatedFleet:
                 return
             if reconcile:
                 self._refresh_signing_keys(node)
+            if rotate:
+                self._mesh.request_rotation(node)
         self._later(self._workers, self._heartbeat_interval, partial(self._heartbeat, node))
 
     def _on_signing_key_rotated(self, node: SimulatedNode, event: VerifiedEvent) -> None:
@@ -965,18 +1009,21 @@ class SimulatedFleet:
             self._fail(node, event.event_id, event.event_type, "bad_payload", str(error))
 
     def _refresh_signing_keys(self, node: SimulatedNode) -> None:
-        """Reconcile the trusted keys from ``GET /v1/nodes/{id}/state`` (``signing_keys.current/previous``)."""
+        """Reconcile the trusted keys from ``GET /v1/nodes/{id}/state`` (``signing_keys.current/previous``)
+        and the peers (``peers``)."""
+        changes = node.mesh.changes
         try:
             response = self._http.get(f"/v1/nodes/{node.node_id}/state", headers=node.auth)
         except httpx.HTTPError as error:
             self._record(NodeProblem(node.node_id, node.hostname, "state", None, str(error)))
             return
-        keys = _json_object(response).get("signing_keys") or {}
+        body = _json_object(response)
+        keys = body.get("signing_keys") or {}
         trusted = [key for key in (keys.get("current"), keys.get("previous")) if isinstance(key, str) and key]
         if response.status_code != 200 or not trusted:
             self._record(NodeProblem(node.node_id, node.hostname, "state", response.status_code, "no signing keys"))
             return
-        corrections = []
+        corrections = [fix.as_wire() for fix in self._mesh.reconcile(node, body.get("peers"), changes)]
         if sorted(trusted) != sorted(node.verifier.trusted_keys()):
             # e.g. a missed signing_key_rotated: the reconcile corrected it, so the agent reports drift
             detail = f"trusted signing keys replaced from /state ({len(trusted)} key(s))"
@@ -1091,7 +1138,9 @@ class SimulatedFleet:
             self._schedule_report_sync(node)
 
     def _pull_state(self, node: SimulatedNode) -> None:
-        """Reconcile from ``GET /v1/nodes/{id}/state``: keep its policies and data entries."""
+        """Reconcile from ``GET /v1/nodes/{id}/state``: keep its policies and data entries, correct
+        the peers (drift when it did)."""
+        changes = node.mesh.changes
         try:
             response = self._http.get(f"/v1/nodes/{node.node_id}/state", headers=node.auth)
         except httpx.HTTPError as error:
@@ -1104,6 +1153,9 @@ class SimulatedFleet:
         node.policies = list(body.get("policies") or [])
         node.data = list(body.get("data") or [])
         node.state_pulls += 1
+        corrections = [fix.as_wire() for fix in self._mesh.reconcile(node, body.get("peers"), changes)]
+        if corrections:
+            self._send_drift(node, corrections)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

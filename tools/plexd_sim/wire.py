@@ -152,13 +152,24 @@ def capabilities(
     }
 
 
-def heartbeat_body(node_id: str, timestamp: str, uptime_seconds: float) -> dict[str, Any]:
-    """The seed's heartbeat, with a quiet mesh (the mesh is not simulated)."""
-    return {
+def heartbeat_body(
+    node_id: str,
+    timestamp: str,
+    uptime_seconds: float,
+    *,
+    peer_count: int = 0,
+    nat: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The seed's heartbeat: the mesh's peer count and, once known, the NAT binding
+    (``{public_endpoint, type}``)."""
+    body: dict[str, Any] = {
         "node_id": node_id,
         "timestamp": timestamp,
         "status": "healthy",
         "uptime": go_duration(int(uptime_seconds)),
         "binary_checksum": SIM_BINARY_CHECKSUM,
-        "mesh": {"interface": "plexd0", "peer_count": 0, "listen_port": 51820},
+        "mesh": {"interface": "plexd0", "peer_count": peer_count, "listen_port": 51820},
     }
+    if nat is not None:
+        body["nat"] = dict(nat)
+    return body
