@@ -327,9 +327,9 @@ def test_state_with_a_warm_snapshot_reads_the_mesh_version_only(api: Api, tenant
     peers = state_peers(api, a)
 
     assert len(peers) == 1
-    # the node's credential and record, the project's mesh version; its open invocations, the
-    # project's secrets and policies, the node's data entries
-    assert calls.take() == Counter({"dynamodb:GetItem": 2, "dynamodb:Query": 4})
+    # the node's credential and record, the signing key's rotation count, the project's mesh
+    # version; its open invocations, the project's secrets and policies, the node's data entries
+    assert calls.take() == Counter({"dynamodb:GetItem": 3, "dynamodb:Query": 4})
 
 
 def test_a_cold_container_gets_the_snapshot_with_one_s3_get(api: Api, tenant: Tenant, calls: Calls) -> None:
@@ -340,7 +340,7 @@ def test_a_cold_container_gets_the_snapshot_with_one_s3_get(api: Api, tenant: Te
     calls.take()
 
     assert state_peers(api, a) == warm
-    assert calls.take() == Counter({"dynamodb:GetItem": 2, "dynamodb:Query": 4, "s3:GetObject": 1})
+    assert calls.take() == Counter({"dynamodb:GetItem": 3, "dynamodb:Query": 4, "s3:GetObject": 1})
 
 
 def snapshot_object(api: Api, tenant: Tenant, version: int) -> bytes:

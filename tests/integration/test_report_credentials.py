@@ -266,6 +266,14 @@ def test_the_state_read_authenticates_and_loads_the_node_in_one_read(
         response = api.request("GET", f"/v1/nodes/{node.id}/state", token=node.nsk)
     assert response.status_code == 200, response.text
     assert [e["execution_id"] for e in response.json["executions"]] == [execution]
-    # the node (credential and record), its open targets, the project's mesh version (peers),
-    # its secrets (secret_refs) and policies, the node's data entries
-    assert made == ["GetItem(consistent)", "Query", "GetItem(consistent)", "Query", "Query(consistent)", "Query"]
+    # the node (credential and record), its open targets, the signing key's rotation count, the
+    # project's mesh version (peers), its secrets (secret_refs) and policies, the node's data
+    assert made == [
+        "GetItem(consistent)",
+        "Query",
+        "GetItem",
+        "GetItem(consistent)",
+        "Query",
+        "Query(consistent)",
+        "Query",
+    ]

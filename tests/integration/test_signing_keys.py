@@ -13,6 +13,7 @@ import pytest
 from orchestrator import secrets
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.services.context import context_for
+from orchestrator.settings import get_settings
 from tests.e2e.plexd_wire import EnvelopeRefused, GoVerifier
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, operator_token, register_node
 from tests.integration.test_feeds import _frames
@@ -128,3 +129,22 @@ def _token(api: Api, tenant: Tenant) -> str:
     from tests.integration.conftest import mint_enrollment_token
 
     return mint_enrollment_token(api, tenant)
+
+
+def test_a_container_with_a_cached_keyring_from_before_the_rotation_serves_the_new_keys(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plexd replaces its trusted keys with ``state.signing_keys``: a container still caching
+    the keyring from before a rotation must not hand out the old key alone."""
+    node = register_node(api, tenant, "sk-stale")
+    before = signing_secret(api)
+    keys = api.request("POST", ROTATE, token=tenant.admin_token).json
+    # This container's cache still holds the keyring from before the rotation.
+    name = get_settings().signing_key_secret_name
+    cached = secrets._secret
+    monkeypatch.setattr(secrets, "_secret", lambda asked: before if asked == name else cached(asked))
+    assert secrets.signing_keyring().current != json.loads(signing_secret(api))["current"]
+
+    state_keys = api.request("GET", f"/v1/nodes/{node.id}/state", token=node.nsk).json["signing_keys"]
+    assert state_keys["current"] == keys["current"]
+    assert state_keys["previous"] == keys["previous"]

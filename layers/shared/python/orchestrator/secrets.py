@@ -61,11 +61,14 @@ def _signing_secret_name() -> str:
     return require(get_settings().signing_key_secret_name, "signing_key_not_provisioned")
 
 
-def signing_keyring(*, fresh: bool = False) -> Keyring:
-    """The event-signing keyring (``domain.signing``); ``fresh`` skips the cache (rotation)."""
+def signing_keyring(*, fresh: bool = False, at_least: int = 0) -> Keyring:
+    """The event-signing keyring (``domain.signing``); ``fresh`` skips the cache (rotation), and
+    a cached keyring older than rotation ``at_least`` is fetched again."""
     name = _signing_secret_name()
     if not fresh:
-        return Keyring.parse(_secret(name))
+        cached = Keyring.parse(_secret(name))
+        if cached.rotations >= at_least:
+            return cached
     try:
         value = _provider().get(name, force_fetch=True)
     except (parameters.GetParameterError, ClientError, BotoCoreError) as exc:

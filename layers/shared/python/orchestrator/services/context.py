@@ -18,6 +18,7 @@ from orchestrator.store.nodes import NodeStore
 from orchestrator.store.policies import PolicyStore
 from orchestrator.store.reports import ReportStore
 from orchestrator.store.secrets import SecretStore
+from orchestrator.store.signing import SigningStore
 from orchestrator.store.table import Table
 from orchestrator.store.targets import TargetStore
 from orchestrator.store.tenancy import TenancyStore
@@ -61,6 +62,10 @@ class Context:
     @property
     def hook_baselines(self) -> HookBaselineStore:
         return HookBaselineStore(self.table)
+
+    @property
+    def signing(self) -> SigningStore:
+        return SigningStore(self.table)
 
     @property
     def feeds(self) -> FeedStore:

@@ -173,7 +173,9 @@ def node_state(ctx: Context, node: Node) -> dict[str, Any]:
     return {
         "node_id": node.id,
         "executions": executions,
-        "signing_keys": secrets.signing_keyring().public(ctx.clock.now()).model_dump(),
+        # Never a keyring older than the last rotation: the agent replaces its trusted keys
+        # with these, so a container's stale cache would make it drop the new key.
+        "signing_keys": secrets.signing_keyring(at_least=ctx.signing.rotations()).public(ctx.clock.now()).model_dump(),
         "peers": mesh.peers_for(ctx, node.project_id, node.id, node.key_version),
         "policies": policies.node_policies(ctx, node.project_id, node.labels),
         "metadata": node.metadata,

@@ -37,6 +37,8 @@ def rotate(ctx: Context, subject: str) -> Keyring:
         secrets.store_signing_keyring(rotated)
     except secrets.KeyringChanged as exc:
         raise SigningKeyRotationConflict("Another rotation of the signing key happened at the same time.") from exc
+    # Every container's next /state sees it and stops serving its cached keyring.
+    ctx.signing.published(rotated.rotations, now)
     public = rotated.public(now)
     fields = {
         "public_key": public.current,

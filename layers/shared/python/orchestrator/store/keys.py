@@ -107,6 +107,11 @@ def node_drift(node_id: str, drift_id: str) -> Key:
     return {"PK": f"NODE#{node_id}", "SK": f"{DRIFT_PREFIX}{drift_id}"}
 
 
+def deployment_signing() -> Key:
+    """How many times the deployment's signing key was rotated (no key material)."""
+    return {"PK": "DEPLOYMENT", "SK": "SIGNING"}
+
+
 # Feeds: events that concern many nodes, written once and merged into each node's stream at
 # delivery (docs/node-state-plane.md §3). One per project, one for the deployment.
 DEPLOYMENT_FEED = "FEED#DEPLOYMENT"
