@@ -25,3 +25,24 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
 )
+
+
+def _parse_botocore_data_once() -> None:
+    """Every test starts a fresh moto account, which makes boto3 start a fresh session, whose
+    loader parses botocore's JSON data (endpoints, service models) again: about 40 ms per
+    client, a third of an integration test's time. The files never change within a run, so
+    each is parsed once per process and shared (botocore only reads them)."""
+    import botocore.loaders
+
+    parse = botocore.loaders.JSONFileLoader.load_file
+    parsed: dict[str, object] = {}
+
+    def load_file(self: botocore.loaders.JSONFileLoader, file_path: str) -> object:
+        if file_path not in parsed:
+            parsed[file_path] = parse(self, file_path)
+        return parsed[file_path]
+
+    botocore.loaders.JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+
+
+_parse_botocore_data_once()

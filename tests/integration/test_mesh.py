@@ -412,3 +412,29 @@ def test_parallel_registrations_rotations_and_departures_keep_addresses_unique(a
         assert len(ips) == len(set(ips)) == len(staying) - 1
         for peer_id, peer in addresses[node.id].items():
             assert addresses[peer_id][node.id]["psk"] == peer["psk"]
+
+
+@pytest.mark.parametrize(
+    "public_key",
+    [base64.b64encode(bytes(31)).decode(), "not base64!", base64.b64encode(bytes(33)).decode()],
+)
+def test_a_malformed_public_key_at_registration_is_400_and_writes_nothing(
+    api: Api, tenant: Tenant, public_key: str
+) -> None:
+    body = {"token": mint_enrollment_token(api, tenant), "hostname": "bad-key", "public_key": public_key}
+    before = api.table_items()
+    problem = assert_problem(api.request("POST", "/v1/register", json_body=body), 400, "invalid_body")
+    assert any("public_key" in str(error) for error in problem["errors"]), problem
+    assert api.table_items() == before
+
+
+def test_a_node_registered_without_a_mesh_key_is_nobodys_peer(api: Api, tenant: Tenant) -> None:
+    keyed, _ = join(api, tenant, "keyed-01")
+    body = {"token": mint_enrollment_token(api, tenant), "hostname": "keyless-01"}
+    keyless = api.request("POST", "/v1/register", json_body=body)
+    assert keyless.status_code == 201, keyless.text
+    # It gets the others as peers, but nobody gets it: no peer_added, not in their /state.
+    assert [peer["id"] for peer in keyless.json["peers"]] == [keyed.id]
+    assert keyless.json["node_id"] not in state_peers(api, keyed)
+    stream = api.request("GET", f"/v1/nodes/{keyed.id}/events", token=keyed.nsk, headers={"Last-Event-ID": "0"})
+    assert "peer_added" not in stream.text

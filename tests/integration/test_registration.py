@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import boto3
 import pytest
 
@@ -49,7 +51,7 @@ def test_register_returns_node_identity_and_signing_key(api: Api, tenant: Tenant
         json_body={
             "token": token,
             "hostname": "web-01",
-            "public_key": "cHVi",
+            "public_key": base64.b64encode(bytes(range(32))).decode(),
             "metadata": {"env": "prod"},
             "capabilities": CAPABILITIES,
         },

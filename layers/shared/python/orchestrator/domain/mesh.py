@@ -75,12 +75,13 @@ class MeshPeer(BaseModel):
 def peer_entries(
     mesh_key: bytes, project_id: str, recipient: tuple[str, int], snapshot: Sequence[MeshPeer]
 ) -> list[dict[str, Any]]:
-    """What ``recipient`` (``(node_id, key_version)``) receives of a snapshot: every other peer,
-    each with the pair key the two of them share."""
+    """What ``recipient`` (``(node_id, key_version)``) receives of a snapshot: every other peer
+    that has a mesh key (a node registered without one cannot be a WireGuard peer), each with
+    the pair key the two of them share."""
     return [
         peer.entry(pair_psk(mesh_key, project_id, recipient, (peer.id, peer.key_version)))
         for peer in snapshot
-        if peer.id != recipient[0]
+        if peer.id != recipient[0] and peer.public_key
     ]
 
 

@@ -10,6 +10,7 @@ response that mints it; ``orchestrator.http.responses`` describes what they buil
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -31,6 +32,7 @@ from orchestrator.clock import rfc3339
 from orchestrator.domain.capabilities import PARAMETER_NAME
 from orchestrator.domain.labels import LABEL_TOKEN, is_label_token
 from orchestrator.domain.liveness import node_liveness
+from orchestrator.domain.mesh import WIREGUARD_KEY_BYTES
 from orchestrator.domain.models import (
     ActionParameter,
     BinaryInfo,
@@ -203,7 +205,11 @@ class RegisterRequest(NodeBody):
     hostname: Annotated[str, Field(min_length=1, max_length=253)] = Field(
         description="Unique among the project's registered nodes.", json_schema_extra={"pattern": HOSTNAME.pattern}
     )
-    public_key: Annotated[str, Field(max_length=1024)] = ""
+    public_key: Annotated[str, Field(max_length=64)] = Field(
+        "",
+        description="The node's WireGuard (Curve25519) public key: standard base64 of 32 bytes. A node"
+        " registered without one holds a mesh address but is nobody's peer until it rotates a key in.",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form node metadata, at most 64 entries and 16 KiB as JSON. Entries whose key and scalar"
@@ -218,6 +224,19 @@ class RegisterRequest(NodeBody):
     def _hostname(cls, value: str) -> str:
         if not HOSTNAME.fullmatch(value):
             raise ValueError("hostname must be letters, digits, '-' and '.'")
+        return value
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            raw = base64.b64decode(value.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise ValueError("public_key must be standard base64") from None
+        if len(raw) != WIREGUARD_KEY_BYTES:
+            raise ValueError(f"public_key must encode {WIREGUARD_KEY_BYTES} bytes, not {len(raw)}")
         return value
 
     @field_validator("metadata")

@@ -140,7 +140,10 @@ def as_peer(node: Node) -> MeshPeer:
 
 
 def joined(ctx: Context, node: Node) -> list[TransactWriteItemTypeDef]:
-    """Registration's share: the mesh version and ``peer_added`` (the new node's entry)."""
+    """Registration's share: the mesh version and ``peer_added`` (the new node's entry). A node
+    registered without a mesh key is nobody's peer: nothing to announce."""
+    if not node.public_key:
+        return []
     return _announce(ctx, node, "peer_added", as_peer(node).event_fields(), with_psk=True)
 
 
