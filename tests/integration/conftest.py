@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,12 +95,22 @@ def stop_workflows(deployed: Stack) -> None:
                 time.sleep(0.05)
 
 
+# Every secret value an integration test writes through the API is looked for, when the test
+# ends, in every table item, every answer and every event the test received (issue 15: a
+# value is never stored, answered or sent in clear; the node's fetch answers ciphertext).
+SECRET_WRITE = re.compile(r"^/v1/projects/[^/]+/secrets/[^/?]+$")
+NODE_SECRET_FETCH = re.compile(r"^/v1/nodes/[^/]+/secrets/")
+TRACKED_SECRET_LENGTH = 8  # shorter values would be found by chance (a test's "x")
+
+
 @dataclass
 class Api:
     """An HTTP client for the template's API, served the way API Gateway calls the handlers."""
 
     client: Client
     stack: Stack
+    secret_values: set[str] = field(default_factory=set)
+    answers: list[bytes] = field(default_factory=list)
 
     def request(
         self,
@@ -117,7 +129,30 @@ class Api:
         if json_body is not None:
             data = json.dumps(json_body)
             all_headers.setdefault("Content-Type", "application/json")
-        return self.client.open(path, method=method, data=data, headers=all_headers, query_string=query)
+            value = json_body.get("value") if isinstance(json_body, dict) else None
+            tracked = isinstance(value, str) and len(value) >= TRACKED_SECRET_LENGTH
+            if method == "PUT" and SECRET_WRITE.match(path) and tracked:
+                self.secret_values.add(str(value))
+        response = self.client.open(path, method=method, data=data, headers=all_headers, query_string=query)
+        if not NODE_SECRET_FETCH.match(path):
+            self.answers.append(response.get_data())
+        return response
+
+    def assert_no_secret_value_leaked(self) -> None:
+        """No secret value written by the test, in clear or base64, in any table item (binary
+        attributes as their bytes) or in any answer or event stream the test received."""
+        if not self.secret_values:
+            return
+        stored = b"\n".join(
+            value["B"] if "B" in value else repr(value).encode()
+            for item in self.table_items()
+            for value in item.values()
+        )
+        seen = {"the table": stored, "an answer or event": b"\n".join(self.answers)}
+        for secret in self.secret_values:
+            for form in (secret.encode(), base64.b64encode(secret.encode())):
+                for where, text in seen.items():
+                    assert form not in text, f"a secret value written by this test is in {where}"
 
     def table_items(self) -> list[dict[str, Any]]:
         client = boto3.client("dynamodb")
@@ -132,8 +167,10 @@ class Api:
 
 
 @pytest.fixture
-def api(stack: Stack, runtime: InProcessRuntime, template: Template) -> Api:
-    return Api(Client(Gateway(runtime.invoke, template)), stack)
+def api(stack: Stack, runtime: InProcessRuntime, template: Template) -> Iterator[Api]:
+    client = Api(Client(Gateway(runtime.invoke, template)), stack)
+    yield client
+    client.assert_no_secret_value_leaked()
 
 
 def operator_token(subject: str, **overrides: Any) -> str:
@@ -190,8 +227,8 @@ def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, 
     problem: dict[str, Any] = response.json
     assert problem["code"] == code, problem
     assert problem["status"] == status
-    for field in ("type", "title", "detail", "instance", "correlation_id"):
-        assert problem[field], field
+    for name in ("type", "title", "detail", "instance", "correlation_id"):
+        assert problem[name], name
     assert response.headers["X-Correlation-Id"] == problem["correlation_id"]
     return problem
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import uuid
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +48,9 @@ def fleet(api: Api, tenant: Tenant) -> list[RegisteredNode]:
 def test_no_secret_value_or_node_key_is_stored_answered_sent_or_logged(
     api: Api, tenant: Tenant, fleet: list[RegisteredNode], capfd: pytest.CaptureFixture[str], values: list[str]
 ) -> None:
+    # Each value starts with a random token: a generated value that happens to be a substring
+    # of what the table rightly holds (a type name, say) is not a leak.
+    values = [f"{uuid.uuid4().hex}{value}" for value in values]
     caught = _LogCatcher()
     logging.getLogger().addHandler(caught)
     logger.setLevel("DEBUG")
@@ -96,3 +101,23 @@ class _LogCatcher(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage() + repr(record.__dict__))
+
+
+def test_the_suite_wide_guard_finds_a_value_in_an_answer_or_the_table(api: Api, tenant: Tenant) -> None:
+    """Every integration test's ``api`` looks for the secret values it wrote when it ends; the
+    guard itself must find one where it should not be."""
+    value = "guard-sentinel-value"
+    assert put(api, tenant, "guarded", value, node_ids=[]).status_code == 201
+    api.assert_no_secret_value_leaked()  # nothing leaked so far
+    api.answers.append(b'{"echo": "' + base64.b64encode(value.encode()) + b'"}')
+    with pytest.raises(AssertionError, match="an answer or event"):
+        api.assert_no_secret_value_leaked()
+    api.answers.pop()
+    boto3.client("dynamodb").put_item(
+        TableName=api.stack.refs["Table"], Item={"PK": {"S": "LEAK"}, "SK": {"S": "LEAK"}, "v": {"S": value}}
+    )
+    with pytest.raises(AssertionError, match="the table"):
+        api.assert_no_secret_value_leaked()
+    boto3.client("dynamodb").delete_item(
+        TableName=api.stack.refs["Table"], Key={"PK": {"S": "LEAK"}, "SK": {"S": "LEAK"}}
+    )
