@@ -46,55 +46,24 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
-for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[_name]
+from moto import mock_aws
+from offline import Counting
 
-import warnings  # noqa: E402
-
-from moto import mock_aws  # noqa: E402
-
-from orchestrator import aws, secrets  # noqa: E402
-from orchestrator.domain.audit import AuditEvent  # noqa: E402
-from orchestrator.domain.credentials import mint_node_secret_key, secret_hash  # noqa: E402
-from orchestrator.domain.executions import Execution, Target, TargetStatus  # noqa: E402
-from orchestrator.domain.models import Domain, Node  # noqa: E402
-from orchestrator.services.context import context_for  # noqa: E402
-from orchestrator.settings import get_settings  # noqa: E402
-from orchestrator.store import keys  # noqa: E402
-from orchestrator.store.execution_items import target_item  # noqa: E402
-from orchestrator.store.nodes import _node_item  # noqa: E402
-from orchestrator_local import moto_patches  # noqa: E402
-from orchestrator_local.resources import deploy  # noqa: E402
-from orchestrator_local.runtime import InProcessRuntime  # noqa: E402
-from orchestrator_local.streams import StreamPump  # noqa: E402
-from orchestrator_local.template import Template  # noqa: E402
-
-warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-
-class Counting:
-    """Counts requests made on the library's DynamoDB client."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        aws.dynamodb().meta.events.register("before-call.dynamodb", self.on_call)
-
-    def on_call(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
+from orchestrator import aws, secrets
+from orchestrator.domain.audit import AuditEvent
+from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
+from orchestrator.domain.executions import Execution, Target, TargetStatus
+from orchestrator.domain.models import Domain, Node
+from orchestrator.services.context import context_for
+from orchestrator.settings import get_settings
+from orchestrator.store import keys
+from orchestrator.store.execution_items import target_item
+from orchestrator.store.nodes import _node_item
+from orchestrator_local import moto_patches
+from orchestrator_local.resources import deploy
+from orchestrator_local.runtime import InProcessRuntime
+from orchestrator_local.streams import StreamPump
+from orchestrator_local.template import Template
 
 
 def event(node_id: str, execution_id: str, nsk: str, suffix: str, body: dict[str, Any]) -> dict[str, Any]:

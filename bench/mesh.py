@@ -38,59 +38,26 @@ import os
 import secrets as random
 import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
-for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[_name]
+from moto import mock_aws
+from offline import Counting
 
-import warnings  # noqa: E402
-
-from moto import mock_aws  # noqa: E402
-
-from orchestrator import aws, secrets  # noqa: E402
-from orchestrator.domain.credentials import mint_enrollment_token, mint_node_secret_key, secret_hash  # noqa: E402
-from orchestrator.domain.models import Domain, EnrollmentToken, Node, Project  # noqa: E402
-from orchestrator.services import mesh  # noqa: E402
-from orchestrator.services.context import context_for  # noqa: E402
-from orchestrator.services.nodes import mesh_ip  # noqa: E402
-from orchestrator.settings import get_settings  # noqa: E402
-from orchestrator.store import keys  # noqa: E402
-from orchestrator.store.nodes import _mesh_claim_item, _node_item  # noqa: E402
-from orchestrator_local import moto_patches  # noqa: E402
-from orchestrator_local.resources import deploy  # noqa: E402
-from orchestrator_local.runtime import InProcessRuntime  # noqa: E402
-
-warnings.filterwarnings("ignore", message="No application metrics to publish")
+from orchestrator import aws, secrets
+from orchestrator.domain.credentials import mint_enrollment_token, mint_node_secret_key, secret_hash
+from orchestrator.domain.models import Domain, EnrollmentToken, Node, Project
+from orchestrator.services import mesh
+from orchestrator.services.context import context_for
+from orchestrator.services.nodes import mesh_ip
+from orchestrator.settings import get_settings
+from orchestrator.store import keys
+from orchestrator.store.nodes import _mesh_claim_item, _node_item
+from orchestrator_local import moto_patches
+from orchestrator_local.resources import deploy
+from orchestrator_local.runtime import InProcessRuntime
 
 FLOORS = {"register": 3, "state (warm)": 3, "state (cold)": 3, "endpoint (same)": 2, "endpoint (new)": 3, "rotate": 3}
-
-
-class Counting:
-    """Counts the requests made on the library's DynamoDB and S3 clients."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        for client in (aws.dynamodb(), aws.s3()):
-            client.meta.events.register("before-call", self.on_call)
-
-    def on_call(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 def public_key() -> str:
@@ -163,7 +130,7 @@ def seed(size: int) -> tuple[str, str]:
 
 def measure(size: int) -> list[dict[str, Any]]:
     _, token = seed(size)
-    runtime, counting = InProcessRuntime(), Counting()
+    runtime, counting = InProcessRuntime(), Counting(("dynamodb", "s3"))
     rows: list[dict[str, Any]] = []
 
     def call(name: str, function: str, request: Any, *, cold: bool = False) -> Any:

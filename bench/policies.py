@@ -21,48 +21,21 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
-for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[_name]
+from moto import mock_aws
+from offline import Counting
 
-from moto import mock_aws  # noqa: E402
-
-from orchestrator import aws, secrets  # noqa: E402
-from orchestrator.domain.models import Node  # noqa: E402
-from orchestrator.domain.policies import PolicyRule  # noqa: E402
-from orchestrator.services import node_feed, policies, tenancy  # noqa: E402
-from orchestrator.services.context import Context, context_for  # noqa: E402
-from orchestrator.settings import get_settings  # noqa: E402
-from orchestrator.store.nodes import _node_item  # noqa: E402
-from orchestrator_local import moto_patches  # noqa: E402
-from orchestrator_local.resources import deploy  # noqa: E402
+from orchestrator import aws, secrets
+from orchestrator.domain.models import Node
+from orchestrator.domain.policies import PolicyRule
+from orchestrator.services import node_feed, policies, tenancy
+from orchestrator.services.context import Context, context_for
+from orchestrator.settings import get_settings
+from orchestrator.store.nodes import _node_item
+from orchestrator_local import moto_patches
+from orchestrator_local.resources import deploy
 
 ADMIN = "bench-admin"
 RULES = [PolicyRule(src="*", dst="*", port=443, protocol="tcp", action="allow")]
-
-
-class Counting:
-    """Counts requests made on the library's DynamoDB client."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        aws.dynamodb().meta.events.register("before-call.dynamodb", self.on_call)
-
-    def on_call(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 def seed(ctx: Context, size: int) -> tuple[str, Node]:
