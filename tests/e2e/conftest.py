@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import boto3
 import httpx
 import jwt
 import pytest
+from plexd_sim import SimulatedFleet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,3 +166,16 @@ def project_with_nodes(
         assert response.status_code == 201, response.text
         registered.append({"id": response.json()["node_id"], "nsk": response.json()["node_secret_key"]})
     return {"domain_id": domain["id"], "project_id": project["id"], "nodes": registered}
+
+
+@contextmanager
+def simulated_fleet(local_server: dict[str, Any], project_id: str, **options: Any) -> Iterator[SimulatedFleet]:
+    """A node simulator for the project, as the bootstrap admin; stopped, its nodes
+    deregistered (their hostnames and selectors freed in the shared server) and closed after."""
+    fleet = SimulatedFleet(local_server["server"], local_server["operator_token"], project_id, **options)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
+        fleet.deregister_all()
+        fleet.close()

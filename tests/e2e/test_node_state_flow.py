@@ -15,7 +15,7 @@ import httpx
 import pytest
 from plexd_sim import SimulatedFleet
 
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import bearer, simulated_fleet
 from tests.e2e.test_plexctl import Plexctl, private_file
 
 pytestmark = pytest.mark.e2e
@@ -23,20 +23,14 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def fleet(local_server: dict[str, Any]) -> Iterator[SimulatedFleet]:
-    fleet = SimulatedFleet(
-        local_server["server"],
-        local_server["operator_token"],
+    with simulated_fleet(
+        local_server,
         local_server["project_id"],
         duration=0.2,
         heartbeat_interval=5,
         stream_concurrency=1,
-    )
-    try:
+    ) as fleet:
         yield fleet
-    finally:
-        fleet.stop()
-        fleet.deregister_all()
-        fleet.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from plexd_sim import SimulatedFleet
 
+from tests.e2e.conftest import simulated_fleet
 from tests.e2e.plexd_wire import GoAgent
 from tests.e2e.test_agent_conformance import enrollment_token, register
 
@@ -109,20 +110,14 @@ def test_another_nodes_key_is_403_and_a_missing_key_401_as_the_agent_reads_them(
 
 @pytest.fixture
 def fleet(local_server: dict[str, Any], project: dict[str, Any]) -> Iterator[SimulatedFleet]:
-    fleet = SimulatedFleet(
-        local_server["server"],
-        local_server["operator_token"],
+    with simulated_fleet(
+        local_server,
         project["id"],
         heartbeat_interval=30,
         stream_concurrency=1,
         report_debounce=0.3,
-    )
-    try:
+    ) as fleet:
         yield fleet
-    finally:
-        fleet.stop()
-        fleet.deregister_all()
-        fleet.close()
 
 
 def test_the_simulator_syncs_debounced_reports_and_posts_drift_after_a_reconcile(

@@ -20,7 +20,7 @@ from plexd_sim import EnvelopeRejected, EnvelopeVerifier, SimulatedFleet
 from plexd_sim.wire import SseParser, go_duration
 
 from orchestrator.events.envelope import Envelope, envelope_json, new_nonce, sign_envelope
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import bearer, simulated_fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -29,20 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def fleet(local_server: dict[str, Any]) -> Iterator[SimulatedFleet]:
-    fleet = SimulatedFleet(
-        local_server["server"],
-        local_server["operator_token"],
+    with simulated_fleet(
+        local_server,
         local_server["project_id"],
         duration=0.2,
         heartbeat_interval=5,
         stream_concurrency=1,  # the test server runs two workers; leave one for dispatch and the workflow
-    )
-    try:
+    ) as fleet:
         yield fleet
-    finally:
-        fleet.stop()
-        fleet.deregister_all()  # frees the shared project's hostnames and selectors
-        fleet.close()
 
 
 def test_selector_dispatch_reaches_exactly_the_matching_simulated_nodes(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from plexd_sim import SimulatedFleet, SimulatedNode
 
-from tests.e2e.conftest import bearer
+from tests.e2e.conftest import bearer, simulated_fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -28,21 +28,15 @@ def project_id(local_server: dict[str, Any], http: httpx.Client) -> str:
 
 @pytest.fixture
 def fleet(local_server: dict[str, Any], project_id: str) -> Iterator[SimulatedFleet]:
-    fleet = SimulatedFleet(
-        local_server["server"],
-        local_server["operator_token"],
+    with simulated_fleet(
+        local_server,
         project_id,
         heartbeat_interval=1,
         endpoint_interval=2,
         stream_concurrency=2,  # the server's held streams have two workers of their own
         reconnect_delay=0.1,  # plexd reconnects at once
-    )
-    try:
+    ) as fleet:
         yield fleet
-    finally:
-        fleet.stop()
-        fleet.deregister_all()
-        fleet.close()
 
 
 def mesh_problems(fleet: SimulatedFleet, nodes: Sequence[SimulatedNode]) -> list[str]:
