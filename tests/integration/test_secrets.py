@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from orchestrator.store import keys
 from tests.integration.conftest import (
+    ADMIN,
     Api,
     RegisteredNode,
     Tenant,
@@ -270,3 +271,32 @@ def test_state_lists_the_secrets_granted_to_the_node(api: Api, tenant: Tenant, w
     state = api.request("GET", f"/v1/nodes/{web.id}/state", token=web.nsk)
     assert state.status_code == 200, state.text
     assert state.json["secret_refs"] == [{"key": "for-prod", "version": 2}, {"key": "for-web", "version": 1}]
+
+
+def test_a_change_and_its_event_are_one_write(api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret never changes without its node_secrets_updated: when the event's write fails,
+    the new version is not stored either (and the other way round)."""
+    from orchestrator.store.feeds import FeedStore
+    from orchestrator.store.table import TransactionCanceled
+
+    assert put(api, tenant, "atomic", "first-value-1").status_code == 201
+    before = api.table_items()
+    failing = FeedStore.append_op
+
+    def append_op_that_fails(self: FeedStore, feed: str, event, now):  # type: ignore[no-untyped-def]
+        op = failing(self, feed, event, now)
+        op["Put"]["ConditionExpression"] = "attribute_exists(PK)"  # an event id that is not there
+        return op
+
+    monkeypatch.setattr(FeedStore, "append_op", append_op_that_fails)
+    from orchestrator.domain.secrets import SecretGrants
+    from orchestrator.services import secrets as secret_service
+    from orchestrator.services.context import context_for
+
+    with pytest.raises(TransactionCanceled):
+        secret_service.put_secret(
+            context_for("test"), ADMIN, tenant.project_id, "atomic", value=b"second-value", grants=SecretGrants()
+        )
+    with pytest.raises(TransactionCanceled):
+        secret_service.delete_secret(context_for("test"), ADMIN, tenant.project_id, "atomic")
+    assert api.table_items() == before

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import kms
 from orchestrator.domain.credentials import NodeCredential
@@ -34,6 +34,9 @@ from orchestrator.errors import NodeKeyNotSealed, SecretAccessDenied, SecretNotF
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import project_feed
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 WRITE_ATTEMPTS = 8  # concurrent writers of one secret each get their own version
 
@@ -68,11 +71,11 @@ def put_secret(
         data_key = kms.generate_data_key(data_key_context(project_id, key, version), operation="secrets")
         nonce, ciphertext = seal(data_key.plaintext, value)
         sealed = SealedSecret(meta=meta, ciphertext=ciphertext, nonce=nonce, wrapped_data_key=data_key.wrapped)
+        announced = _announcement(ctx, meta, current.meta.grants if current else None, deleted=False)
         try:
-            ctx.secrets.put_version(sealed, replaces=current.meta.version if current else None)
+            ctx.secrets.put_version(sealed, replaces=current.meta.version if current else None, with_ops=[announced])
         except SecretVersionConflict:
             continue
-        _announce(ctx, meta, current.meta.grants if current else None, deleted=False)
         return meta, current is None
     raise SecretVersionConflict(f"Secret {key!r} is being changed by other writers; try again.")
 
@@ -84,11 +87,11 @@ def delete_secret(ctx: Context, subject: str, project_id: str, key: str) -> None
         current = ctx.secrets.get(project_id, key)
         if current is None:
             raise SecretNotFound(f"Secret {key!r} does not exist.")
+        announced = _announcement(ctx, current.meta, None, deleted=True)
         try:
-            ctx.secrets.delete(project_id, key, version=current.meta.version)
+            ctx.secrets.delete(project_id, key, version=current.meta.version, with_ops=[announced])
         except SecretVersionConflict:
             continue
-        _announce(ctx, current.meta, None, deleted=True)
         return
     raise SecretVersionConflict(f"Secret {key!r} is being changed by other writers; try again.")
 
@@ -138,10 +141,13 @@ def seal_node_key(node_id: str, nsk_b64: str) -> bytes:
     return kms.encrypt(base64.b64decode(nsk_b64), nsk_context(node_id), operation="node_registration")
 
 
-def _announce(ctx: Context, meta: SecretMeta, before: SecretGrants | None, *, deleted: bool) -> None:
+def _announcement(
+    ctx: Context, meta: SecretMeta, before: SecretGrants | None, *, deleted: bool
+) -> TransactWriteItemTypeDef:
     """One ``node_secrets_updated`` in the project feed, for the nodes granted before or
-    after. Each recipient's ``secret_refs`` (the agent replaces its index with it) is filled
-    in at delivery (``services.node_feed``)."""
+    after, as an operation of the change's own transaction (no change without its event).
+    Each recipient's ``secret_refs`` (the agent replaces its index with it) is filled in at
+    delivery (``services.node_feed``)."""
     event = FeedEvent.new(
         ctx.ids.new_id(),
         SECRETS_UPDATED,
@@ -149,4 +155,4 @@ def _announce(ctx: Context, meta: SecretMeta, before: SecretGrants | None, *, de
         {"key": meta.key, "version": meta.version, "deleted": deleted},
         audience=change_audience(before, meta.grants),
     )
-    ctx.feeds.append(project_feed(meta.project_id), event, ctx.clock.now())
+    return ctx.feeds.append_op(project_feed(meta.project_id), event, ctx.clock.now())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import parse_rfc3339, rfc3339
 from orchestrator.domain.secrets import SealedSecret, SecretGrants, SecretMeta
 from orchestrator.errors import SecretNotFound, SecretVersionConflict
 from orchestrator.store import keys
-from orchestrator.store.table import ConditionFailed, Item, Table
+from orchestrator.store.table import Item, Table, TransactionCanceled
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 META_ATTRIBUTES = ("project_id", "key", "version", "grants", "updated_at", "updated_by")
 
@@ -23,26 +26,39 @@ class SecretStore:
         item = self.table.get(keys.project_secret(project_id, key), consistent=True)
         return sealed_from_item(item) if item else None
 
-    def put_version(self, secret: SealedSecret, *, replaces: int | None) -> None:
-        """Write ``secret`` as the next version: only if the secret is absent (``replaces``
-        None) or still at version ``replaces``; otherwise 409 ``secret_version_conflict``
-        (another writer took that version; the caller may read again and retry)."""
+    def put_version(
+        self, secret: SealedSecret, *, replaces: int | None, with_ops: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
+        """Write ``secret`` as the next version, with ``with_ops`` (its event) in the same
+        transaction: only if the secret is absent (``replaces`` None) or still at version
+        ``replaces``; otherwise 409 ``secret_version_conflict`` (another writer took that
+        version; the caller may read again and retry) and nothing written."""
         if replaces is None:
             condition, values = "attribute_not_exists(PK)", None
         else:
             condition, values = "version = :replaces", {":replaces": replaces}
         try:
-            self.table.put(_item(secret), condition=condition, values=values)
-        except ConditionFailed as exc:
-            raise SecretVersionConflict(f"Secret {secret.meta.key!r} was changed concurrently.") from exc
+            self.table.transact([self.table.put_op(_item(secret), condition=condition, values=values), *with_ops])
+        except TransactionCanceled as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":
+                raise SecretVersionConflict(f"Secret {secret.meta.key!r} was changed concurrently.") from exc
+            raise
 
-    def delete(self, project_id: str, key: str, *, version: int) -> None:
-        """Delete the secret if it is still at ``version`` (404 when it is gone, 409 when
-        another writer changed it meanwhile)."""
+    def delete(
+        self, project_id: str, key: str, *, version: int, with_ops: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
+        """Delete the secret if it is still at ``version``, with ``with_ops`` (its event) in
+        the same transaction (404 when it is gone, 409 when another writer changed it
+        meanwhile; nothing written either way)."""
+        secret_key = keys.project_secret(project_id, key)
         try:
-            self.table.delete(keys.project_secret(project_id, key), condition="version = :v", values={":v": version})
-        except ConditionFailed as exc:
-            if self.table.get(keys.project_secret(project_id, key), consistent=True) is None:
+            self.table.transact(
+                [self.table.delete_op(secret_key, condition="version = :v", values={":v": version}), *with_ops]
+            )
+        except TransactionCanceled as exc:
+            if exc.reasons[0] != "ConditionalCheckFailed":
+                raise
+            if self.table.get(secret_key, consistent=True) is None:
                 raise SecretNotFound(f"Secret {key!r} does not exist.") from exc
             raise SecretVersionConflict(f"Secret {key!r} was changed concurrently.") from exc
 
