@@ -16,7 +16,7 @@ app = rest_app()
 def get_signing_keys() -> Response[str]:
     ctx = context_for("signing_keys")
     operator_subject(app)
-    return json_response(200, signing.signing_keys_view(signing.current(), ctx))
+    return json_response(200, signing.signing_keys_view(signing.current(ctx), ctx))
 
 
 @api_entrypoint

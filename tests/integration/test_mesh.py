@@ -438,3 +438,22 @@ def test_a_node_registered_without_a_mesh_key_is_nobodys_peer(api: Api, tenant: 
     assert keyless.json["node_id"] not in state_peers(api, keyed)
     stream = api.request("GET", f"/v1/nodes/{keyed.id}/events", token=keyed.nsk, headers={"Last-Event-ID": "0"})
     assert "peer_added" not in stream.text
+
+
+def test_a_snapshot_outage_after_the_registration_committed_still_hands_out_the_nsk(
+    api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 201 is the only answer with the node's key: the peers are left out, not the key."""
+    from orchestrator.errors import DependencyUnavailable
+
+    join(api, tenant, "web-01")
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise DependencyUnavailable("The object store is unavailable.")
+
+    monkeypatch.setattr(mesh, "peers_for", unavailable)
+    node, body = join(api, tenant, "web-02")
+    assert body["peers"] == []
+    monkeypatch.undo()
+    # The key works, and the first /state brings the peers.
+    assert len(state_peers(api, node)) == 1

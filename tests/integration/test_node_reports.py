@@ -4,6 +4,7 @@ reads GET /v1/projects/{p}/nodes/{id}/reports and /drift."""
 from __future__ import annotations
 
 import gzip
+import json
 from typing import Any
 
 import boto3
@@ -354,3 +355,16 @@ def test_report_reads_reveal_no_secret(api: Api, tenant: Tenant, node: Registere
     assert node.nsk not in text
     for forbidden in ("nsk", "hash", "GSI1", "PK"):
         assert forbidden not in text
+
+
+def test_drift_text_over_256_kib_of_utf8_is_413_and_writes_nothing(api: Api, node: RegisteredNode) -> None:
+    """200 corrections of 1,024 four-byte characters fit the schema (it counts characters) and
+    a 1 MiB body, but not one item: refused before the write, not a 500."""
+    corrections = [{"type": "policy_rule_removed", "detail": "\U0001f512" * 1024} for _ in range(200)]
+    body = {"timestamp": "2026-12-02T10:31:00Z", "corrections": corrections}
+    before = api.table_items()
+    raw = json.dumps(body, ensure_ascii=False).encode()  # UTF-8 as Go sends it: ~820 KB
+    headers = {"Content-Type": "application/json"}
+    response = api.request("POST", f"/v1/nodes/{node.id}/drift", data=raw, headers=headers, token=node.nsk)
+    assert_problem(response, 413, "drift_too_large")
+    assert api.table_items() == before

@@ -27,6 +27,7 @@ from werkzeug.test import TestResponse
 from orchestrator.http.responses import EventEnvelope, Problem
 from orchestrator_local.template import ROOT
 from tests.integration.conftest import Api, RegisteredNode, Tenant, mint_enrollment_token
+from tests.integration.test_signing_keys import end_transition
 from tests.response_shapes import assert_conforms
 
 CHECKSUM = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -186,6 +187,7 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     walk.call("deleteSecret", secret, token=admin)
     walk.call("getSigningKeys", "/v1/signing-keys", token=admin)
     walk.call("rotateSigningKey", "/v1/signing-keys:rotate", token=admin)
+    end_transition(walk.api)  # a second rotation waits for the first one's transition
     walk.call("rotateSigningKeySlashSpelling", "/v1/signing-keys/rotate", token=admin)
     walk.call("nodeState", f"/v1/nodes/{web.id}/state", token=web.nsk)  # with a previous key listed
     return {"events": events}

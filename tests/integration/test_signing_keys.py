@@ -96,6 +96,30 @@ def test_a_rotation_lists_both_keys_and_nodes_learn_the_new_one_from_an_envelope
     assert not any(keyring["current"] in json.dumps(item, default=str) for item in api.table_items())
 
 
+def end_transition(api: Api) -> None:
+    """Store the current keyring with its transition already over (as a day later)."""
+    keyring = secrets.signing_keyring(fresh=True)
+    over = keyring.model_copy(update={"transition_expires": "2000-01-01T00:00:00.000Z", "rotations": keyring.rotations})
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=api.stack.refs["SigningKeySecret"], SecretString=over.serialize()
+    )
+    secrets.clear_cache()
+
+
+def test_a_rotation_during_the_previous_transition_is_409_and_changes_nothing(api: Api, tenant: Tenant) -> None:
+    assert api.request("POST", ROTATE, token=tenant.admin_token).status_code == 200
+    stored, items = signing_secret(api), api.table_items()
+    assert_problem(api.request("POST", ROTATE, token=tenant.admin_token), 409, "signing_key_rotation_in_progress")
+    assert signing_secret(api) == stored and api.table_items() == items
+    # Once the transition is over, the next rotation goes through.
+    end_transition(api)
+    again = api.request("POST", ROTATE, token=tenant.admin_token)
+    assert again.status_code == 200, again.text
+    from orchestrator.domain.signing import public_key_b64
+
+    assert again.json["previous"] == public_key_b64(json.loads(stored)["current"])
+
+
 def test_two_rotations_from_the_same_keyring_store_one(
     api: Api, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:

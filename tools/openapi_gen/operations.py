@@ -1217,7 +1217,7 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="node",
         request=DriftRequest,
         answer=Answer(200, "The drift report was kept.", DriftRecorded),
-        errors={400: "InvalidBody"},
+        errors={400: "InvalidBody", 413: "DriftTooLarge"},
         description="""
             What the agent corrected when it reconciled. Each report is kept 30 days and is
             readable by the project's operators (`GET .../nodes/{node_id}/drift`).
@@ -1225,7 +1225,8 @@ OPERATIONS: tuple[Operation, ...] = (
 
             **Checks, in this order**: 413 `request_body_too_large`; 501
             `node_drift_not_provisioned`; 401 `nsk_revoked`; 403 `nsk_node_mismatch`; 400
-            `invalid_body`.
+            `invalid_body`; 413 `drift_too_large` (the corrections' text over 256 KiB of
+            UTF-8: the schema's bounds count characters, and the report must fit one item).
             """,
     ),
     Operation(
@@ -1381,9 +1382,12 @@ OPERATIONS: tuple[Operation, ...] = (
             **Checks, in this order**: 401 (operator token); 501
             `signing_key_rotation_not_provisioned` (no table); 403 `rebac_denied` unless the
             caller is named in the deployment's `DeploymentAdmins` (`relation_path`
-            `["user:<subject>", "deployment#admin"]`); 409 `signing_key_rotation_conflict`
-            when another rotation stored its key first (the secret store refuses a second
-            version of the same rotation number); 503 `dependency_unavailable` (secret store).
+            `["user:<subject>", "deployment#admin"]`); 409 `signing_key_rotation_in_progress`
+            while the previous rotation's transition lasts (rotating again would leave nodes
+            that have not read it yet unable to verify either key); 409
+            `signing_key_rotation_conflict` when another rotation stored its key first (the
+            secret store refuses a second version of the same rotation number); 503
+            `dependency_unavailable` (secret store).
             """,
     ),
     Operation(
@@ -1399,7 +1403,8 @@ OPERATIONS: tuple[Operation, ...] = (
         description="""
             The same operation as `POST /v1/signing-keys:rotate` (same checks: 501
             `signing_key_rotation_not_provisioned`, 403 `rebac_denied`, 409
-            `signing_key_rotation_conflict`), for clients that cannot send a colon in a path.
+            `signing_key_rotation_in_progress`, `signing_key_rotation_conflict`), for clients
+            that cannot send a colon in a path.
             """,
     ),
     Operation(

@@ -158,6 +158,10 @@ class SigningKeyRotationConflict(OrchestratorError):
     status, code, title = 409, "signing_key_rotation_conflict", "Signing key rotated concurrently"
 
 
+class SigningKeyRotationInProgress(OrchestratorError):
+    status, code, title = 409, "signing_key_rotation_in_progress", "Signing key transition in progress"
+
+
 class NodeKeyNotSealed(OrchestratorError):
     """The node registered before its NSK was kept sealed: nothing can be wrapped for it."""
 
@@ -224,6 +228,10 @@ class ReportBatchTooLarge(OrchestratorError):
 
 class ReportPayloadTooLarge(OrchestratorError):
     status, code, title = 413, "report_payload_too_large", "Report payload too large"
+
+
+class DriftTooLarge(OrchestratorError):
+    status, code, title = 413, "drift_too_large", "Drift report too large"
 
 
 # 415 ---------------------------------------------------------------------------

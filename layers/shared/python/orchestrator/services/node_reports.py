@@ -9,7 +9,7 @@ from typing import Any
 from orchestrator.domain.credentials import NodeCredential
 from orchestrator.domain.models import Permission
 from orchestrator.domain.reports import DriftCorrection, DriftReport, ReportBatch, StoredReport, check_batch
-from orchestrator.errors import NodeNotFound
+from orchestrator.errors import DriftTooLarge, NodeNotFound
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 
@@ -35,10 +35,18 @@ def sync_reports(ctx: Context, caller: NodeCredential, batch: ReportBatch) -> Sy
     )
 
 
+MAX_DRIFT_BYTES = 256 * 1024
+
+
 def record_drift(
     ctx: Context, caller: NodeCredential, timestamp: str, corrections: tuple[DriftCorrection, ...]
 ) -> DriftReport:
-    """Keep one drift report (30 days)."""
+    """Keep one drift report (30 days): its corrections at most ``MAX_DRIFT_BYTES`` of UTF-8
+    (413 ``drift_too_large``), so the item stays well under DynamoDB's 400 KB whatever the
+    characters (the schema's bounds count characters, up to 4 bytes each)."""
+    size = sum(len(c.type.encode()) + len(c.detail.encode()) for c in corrections)
+    if size > MAX_DRIFT_BYTES:
+        raise DriftTooLarge(f"The corrections are {size} bytes of text; at most {MAX_DRIFT_BYTES}.")
     drift = DriftReport(id=ctx.ids.new_id(), timestamp=timestamp, corrections=corrections, received_at=ctx.clock.now())
     ctx.reports.add_drift(caller.node_id, drift)
     return drift

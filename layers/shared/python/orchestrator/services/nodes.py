@@ -10,7 +10,8 @@ from orchestrator.domain.capabilities import validate_capabilities
 from orchestrator.domain.credentials import NodeCredential, enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
-from orchestrator.errors import CapacityExceeded, EnrollmentTokenInvalid
+from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DependencyUnavailable, EnrollmentTokenInvalid
+from orchestrator.observability import logger
 from orchestrator.services import mesh
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
@@ -96,11 +97,20 @@ def register(
         )
     trust_hooks_on_first_use(ctx, node)
     return Registration(
-        node=node,
-        node_secret_key=nsk,
-        signing_public_key=signing_public_key,
-        peers=mesh.peers_for(ctx, node.project_id, node.id, node.key_version),
+        node=node, node_secret_key=nsk, signing_public_key=signing_public_key, peers=_peers_after_commit(ctx, node)
     )
+
+
+def _peers_after_commit(ctx: Context, node: Node) -> list[dict[str, Any]]:
+    """The new node's peers for its 201. The node is registered by now and this answer is the
+    only one that carries its NSK, so an outage here (the snapshot's S3 object, say) must not
+    turn it into an error: the peers are left out and the agent's first ``/state`` brings
+    them."""
+    try:
+        return mesh.peers_for(ctx, node.project_id, node.id, node.key_version)
+    except (DependencyUnavailable, DatastoreUnavailable):
+        logger.warning("registration answered without peers", node_id=node.id, project_id=node.project_id)
+        return []
 
 
 def update_capabilities(ctx: Context, caller: NodeCredential, capabilities: Capabilities) -> Node:

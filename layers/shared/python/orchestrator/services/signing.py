@@ -8,7 +8,7 @@ from datetime import timedelta
 from orchestrator import secrets
 from orchestrator.domain.feed import FeedEvent
 from orchestrator.domain.signing import Keyring
-from orchestrator.errors import SigningKeyRotationConflict
+from orchestrator.errors import SigningKeyRotationConflict, SigningKeyRotationInProgress
 from orchestrator.services.access import authorize_deployment_admin
 from orchestrator.services.context import Context
 from orchestrator.store.feeds import DEPLOYMENT_FEED
@@ -18,8 +18,9 @@ def signing_keys_view(keyring: Keyring, ctx: Context) -> dict[str, str | None]:
     return {**keyring.public(ctx.clock.now()).model_dump(), "valid_from": keyring.valid_from}
 
 
-def current() -> Keyring:
-    return secrets.signing_keyring()
+def current(ctx: Context) -> Keyring:
+    """Never older than the last rotation (as ``/state``)."""
+    return secrets.signing_keyring(at_least=ctx.signing.rotations())
 
 
 def rotate(ctx: Context, subject: str) -> Keyring:
@@ -29,6 +30,12 @@ def rotate(ctx: Context, subject: str) -> Keyring:
     authorize_deployment_admin(ctx.settings.deployment_admins, subject)
     keyring = secrets.signing_keyring(fresh=True)
     now = ctx.clock.now()
+    if keyring.in_transition(now):
+        # Rotating again would make the key being retired sign nothing and the new one
+        # "previous": a node that has not read the last rotation yet could verify neither.
+        raise SigningKeyRotationInProgress(
+            f"The previous rotation's transition lasts until {keyring.transition_expires}; rotate after it."
+        )
     event_id = ctx.ids.new_id()
     rotated = keyring.rotated(
         random.token_urlsafe(48), event_id, now, timedelta(seconds=ctx.settings.signing_key_transition_seconds)

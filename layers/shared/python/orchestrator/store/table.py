@@ -7,6 +7,7 @@ caller (the store module that knows which transition failed).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ Item = dict[str, Any]
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
+TRANSACTION_ATTEMPTS = 5  # a transaction that lost a TransactionConflict is sent again
+TRANSACTION_BACKOFF_SECONDS = 0.025
 BATCH_PARALLELISM = 8  # batch writes in flight at once (boto3 clients are thread-safe)
 
 OUTAGE_CODES = frozenset(
@@ -261,7 +264,25 @@ class Table:
         self._conditional(lambda: self.client.delete_item(**kwargs))
 
     def transact(self, operations: Sequence[TransactWriteItemTypeDef]) -> None:
-        """All-or-nothing write; raises :class:`TransactionCanceled` with per-item reasons."""
+        """All-or-nothing write; raises :class:`TransactionCanceled` with per-item reasons.
+
+        A transaction cancelled only because another one was writing the same items
+        (``TransactionConflict``: e.g. two registrations bumping their project's mesh version)
+        wrote nothing, so it is sent again, up to ``TRANSACTION_ATTEMPTS`` times with a short
+        jittered backoff; then 503 ``datastore_unavailable``, never a 500."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                self._transact_once(operations)
+                return
+            except TransactionCanceled as exc:
+                conflicted = "TransactionConflict" in exc.reasons
+                if not conflicted or "ConditionalCheckFailed" in exc.reasons:
+                    raise
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise DatastoreUnavailable("The datastore is busy with concurrent changes; retry.") from exc
+                time.sleep(random.uniform(0, TRANSACTION_BACKOFF_SECONDS * 2**attempt))  # noqa: S311 (jitter)
+
+    def _transact_once(self, operations: Sequence[TransactWriteItemTypeDef]) -> None:
         try:
             with datastore_errors():
                 self.client.transact_write_items(TransactItems=list(operations))
