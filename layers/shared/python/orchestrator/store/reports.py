@@ -27,7 +27,6 @@ from orchestrator.store.table import Item, Table, TransactionCanceled
 
 # The version rule (domain.reports.accepts_version) as a write condition.
 NEWER_VERSION = "attribute_not_exists(PK) OR #version < :version"
-CONFLICT_ATTEMPTS = 3  # a concurrent transaction on the same keys (TransactionConflict): try again
 
 
 class ReportStore:
@@ -52,20 +51,18 @@ class ReportStore:
         operations += [self.table.delete_op(keys.node_report(node_id, key)) for key in batch.deleted]
         if not operations:
             return
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-            try:
-                self.table.transact(operations)
-                return
-            except TransactionCanceled as exc:
-                refused = conflicting_keys(batch, exc.reasons)
-                if refused:
-                    raise ReportVersionConflict(
-                        "Each of these entries has a version not greater than the stored one; nothing of the batch"
-                        " was written.",
-                        keys=refused,
-                    ) from exc
-                if "TransactionConflict" not in exc.reasons or attempt == CONFLICT_ATTEMPTS:
-                    raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
+        # A TransactionConflict is sent again by Table.transact (then 503).
+        try:
+            self.table.transact(operations)
+        except TransactionCanceled as exc:
+            refused = conflicting_keys(batch, exc.reasons)
+            if refused:
+                raise ReportVersionConflict(
+                    "Each of these entries has a version not greater than the stored one; nothing of the batch"
+                    " was written.",
+                    keys=refused,
+                ) from exc
+            raise DatastoreUnavailable("The datastore is temporarily unavailable.") from exc
 
     def list_reports(
         self, node_id: str, *, limit: int, start_key: dict[str, Any] | None
