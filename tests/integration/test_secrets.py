@@ -209,6 +209,12 @@ def test_node_granted_by_id_decrypts_the_value_with_its_nsk(api: Api, tenant: Te
     assert fetch(api, web, "tls-cert").json["nonce"] != answer.json["nonce"]  # a fresh nonce per fetch
 
 
+def test_a_node_id_granted_in_capitals_names_the_same_node(api: Api, tenant: Tenant, web) -> None:
+    written = put(api, tenant, "upper", "granted-by-upper-case-id", node_ids=[web.id.upper()])
+    assert written.json["grants"]["node_ids"] == [web.id]
+    assert decrypt(web, fetch(api, web, "upper").json) == "granted-by-upper-case-id"
+
+
 def test_node_granted_by_selector_fetches_and_others_are_403(api: Api, tenant: Tenant, web, db) -> None:
     put(api, tenant, "web-only", "w", selector="role=web")
     assert decrypt(web, fetch(api, web, "web-only").json) == "w"

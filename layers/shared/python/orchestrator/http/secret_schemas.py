@@ -44,7 +44,9 @@ class PutSecretRequest(OperatorBody):
         """The grants, the selector parsed (400 ``malformed_selector`` with its position)."""
         if self.grants.selector is not None:
             parse_selector(self.grants.selector)
-        return SecretGrants(node_ids=tuple(dict.fromkeys(self.grants.node_ids)), selector=self.grants.selector)
+        # Node ids are minted lower case; an id spelled in capitals names the same node.
+        node_ids = tuple(dict.fromkeys(node_id.lower() for node_id in self.grants.node_ids))
+        return SecretGrants(node_ids=node_ids, selector=self.grants.selector)
 
 
 def checked_secret_key(key: str) -> str:

@@ -206,12 +206,12 @@ def report_endpoint(ctx: Context, node: Node, public_endpoint: str, nat_type: st
 
 def request_key_rotation(ctx: Context, subject: str, project_id: str, node_id: str) -> None:
     """An operator asks a node to rotate its mesh key: its next heartbeat answers
-    ``rotate_keys: true`` and its stream gets ``rotate_keys`` (operator relation or above)."""
+    ``rotate_keys: true`` and its stream gets ``rotate_keys``, in one transaction (operator
+    relation or above)."""
     authorize_project(ctx.tenancy, subject, project_id, Permission.DISPATCH)
     now = ctx.clock.now()
-    ctx.nodes.request_key_rotation(project_id, node_id, now)
     event = NodeEvent.new(ctx.ids.new_id(), "rotate_keys", node_id, now, {"node_id": node_id})
-    ctx.node_events.append([event], now)
+    ctx.nodes.request_key_rotation(project_id, node_id, now, with_ops=[ctx.node_events.append_op(event, now)])
 
 
 def _current(ctx: Context, node_id: str) -> Node:

@@ -339,25 +339,27 @@ class NodeStore:
             values={":nat": nat_type, ":now": rfc3339(now)},
         )
 
-    def request_key_rotation(self, project_id: str, node_id: str, now: datetime) -> None:
-        """Flag the node so its next heartbeat answers ``rotate_keys: true`` (404 if it is not
-        a node of the project, 409 ``node_deregistered`` if it left)."""
+    def request_key_rotation(
+        self, project_id: str, node_id: str, now: datetime, with_ops: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
+        """Flag the node so its next heartbeat answers ``rotate_keys: true``, with ``with_ops``
+        (its ``rotate_keys`` event) in the same transaction (404 if it is not a node of the
+        project, 409 ``node_deregistered`` if it left; nothing written either way)."""
+        flag = self.table.update_op(
+            keys.node(node_id),
+            update="SET rotate_keys_requested = :yes, rotate_keys_requested_at = :now",
+            condition=ACTIVE + " AND project_id = :project",
+            names={"#status": "status"},
+            values={":yes": True, ":now": rfc3339(now), ":active": NodeStatus.ACTIVE.value, ":project": project_id},
+            old_on_failure=True,
+        )
         try:
-            self.table.update(
-                keys.node(node_id),
-                update="SET rotate_keys_requested = :yes, rotate_keys_requested_at = :now",
-                condition=ACTIVE + " AND project_id = :project",
-                names={"#status": "status"},
-                values={
-                    ":yes": True,
-                    ":now": rfc3339(now),
-                    ":active": NodeStatus.ACTIVE.value,
-                    ":project": project_id,
-                },
-                returns="NONE",
-            )
-        except ConditionFailed as exc:
-            if exc.item is None or exc.item.get("project_id") != project_id:
+            self.table.transact([flag, *with_ops])
+        except TransactionCanceled as exc:
+            if exc.reasons[0] != "ConditionalCheckFailed":
+                raise
+            old = exc.items[0]
+            if old is None or old.get("project_id") != project_id:
                 raise NodeNotFound(f"Node {node_id} does not exist in this project.") from exc
             raise NodeDeregistered(f"Node {node_id} is deregistered.") from exc
 
