@@ -22,6 +22,7 @@ from orchestrator.domain.node_events import NodeEvent
 from orchestrator.errors import NodeDataConflict, NodeDataNotFound, NodeDataTooLarge, NodeDeregistered, NodeNotFound
 from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
+from orchestrator.services.nodes import readable_node
 from orchestrator.store.node_data import NodeDataChanged
 
 if TYPE_CHECKING:
@@ -85,10 +86,7 @@ def delete_entry(ctx: Context, subject: str, project_id: str, node_id: str, key:
 
 def list_entries(ctx: Context, subject: str, project_id: str, node_id: str) -> list[DataEntry]:
     """Every entry of the node, in key order. Viewers and up."""
-    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
-    owner = ctx.node_data.owner(node_id)
-    if owner is None or owner.project_id != project_id:
-        raise NodeNotFound(f"Node {node_id} does not exist in this project.")
+    readable_node(ctx, subject, project_id, node_id)
     return ctx.node_data.entries(node_id)
 
 

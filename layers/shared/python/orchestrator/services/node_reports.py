@@ -7,13 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.domain.credentials import NodeCredential
-from orchestrator.domain.models import Permission
 from orchestrator.domain.reports import DriftCorrection, DriftReport, ReportBatch, StoredReport, check_batch
-from orchestrator.errors import DriftTooLarge, NodeNotFound
-from orchestrator.services.access import authorize_project
+from orchestrator.errors import DriftTooLarge
 from orchestrator.services.context import Context
-
-MAX_NODE_ID_LENGTH = 128  # longer is no id of ours: not looked up
+from orchestrator.services.nodes import readable_node
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ def list_reports(
     ctx: Context, subject: str, project_id: str, node_id: str, *, limit: int, start_key: dict[str, Any] | None
 ) -> tuple[list[StoredReport], dict[str, Any] | None]:
     """A node's report entries, most recently written first (viewer)."""
-    _readable_node(ctx, subject, project_id, node_id)
+    readable_node(ctx, subject, project_id, node_id)
     return ctx.reports.list_reports(node_id, limit=limit, start_key=start_key)
 
 
@@ -64,13 +61,5 @@ def list_drift(
     ctx: Context, subject: str, project_id: str, node_id: str, *, limit: int, start_key: dict[str, Any] | None
 ) -> tuple[list[DriftReport], dict[str, Any] | None]:
     """A node's drift reports of the last 30 days, newest first (viewer)."""
-    _readable_node(ctx, subject, project_id, node_id)
+    readable_node(ctx, subject, project_id, node_id)
     return ctx.reports.list_drift(node_id, limit=limit, start_key=start_key)
-
-
-def _readable_node(ctx: Context, subject: str, project_id: str, node_id: str) -> None:
-    """The caller may read the project (403/404), and the node is one of its nodes,
-    deregistered ones included (404 ``node_not_found``)."""
-    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
-    if len(node_id) > MAX_NODE_ID_LENGTH or ctx.nodes.project_of(node_id) != project_id:
-        raise NodeNotFound(f"Node {node_id} is not a node of this project.")

@@ -10,7 +10,13 @@ from orchestrator.domain.capabilities import validate_capabilities
 from orchestrator.domain.credentials import NodeCredential, enrollment_token_usable, mint_node_secret_key, secret_hash
 from orchestrator.domain.labels import labels_from_metadata
 from orchestrator.domain.models import Capabilities, Node, NodeStatus, Permission
-from orchestrator.errors import CapacityExceeded, DatastoreUnavailable, DependencyUnavailable, EnrollmentTokenInvalid
+from orchestrator.errors import (
+    CapacityExceeded,
+    DatastoreUnavailable,
+    DependencyUnavailable,
+    EnrollmentTokenInvalid,
+    NodeNotFound,
+)
 from orchestrator.observability import logger
 from orchestrator.services import mesh
 from orchestrator.services.access import authorize_project
@@ -145,6 +151,18 @@ def deregister(ctx: Context, node: Node, caller: NodeCredential) -> Node:
     now = ctx.clock.now()
     ctx.nodes.deregister(node, caller.nsk_hash, now, mesh.left(ctx, node))
     return node.model_copy(update={"status": NodeStatus.DEREGISTERED, "deregistered_at": now, "updated_at": now})
+
+
+MAX_NODE_ID_LENGTH = 128  # longer is no id of ours: not looked up
+
+
+def readable_node(ctx: Context, subject: str, project_id: str, node_id: str) -> None:
+    """Before an operator reads what a node sent or holds: the caller may read the project
+    (403/404), and the node is one of its nodes, deregistered ones included (404
+    ``node_not_found``)."""
+    authorize_project(ctx.tenancy, subject, project_id, Permission.READ)
+    if len(node_id) > MAX_NODE_ID_LENGTH or ctx.nodes.project_of(node_id) != project_id:
+        raise NodeNotFound(f"Node {node_id} is not a node of this project.")
 
 
 def list_nodes(
