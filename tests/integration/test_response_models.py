@@ -106,6 +106,13 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     drift = {"timestamp": "2025-01-15T10:31:00Z", "corrections": [{"type": "peer_added", "detail": "n_peer789"}]}
     walk.call("recordDrift", f"/v1/nodes/{web.id}/drift", json_body=drift, token=web.nsk)
     walk.call("recordDrift", f"/v1/nodes/{web.id}/drift", json_body={**drift, "corrections": None}, token=web.nsk)
+    at = "2025-01-15T10:30:00.123456789Z"
+    for operation_id, kind, record in (
+        ("ingestMetrics", "metrics", {"timestamp": at, "group": "node_resources", "data": {"cpu_percent": 23.5}}),
+        ("ingestLogs", "logs", {"timestamp": at, "source": "journald", "unit": "plexd", "message": "ok"}),
+        ("ingestAudit", "audit", {"timestamp": at, "source": "auditd", "event_type": "SYSCALL", "subject": {}}),
+    ):
+        walk.call(operation_id, f"/v1/nodes/{web.id}/{kind}", json_body=[record], token=web.nsk)
     walk.call("listNodeReports", f"/v1/projects/{project}/nodes/{web.id}/reports", token=admin)
     walk.call("listNodeDrift", f"/v1/projects/{project}/nodes/{web.id}/drift", token=admin, query={"limit": 1})
     labels = {"labels": {"role": "web"}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from typing import Any
 
 import pytest
@@ -78,8 +79,12 @@ def test_request_and_response_schemas_are_the_models_components() -> None:
         found = document["paths"][operation.path][operation.method.lower()]
         if operation.request is not None:
             schema = found["requestBody"]["content"]["application/json"]["schema"]
-            title = operation.request.model_config.get("title") or operation.request.__name__
-            assert schema == {"$ref": REF_PREFIX + title}, operation.operation_id
+            model = typing.get_args(operation.request)[0] if typing.get_origin(operation.request) else operation.request
+            title = model.model_config.get("title") or model.__name__
+            ref = {"$ref": REF_PREFIX + title}
+            assert schema == (ref if model is operation.request else {"type": "array", "items": ref}), (
+                operation.operation_id
+            )
             assert found["responses"]["400"]["$ref"].startswith("#/components/responses/"), operation.operation_id
         if isinstance(operation.answer.body, type):
             answer = found["responses"][str(operation.answer.status)]["content"]["application/json"]["schema"]

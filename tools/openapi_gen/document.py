@@ -14,7 +14,6 @@ import yaml
 from openapi_gen.emit import dump
 from openapi_gen.operations import (
     DOCUMENTED_MODELS,
-    JSON,
     OPERATIONS,
     PATH_PARAMETERS,
     SHARED_PARAMETERS,
@@ -152,7 +151,10 @@ def _operation(operation: Operation, schemas: Mapping[str, Any]) -> dict[str, An
     if operation.request is not None:
         result["requestBody"] = {
             "required": not operation.body_optional,
-            "content": {JSON: {"schema": schemas[f"request:{operation.operation_id}"]}},
+            "content": {
+                media: {"schema": schemas[f"request:{operation.operation_id}"]}
+                for media in operation.request_media_types
+            },
         }
     result["responses"] = _responses(operation, schemas)
     return result

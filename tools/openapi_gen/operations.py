@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.domain.node_data import DATA_KEY
 from orchestrator.domain.policies import POLICY_ID
+from orchestrator.domain.telemetry import MAX_RECORDS, AuditRecord, LogRecord, MetricRecord
 from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
@@ -68,6 +69,7 @@ from orchestrator.http.responses import (
     SecretWritten,
     SigningKeyView,
     TargetOutput,
+    TelemetryAccepted,
 )
 from orchestrator.http.schemas import (
     SUBJECT,
@@ -85,6 +87,26 @@ from orchestrator.http.secret_schemas import PutSecretRequest
 from orchestrator.http.state_schemas import NodeDataRequest, PolicyRequest
 
 JSON = "application/json"
+NDJSON = "application/x-ndjson"
+TELEMETRY_ERRORS = {400: "IngestBatchMalformed", 413: "IngestBodyTooLarge", 429: "PerNodeRateLimited"}
+TELEMETRY_DESCRIPTION = f"""
+    A batch of the node's {{kind}} records (SPEC §19): a JSON array, as the agent sends it
+    (`application/json`, gzipped over 1 KiB), or one record per line (`application/x-ndjson`);
+    `Content-Encoding` `gzip` or `identity`. Every record is checked before anything is kept:
+    the batch is accepted whole or refused whole. Each record is kept as sent (fields this
+    version does not know included), as one line of gzipped NDJSON in the telemetry bucket
+    under `telemetry/{{kind}}/project=…/date=…/hour=…/node=…/` (by arrival, UTC), through the
+    delivery stream; the Glue table `{{kind}}` queries them with Athena. An empty batch
+    (`[]`, `null`, no body) is accepted and stores nothing.
+
+    **Checks, in this order**: 501 `node_telemetry_not_provisioned`; 401 `nsk_revoked`; 403
+    `nsk_node_mismatch`; 413 `ingest_body_too_large` (`dimension`: `compressed_bytes` over
+    1 MiB on the wire, `inflated_bytes` over 8 MiB, checked while inflating); 415
+    `unsupported_content_encoding`; 400 `invalid_body` (a corrupt gzip stream, not UTF-8);
+    400 `ingest_batch_malformed` (`errors`: the records at fault); 413
+    `ingest_body_too_large` (`records` over {MAX_RECORDS:,}); 429 `per_node_rate_limited` (the
+    node's inflated bytes this minute over its budget; `Retry-After`).
+    """
 Auth = Literal["operator", "node", "callback", "none"]
 """``operator``: the API's JWT authorizer; ``node``: the node secret key; ``callback``: the
 node secret key or the invocation's callback token; ``none``: no bearer."""
@@ -129,7 +151,8 @@ class Operation:
     description: str
     auth: Auth
     answer: Answer
-    request: type[BaseModel] | None = None
+    request: Any = None  # a model, or any type pydantic describes (a list of records)
+    request_media_types: tuple[str, ...] = (JSON,)
     body_optional: bool = False  # an empty body is `{}` (empty_ok)
     errors: Mapping[int, str] = field(default_factory=dict)
     parameters: tuple[Parameter | str, ...] = ()
@@ -1228,6 +1251,48 @@ OPERATIONS: tuple[Operation, ...] = (
             `invalid_body`; 413 `drift_too_large` (the corrections' text over 256 KiB of
             UTF-8: the schema's bounds count characters, and the report must fit one item).
             """,
+    ),
+    Operation(
+        "POST",
+        "/v1/nodes/{node_id}/metrics",
+        function="IngestTelemetryFunction",
+        operation_id="ingestMetrics",
+        tag="nodes (agent)",
+        summary="Metrics batch",
+        auth="node",
+        request=list[MetricRecord],
+        request_media_types=(JSON, NDJSON),
+        answer=Answer(202, "The whole batch was accepted.", TelemetryAccepted),
+        errors=TELEMETRY_ERRORS,
+        description=TELEMETRY_DESCRIPTION.format(kind="metrics"),
+    ),
+    Operation(
+        "POST",
+        "/v1/nodes/{node_id}/logs",
+        function="IngestTelemetryFunction",
+        operation_id="ingestLogs",
+        tag="nodes (agent)",
+        summary="Log batch",
+        auth="node",
+        request=list[LogRecord],
+        request_media_types=(JSON, NDJSON),
+        answer=Answer(202, "The whole batch was accepted.", TelemetryAccepted),
+        errors=TELEMETRY_ERRORS,
+        description=TELEMETRY_DESCRIPTION.format(kind="logs"),
+    ),
+    Operation(
+        "POST",
+        "/v1/nodes/{node_id}/audit",
+        function="IngestTelemetryFunction",
+        operation_id="ingestAudit",
+        tag="nodes (agent)",
+        summary="Audit batch",
+        auth="node",
+        request=list[AuditRecord],
+        request_media_types=(JSON, NDJSON),
+        answer=Answer(202, "The whole batch was accepted.", TelemetryAccepted),
+        errors=TELEMETRY_ERRORS,
+        description=TELEMETRY_DESCRIPTION.format(kind="audit"),
     ),
     Operation(
         "POST",

@@ -41,7 +41,7 @@ import threading
 import warnings
 from typing import Any
 
-from orchestrator_local import moto_speed
+from orchestrator_local import firehose, moto_speed
 
 _LOCK = threading.RLock()
 _installed = False
@@ -78,6 +78,7 @@ def install() -> None:
         return
     from moto.dynamodb.models import DynamoDBBackend
 
+    firehose.install()  # dynamic partitioning, as the template's telemetry stream needs
     for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
         original = getattr(DynamoDBBackend, name, None)
         if original is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from orchestrator_local import firehose
 from orchestrator_local.template import ROOT, Template
 
 ACCOUNT = "123456789012"
@@ -84,6 +85,7 @@ def deploy(
         stack.refs[name] = name
         stack.attributes[(name, "Arn")] = function_arn(name)
 
+    _name_unemulated(stack, prefix)
     for name, resource in template.resources_of("AWS::DynamoDB::Table").items():
         _create_table(stack, name, resource["Properties"], f"{prefix}-{name}")
     for name in template.resources_of("AWS::S3::Bucket"):
@@ -91,6 +93,8 @@ def deploy(
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
         stack.refs[name] = bucket
         stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    for name, resource in template.resources_of("AWS::KinesisFirehose::DeliveryStream").items():
+        _create_delivery_stream(stack, name, resource["Properties"], f"{prefix}-{name}")
     for name in template.resources_of("AWS::SecretsManager::Secret"):
         created = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=f"{prefix}/{name}", SecretString=secrets.token_urlsafe(48)
@@ -112,6 +116,18 @@ def deploy(
     for name, resource in template.resources_of("AWS::Serverless::StateMachine").items():
         _create_state_machine(stack, name, resource["Properties"], f"{prefix}-{name}")
     return stack
+
+
+def _name_unemulated(stack: Stack, prefix: str) -> None:
+    """Names and ARNs for what local mode does not create (roles, log groups) but other
+    resources refer to."""
+    template = stack.template
+    for name in template.resources_of("AWS::IAM::Role"):
+        stack.refs[name] = f"{prefix}-{name}"
+        stack.attributes[(name, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{prefix}-{name}"
+    for name in [*template.resources_of("AWS::Logs::LogGroup"), *template.resources_of("AWS::Logs::LogStream")]:
+        stack.refs[name] = f"{prefix}-{name}"
+        stack.attributes[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{prefix}-{name}"
 
 
 def _create_table(stack: Stack, name: str, props: dict[str, Any], table_name: str) -> None:
@@ -136,6 +152,28 @@ def _create_table(stack: Stack, name: str, props: dict[str, Any], table_name: st
     stack.refs[name] = table_name
     stack.attributes[(name, "Arn")] = created["TableArn"]
     stack.attributes[(name, "StreamArn")] = created.get("LatestStreamArn", "")
+
+
+def _create_delivery_stream(stack: Stack, name: str, props: dict[str, Any], stream_name: str) -> None:
+    """An extended S3 delivery stream; its dynamic partitioning runs in local mode as in AWS
+    (:mod:`orchestrator_local.firehose`), whose jq subset the query must stay within."""
+    destination = stack.resolve(props["ExtendedS3DestinationConfiguration"])
+    hints = destination.get("BufferingHints", {})
+    destination["BufferingHints"] = {key: int(value) for key, value in hints.items()}
+    for processor in destination.get("ProcessingConfiguration", {}).get("Processors", []):
+        for parameter in processor.get("Parameters", []):
+            if parameter["ParameterName"] == "MetadataExtractionQuery":
+                firehose.check_query(parameter["ParameterValue"])
+    retry = destination.get("DynamicPartitioningConfiguration", {}).get("RetryOptions")
+    if retry:
+        retry["DurationInSeconds"] = int(retry["DurationInSeconds"])
+    created = boto3.client("firehose", region_name=REGION).create_delivery_stream(
+        DeliveryStreamName=stream_name,
+        DeliveryStreamType=props.get("DeliveryStreamType", "DirectPut"),
+        ExtendedS3DestinationConfiguration=destination,
+    )
+    stack.refs[name] = stream_name
+    stack.attributes[(name, "Arn")] = created["DeliveryStreamARN"]
 
 
 def _create_state_machine(stack: Stack, name: str, props: dict[str, Any], machine_name: str) -> None:

@@ -68,7 +68,13 @@ def kms() -> Any:
     return _client("kms")
 
 
+@lru_cache(maxsize=1)
+def firehose() -> Any:
+    # Typed Any, like kms: no Firehose stubs in the dev requirements.
+    return _client("firehose")
+
+
 def reset_clients() -> None:
     """Forget every cached client (tests switch endpoints between runs)."""
-    for factory in (dynamodb, s3, stepfunctions, events, secretsmanager, kms):
+    for factory in (dynamodb, s3, stepfunctions, events, secretsmanager, kms, firehose):
         factory.cache_clear()

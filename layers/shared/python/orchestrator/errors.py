@@ -39,6 +39,12 @@ class InvalidLimit(OrchestratorError):
     status, code, title = 400, "invalid_limit", "Invalid limit"
 
 
+class IngestBatchMalformed(OrchestratorError):
+    """A telemetry batch with a record that is not one: nothing of the batch is kept."""
+
+    status, code, title = 400, "ingest_batch_malformed", "Malformed telemetry batch"
+
+
 class InvalidCursor(OrchestratorError):
     status, code, title = 400, "invalid_cursor", "Invalid cursor"
 
@@ -214,6 +220,15 @@ class RequestBodyTooLarge(OrchestratorError):
     status, code, title = 413, "request_body_too_large", "Request body too large"
 
 
+class IngestBodyTooLarge(OrchestratorError):
+    """A telemetry batch past a per-batch cap: compressed bytes, inflated bytes or records."""
+
+    status, code, title = 413, "ingest_body_too_large", "Telemetry batch too large"
+
+    def __init__(self, detail: str, *, dimension: str, limit: int) -> None:
+        super().__init__(detail, dimension=dimension, limit=limit)
+
+
 class InlineOutputTooLarge(OrchestratorError):
     status, code, title = 413, "inline_output_too_large", "Inline output too large"
 
@@ -304,6 +319,16 @@ class CapacityExceeded(OrchestratorError):
 
     def __init__(self, detail: str, *, dimension: str, limit: int) -> None:
         super().__init__(detail, dimension=dimension, limit=limit)
+
+
+class PerNodeRateLimited(OrchestratorError):
+    """A node past its telemetry byte budget for the minute; ``Retry-After`` says when the
+    next minute's budget starts."""
+
+    status, code, title = 429, "per_node_rate_limited", "Per-node rate limit exceeded"
+
+    def __init__(self, detail: str, *, retry_after: int, limit: int) -> None:
+        super().__init__(detail, retry_after=retry_after, limit=limit)
 
 
 class DatastoreUnavailable(OrchestratorError):

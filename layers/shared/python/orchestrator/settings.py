@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     cursor_key_secret_name: str | None = None
     callback_key_secret_name: str | None = None
     mesh_key_secret_name: str | None = None
+    # Node telemetry (SPEC §19): the Firehose delivery stream it goes through, and the bucket
+    # it lands in (read back by operators).
+    telemetry_stream_name: str | None = None
+    telemetry_bucket: str | None = None
+    # The inflated bytes of telemetry a node may send per minute (429 past it); at least one
+    # batch's cap, so that any valid batch passes in a fresh minute.
+    telemetry_node_bytes_per_minute: int = Field(default=16 * 1_048_576, ge=8 * 1_048_576)
     # The KMS key (id, ARN or alias) that seals node keys and wraps secrets' data keys.
     secrets_kms_key_id: str | None = None
 

@@ -92,9 +92,10 @@ class RestResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver(enable_validation=True)``, handed bodies it can read, answering
     every error as a Problem (see the module docstring)."""
 
-    def __init__(self, before_body: BeforeBody | None = None) -> None:
+    def __init__(self, before_body: BeforeBody | None = None, *, decode_body: bool = True) -> None:
         super().__init__(enable_validation=True, json_body_deserializer=self.json_object)
         self.before_body = before_body
+        self.decode_body = decode_body
         self.use(middlewares=[correlate])
         self.exception_handler(OrchestratorError)(self.domain_error)
         self.exception_handler(RequestValidationError)(self.invalid_request)
@@ -106,6 +107,8 @@ class RestResolver(APIGatewayRestResolver):
         request = APIGatewayProxyEvent(dict(event))
         logger.set_correlation_id(correlation_id(request))
         count("Requests")
+        if not self.decode_body:  # the operation reads the bytes itself (raw_request_body)
+            return super().resolve(dict(event), context)
         try:
             content = raw_body(request.body, is_base64_encoded=bool(request.is_base64_encoded))
             if content:
@@ -199,15 +202,22 @@ def _without_body_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {name: value for name, value in (headers or {}).items() if name.lower() not in BODY_HEADERS}
 
 
-def rest_app(before_body: BeforeBody | None = None) -> RestResolver:
+def rest_app(before_body: BeforeBody | None = None, *, decode_body: bool = True) -> RestResolver:
     """A resolver with correlation ids, decoded and validated bodies and Problem+JSON errors.
 
     ``before_body`` is what the operation checks before it looks at its body (that it is
     provisioned, the caller's credential, the path), called with the resolver and the path
     parameters as keywords: the handler calls it first, and a refused body is answered only
-    once it passed.
+    once it passed. With ``decode_body=False`` the event is left as sent, for an operation
+    whose body is not a JSON object (telemetry batches): it reads :func:`raw_request_body`.
     """
-    return RestResolver(before_body)
+    return RestResolver(before_body, decode_body=decode_body)
+
+
+def raw_request_body(app: APIGatewayRestResolver) -> bytes:
+    """The body's bytes as the client sent them (still gzipped if it said so)."""
+    event = app.current_event
+    return raw_body(event.body, is_base64_encoded=bool(event.is_base64_encoded))
 
 
 def schema_mismatch(error: RequestValidationError, body: str | None) -> InvalidBody:

@@ -50,6 +50,9 @@ def problem_response(error: OrchestratorError, *, instance: str, correlation_id:
     headers: dict[str, str | list[str]] = {"X-Correlation-Id": correlation_id}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="plexsphere"'
+    retry_after = error.extensions.get("retry_after")
+    if isinstance(retry_after, int):
+        headers["Retry-After"] = str(retry_after)
     return Response(
         status_code=error.status,
         content_type=PROBLEM_CONTENT_TYPE,

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orchestrator.errors import InvalidBody, RequestBodyTooLarge, UnsupportedContentEncoding
+from orchestrator.domain import telemetry
+from orchestrator.errors import IngestBodyTooLarge, InvalidBody, RequestBodyTooLarge, UnsupportedContentEncoding
 
 GZIP_CODINGS = frozenset({"gzip", "x-gzip"})
 IDENTITY = "identity"
@@ -107,6 +108,30 @@ def decoded_body(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
     for _ in codings:
         raw = inflate_gzip(raw, limit)
     return raw
+
+
+def telemetry_batch(raw: bytes, content_encoding: str | None) -> bytes:
+    """The batch's bytes: 413 ``ingest_body_too_large`` past the caps on the wire and
+    inflated (checked while inflating: a bomb stops at the cap), 415 for a coding other than
+    gzip or identity, 400 for a corrupt gzip stream."""
+    telemetry.check_compressed_size(len(raw))
+    content = raw
+    try:
+        for _ in content_codings(content_encoding):
+            content = inflate_gzip(content, telemetry.MAX_INFLATED_BYTES)
+    except RequestBodyTooLarge as exc:
+        raise IngestBodyTooLarge(
+            f"The batch inflates to more than {telemetry.MAX_INFLATED_BYTES} bytes.",
+            dimension="inflated_bytes",
+            limit=telemetry.MAX_INFLATED_BYTES,
+        ) from exc
+    if len(content) > telemetry.MAX_INFLATED_BYTES:
+        raise IngestBodyTooLarge(
+            f"The batch is more than {telemetry.MAX_INFLATED_BYTES} bytes.",
+            dimension="inflated_bytes",
+            limit=telemetry.MAX_INFLATED_BYTES,
+        )
+    return content
 
 
 class _Refused(ValueError):

@@ -753,6 +753,11 @@ class DriftRecorded(ResponseBody):
     corrections: int = Field(description="Corrections recorded.")
 
 
+class TelemetryAccepted(ResponseBody):
+    accepted_at: Timestamp = Field(description="When the batch was accepted: each record's `received_at`.")
+    records: int = Field(description="Records kept (0 for an empty batch, which stores nothing).")
+
+
 class NodeReportView(ResponseBody):
     """A report entry as the node last wrote it."""
 

@@ -75,6 +75,26 @@ def mesh_snapshot_object(project_id: str, mesh_version: int) -> str:
 SECRET_PREFIX = "SECRET#"
 
 
+TELEMETRY_PREFIX = "telemetry/"
+
+
+def telemetry_hour_prefix(kind: str, project_id: str, date: str, hour: int) -> str:
+    """Every node's ``kind`` records of a project's hour (``date`` ``YYYY-MM-DD``, UTC): what
+    the Glue tables project as partitions (``project``, ``date``, ``hour``). The delivery
+    stream writes them (``TelemetryStream``'s prefix in ``template.yaml``)."""
+    return f"{TELEMETRY_PREFIX}{kind}/project={project_id}/date={date}/hour={hour:02d}/"
+
+
+def telemetry_node_prefix(kind: str, project_id: str, node_id: str, date: str, hour: int) -> str:
+    """One node's ``kind`` records of an hour: the objects a node's read lists."""
+    return f"{telemetry_hour_prefix(kind, project_id, date, hour)}node={node_id}/"
+
+
+def telemetry_budget(node_id: str, minute: str) -> Key:
+    """The telemetry bytes a node sent in a minute (``YYYY-MM-DDTHH:MM``), expiring soon after."""
+    return {"PK": f"NODE#{node_id}", "SK": f"TELEMETRY#{minute}"}
+
+
 def project_secret(project_id: str, key: str) -> Key:
     """A project secret (its current version), listed by name under the project."""
     return {"PK": f"PROJECT#{project_id}", "SK": f"{SECRET_PREFIX}{key}"}
