@@ -57,3 +57,25 @@ def test_a_state_saved_before_keys_existed_restores_without_them(template: Templ
         snapshot.restore(stack, tmp_path / "state")
         assert stack.refs["NodeSecretsKey"] == key
         assert kms_keys.export_keys(stack)["NodeSecretsKey"]["key_id"] == key
+
+
+def test_every_buckets_objects_survive_a_restart(template: Template, tmp_path: Path) -> None:
+    # Given an output and a telemetry object, and a line saved by an older version (no bucket)
+    with mock_aws():
+        first = deploy(template, prefix="kms")
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.put_object(Bucket=first.refs["OutputBucket"], Key="outputs/x", Body=b"out")
+        s3.put_object(Bucket=first.refs["TelemetryBucket"], Key="telemetry/logs/x.gz", Body=b"\x1f\x8btel")
+        snapshot.save(first, tmp_path / "state")
+    with (tmp_path / "state" / snapshot.OBJECTS_FILE).open("a") as saved:
+        saved.write('{"key": "outputs/old", "body": "b2xk"}\n')
+    # When a fresh moto restores the state
+    with mock_aws():
+        second = deploy(template, prefix="kms")
+        snapshot.restore(second, tmp_path / "state")
+        s3 = boto3.client("s3", region_name=REGION)
+        # Then each object is back in its own bucket, and the older line in the output bucket
+        assert s3.get_object(Bucket=second.refs["OutputBucket"], Key="outputs/x")["Body"].read() == b"out"
+        telemetry = s3.get_object(Bucket=second.refs["TelemetryBucket"], Key="telemetry/logs/x.gz")
+        assert telemetry["Body"].read() == b"\x1f\x8btel"
+        assert s3.get_object(Bucket=second.refs["OutputBucket"], Key="outputs/old")["Body"].read() == b"old"

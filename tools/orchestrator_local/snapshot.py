@@ -1,7 +1,7 @@
 """Local state across restarts: what a clean stop saves and the next start restores.
 
 moto keeps everything in memory. A clean stop (Ctrl-C, SIGTERM) writes the state the
-control plane owns to ``<state dir>/state/``: every table item, every object of the
+control plane owns to ``<state dir>/state/``: every table item, every object of every
 bucket, the values of the template's secrets (the JWT, signing, cursor and callback
 keys: without them no token, node key check, signature or cursor of before would hold) and
 the template's KMS keys (:mod:`orchestrator_local.kms_keys`: sealed node keys and secrets).
@@ -44,8 +44,9 @@ def save(stack: Stack, directory: Path) -> int:
             out.write(json.dumps(item, default=_bytes) + "\n")
             items += 1
     with (partial / OBJECTS_FILE).open("w") as out:
-        for key, body in _objects(stack.refs["OutputBucket"]):
-            out.write(json.dumps({"key": key, "body": base64.b64encode(body).decode()}) + "\n")
+        for bucket in stack.template.resources_of("AWS::S3::Bucket"):
+            for key, body in _objects(stack.refs[bucket]):
+                out.write(json.dumps({"bucket": bucket, "key": key, "body": base64.b64encode(body).decode()}) + "\n")
     client = boto3.client("secretsmanager", region_name=REGION)
     values = {
         name: client.get_secret_value(SecretId=stack.refs[name])["SecretString"]
@@ -83,7 +84,9 @@ def restore(stack: Stack, directory: Path) -> int:
     with (directory / OBJECTS_FILE).open() as lines:
         for line in lines:
             saved = json.loads(line)
-            s3.put_object(Bucket=stack.refs["OutputBucket"], Key=saved["key"], Body=base64.b64decode(saved["body"]))
+            bucket = stack.refs.get(saved.get("bucket", "OutputBucket"))  # older states: the output bucket's
+            if bucket is not None:
+                s3.put_object(Bucket=bucket, Key=saved["key"], Body=base64.b64decode(saved["body"]))
     return items
 
 
