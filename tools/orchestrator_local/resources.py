@@ -86,11 +86,15 @@ def deploy(
 
     for name, resource in template.resources_of("AWS::DynamoDB::Table").items():
         _create_table(stack, name, resource["Properties"], f"{prefix}-{name}")
-    for name in template.resources_of("AWS::S3::Bucket"):
+    for name, resource in template.resources_of("AWS::S3::Bucket").items():
         bucket = f"{prefix}-{name}".lower()
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=bucket)
+        if resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         stack.refs[name] = bucket
         stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    _configure_bucket_notifications(stack)
     for name in template.resources_of("AWS::SecretsManager::Secret"):
         created = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=f"{prefix}/{name}", SecretString=secrets.token_urlsafe(48)
@@ -112,6 +116,26 @@ def deploy(
     for name, resource in template.resources_of("AWS::Serverless::StateMachine").items():
         _create_state_machine(stack, name, resource["Properties"], f"{prefix}-{name}")
     return stack
+
+
+def _configure_bucket_notifications(stack: Stack) -> None:
+    """The functions' ``S3`` events as each bucket's notification configuration (SAM's
+    translation), so moto notifies them (routed by ``runtime.install_moto_s3_notification_router``)."""
+    by_bucket: dict[str, list[dict[str, Any]]] = {}
+    for function, props in stack.template.function_events("S3"):
+        events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+        configuration: dict[str, Any] = {"LambdaFunctionArn": function_arn(function), "Events": events}
+        rules = props.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        if rules:
+            configuration["Filter"] = {
+                "Key": {"FilterRules": [{"Name": rule["Name"], "Value": rule["Value"]} for rule in rules]}
+            }
+        by_bucket.setdefault(str(stack.resolve(props["Bucket"])), []).append(configuration)
+    for bucket, configurations in by_bucket.items():
+        notification: Any = {"LambdaFunctionConfigurations": configurations}
+        boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=notification
+        )
 
 
 def _create_table(stack: Stack, name: str, props: dict[str, Any], table_name: str) -> None:
