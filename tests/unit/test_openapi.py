@@ -94,8 +94,7 @@ def test_security_follows_the_template_authorizer(document: dict[str, Any], rout
         elif (
             route.path.startswith("/v1/nodes/")
             or route.path == "/v1/keys/rotate"
-            or route.method == "GET"
-            and (route.path.startswith("/v1/artifacts/"))
+            or (route.method == "GET" and route.path.startswith("/v1/artifacts/"))  # the node's download
         ):
             assert "nodeSecretKey" in schemes, route
             assert "operatorJwt" not in schemes, route
