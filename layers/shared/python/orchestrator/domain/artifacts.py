@@ -98,12 +98,6 @@ def declared_sha256(value: str) -> str:
     return value.removeprefix("sha256:")
 
 
-def may_replace(current: ArtifactStatus | None) -> bool:
-    """A publication may be declared again until its bytes are verified: a pending one gets a
-    fresh upload URL (the same or another checksum), a rejected one a new chance."""
-    return current is not ArtifactStatus.VERIFIED
-
-
 def rejection(declared: Artifact, sha256: str, size: int) -> str | None:
     """Why the uploaded bytes (their SHA-256 and size) are not the declared ones, or None
     when they are."""
