@@ -23,7 +23,11 @@ from orchestrator.settings import get_settings
 from orchestrator_local import moto_patches
 from orchestrator_local.gateway import Gateway
 from orchestrator_local.resources import Stack, deploy
-from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
+from orchestrator_local.runtime import (
+    InProcessRuntime,
+    install_moto_lambda_router,
+    uninstall_moto_s3_notification_router,
+)
 from orchestrator_local.streams import StreamPump
 from orchestrator_local.template import Template
 
@@ -77,6 +81,7 @@ def stack(template: Template, runtime: InProcessRuntime) -> Iterator[Stack]:
             runtime.drain()  # a task still running must finish inside the mock, not against AWS
             runtime.follow_streams(None)
             LambdaBackend.invoke = original_invoke  # type: ignore[method-assign]
+            uninstall_moto_s3_notification_router()
             os.environ.clear()
             os.environ.update(saved)
             reset_process_caches()

@@ -59,13 +59,14 @@ def test_a_state_saved_before_keys_existed_restores_without_them(template: Templ
         assert kms_keys.export_keys(stack)["NodeSecretsKey"]["key_id"] == key
 
 
-def test_every_buckets_objects_survive_a_restart(template: Template, tmp_path: Path) -> None:
+def test_every_buckets_objects_survive_a_restart_with_their_version_ids(template: Template, tmp_path: Path) -> None:
     # Given an output and a telemetry object, and a line saved by an older version (no bucket)
     with mock_aws():
         first = deploy(template, prefix="kms")
         s3 = boto3.client("s3", region_name=REGION)
         s3.put_object(Bucket=first.refs["OutputBucket"], Key="outputs/x", Body=b"out")
         s3.put_object(Bucket=first.refs["TelemetryBucket"], Key="telemetry/logs/x.gz", Body=b"\x1f\x8btel")
+        version = s3.put_object(Bucket=first.refs["ArtifactBucket"], Key="plexd/a", Body=b"bin")["VersionId"]
         snapshot.save(first, tmp_path / "state")
     with (tmp_path / "state" / snapshot.OBJECTS_FILE).open("a") as saved:
         saved.write('{"key": "outputs/old", "body": "b2xk"}\n')
@@ -79,3 +80,6 @@ def test_every_buckets_objects_survive_a_restart(template: Template, tmp_path: P
         telemetry = s3.get_object(Bucket=second.refs["TelemetryBucket"], Key="telemetry/logs/x.gz")
         assert telemetry["Body"].read() == b"\x1f\x8btel"
         assert s3.get_object(Bucket=second.refs["OutputBucket"], Key="outputs/old")["Body"].read() == b"old"
+        # And a versioned bucket's object keeps its version id (artifact downloads name it)
+        artifact = s3.get_object(Bucket=second.refs["ArtifactBucket"], Key="plexd/a", VersionId=version)
+        assert artifact["Body"].read() == b"bin"

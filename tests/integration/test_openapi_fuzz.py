@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 12
 
 
-
 @schemathesis.serializer("application/x-ndjson")
 def ndjson(_: Any, value: Any) -> bytes:
     """A telemetry batch as NDJSON: each record of a generated array on its line (anything

@@ -11,6 +11,7 @@ fields in the model's order, and against the operation's schema in the generated
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from openapi_gen.operations import OPERATIONS, Operation
 from openapi_schema_validator import OAS30Validator
@@ -193,6 +195,13 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
     walk.call("deregisterNode", f"/v1/nodes/{api_node.id}/deregister", token=api_node.nsk)
     walk.call("deleteSecret", secret, token=admin)
     walk.call("getSigningKeys", "/v1/signing-keys", token=admin)
+    binary = b"plexd release"
+    release = "/v1/artifacts/plexd/1.5.0/linux/amd64"
+    declared = {"sha256": hashlib.sha256(binary).hexdigest(), "size": len(binary)}
+    published = walk.call("publishArtifact", release, json_body=declared, token=admin)
+    assert requests.put(published.json["upload_url"], data=binary, timeout=10).status_code == 200
+    walk.call("listArtifacts", "/v1/artifacts/plexd", token=admin)
+    walk.call("downloadArtifact", release, token=web.nsk)
     walk.call("rotateSigningKey", "/v1/signing-keys:rotate", token=admin)
     end_transition(walk.api)  # a second rotation waits for the first one's transition
     walk.call("rotateSigningKeySlashSpelling", "/v1/signing-keys/rotate", token=admin)

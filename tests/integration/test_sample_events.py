@@ -36,6 +36,8 @@ EXPECTED_STATUS = {
     "rotate_node_key.json": (401, "nsk_revoked"),
     "report_endpoint.json": (401, "nsk_revoked"),
     "request_key_rotation.json": (404, "project_not_found"),
+    "publish_artifact.json": (403, "rebac_denied"),
+    "download_artifact.json": (401, "nsk_revoked"),
 }
 
 
@@ -46,7 +48,12 @@ def function_for(template: Template, event_file: str) -> str:
 
 
 def test_every_sample_event_is_checked() -> None:
-    assert {p.name for p in EVENTS.glob("*.json")} == {*EXPECTED_STATUS, "operator_authorizer.json", "fan_out.json"}
+    assert {p.name for p in EVENTS.glob("*.json")} == {
+        *EXPECTED_STATUS,
+        "operator_authorizer.json",
+        "fan_out.json",
+        "verify_artifact.json",
+    }
 
 
 @pytest.mark.parametrize("event_file", sorted(EXPECTED_STATUS))
@@ -67,3 +74,13 @@ def test_sample_authorizer_event_rejects_its_placeholder_token(stack: Stack, run
     event = json.loads((EVENTS / "operator_authorizer.json").read_text())
     with pytest.raises(FunctionError, match="Unauthorized"):
         runtime.invoke("OperatorAuthorizerFunction", event)
+
+
+def test_sample_s3_event_reaches_the_verifier(stack: Stack, runtime: InProcessRuntime) -> None:
+    # Given the sample upload event, in this account's artifact bucket, of bytes no publication declares
+    event = json.loads((EVENTS / "verify_artifact.json").read_text())
+    event["Records"][0]["s3"]["bucket"]["name"] = stack.refs["ArtifactBucket"]
+    result = runtime.invoke("VerifyArtifactFunction", event)
+    # Then the verifier reads it and deletes the object as stale
+    (record,) = event["Records"]
+    assert result == {"verified": [{"key": record["s3"]["object"]["key"], "outcome": "stale"}]}

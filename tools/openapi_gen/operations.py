@@ -18,10 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.domain.artifacts import MAX_VERSION_CHARS, PLATFORM_SLUG, VERSION
 from orchestrator.domain.node_data import DATA_KEY
 from orchestrator.domain.policies import POLICY_ID
 from orchestrator.domain.telemetry import MAX_RECORDS, AuditRecord, LogRecord, MetricRecord
 from orchestrator.http.api import CORRELATION_ID
+from orchestrator.http.artifact_schemas import PublishArtifactRequest
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
 from orchestrator.http.cursor import DEFAULT_LIMIT, MAX_LIMIT
 from orchestrator.http.execution_schemas import ACTION_NAME, DispatchRequest, PinBaselineRequest, PrepareRequest
@@ -30,6 +32,8 @@ from orchestrator.http.report_schemas import DriftRequest, ReportSyncRequest
 from orchestrator.http.responses import (
     EXAMPLE_ID,
     ActionCatalog,
+    ArtifactList,
+    ArtifactPublished,
     CallbackResponse,
     CapabilitiesUpdated,
     DataEntryView,
@@ -164,6 +168,31 @@ SECRET_KEY_PARAMETER = Parameter(
     "path",
     "The secret's name: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}` (400 `invalid_parameter` otherwise).",
     required=True,
+)
+
+ARTIFACT_PARAMETERS = (
+    Parameter(
+        "version",
+        "path",
+        "The release's semantic version as plexd reports it (`1.5.0`, `v1.6.0-rc.1`), at most"
+        f" {MAX_VERSION_CHARS} characters; compared as written.",
+        Annotated[str, Field(pattern=VERSION.pattern, max_length=MAX_VERSION_CHARS)],
+        required=True,
+    ),
+    Parameter(
+        "os",
+        "path",
+        "Go's GOOS (`linux`, `darwin`, `windows`...): 2 to 16 lower-case letters or digits.",
+        Annotated[str, Field(pattern=PLATFORM_SLUG.pattern)],
+        required=True,
+    ),
+    Parameter(
+        "arch",
+        "path",
+        "Go's GOARCH (`amd64`, `arm64`, `arm`, `386`...): 2 to 16 lower-case letters or digits.",
+        Annotated[str, Field(pattern=PLATFORM_SLUG.pattern)],
+        required=True,
+    ),
 )
 
 SHARED_PARAMETERS: dict[str, Parameter] = {
@@ -1666,6 +1695,100 @@ OPERATIONS: tuple[Operation, ...] = (
             `dependency_unavailable` (object store); 404 `execution_not_found`; 409
             `execution_already_terminal` (e.g. a late result after cancel, recorded in the
             audit trail as `late_report`), `invalid_state_transition`.
+            """,
+    ),
+    Operation(
+        "POST",
+        "/v1/artifacts/plexd/{version}/{os}/{arch}",
+        function="PublishArtifactFunction",
+        operation_id="publishArtifact",
+        tag="artifacts",
+        summary="Publish a plexd release binary (deployment admins)",
+        auth="operator",
+        request=PublishArtifactRequest,
+        answer=Answer(201, "The pending publication and its presigned upload URL.", ArtifactPublished),
+        errors={400: "InvalidBodyOrParameter", 403: "RebacDenied", 409: "ArtifactExists"},
+        parameters=ARTIFACT_PARAMETERS,
+        description="""
+            Declares the binary's SHA-256 and size and answers a presigned S3 PUT
+            (`upload_url`, valid 15 minutes, SigV4 with the Content-Length signed: exactly
+            `size` bytes) to upload it with; the bytes never pass through the API. The
+            publication is `pending` until the upload lands: then the bucket's
+            `ObjectCreated` event hashes it and marks it `verified` (nodes may download it)
+            or `rejected` (its SHA-256 or size differs; the bytes are deleted). Poll
+            `GET /v1/artifacts/plexd` for the outcome. A pending or rejected publication may
+            be declared again (a fresh URL; an upload to an older declaration is deleted); a
+            verified one is final. Costs one conditional `PutItem`; the URL is signed
+            without a request to S3.
+
+            **Checks, in this order**: 401 (operator token); 501 `artifacts_not_provisioned`
+            (no table); 403 `rebac_denied` unless the caller is named in the deployment's
+            `DeploymentAdmins` (`relation_path` `["user:<subject>", "deployment#admin"]`),
+            whatever the body; 400 `invalid_parameter` (version, os or arch); 400
+            `invalid_body` (`sha256`: 64 lower-case hex digits, optionally `sha256:`-prefixed;
+            `size`: an integer from 1 to 536870912); 501 `artifacts_not_provisioned` (no
+            artifact bucket); 409 `artifact_exists` (already verified); 503
+            `datastore_unavailable`.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/artifacts/plexd",
+        function="ListArtifactsFunction",
+        operation_id="listArtifacts",
+        tag="artifacts",
+        summary="List the plexd releases and their checksums",
+        auth="operator",
+        answer=Answer(200, "One page of publications; `next_cursor` is absent on the last page.", ArtifactList),
+        errors={400: "InvalidPaging", 403: "CursorBindingMismatch"},
+        parameters=("Limit", "Cursor"),
+        description="""
+            Every publication of plexd, ordered by version string, then os, then arch
+            (string order: `1.10.0` sorts before `1.9.0`), with its SHA-256, size and status
+            (`pending`, `verified`, `rejected` with `rejected_reason`). Any authenticated
+            operator may list: versions and checksums are what the nodes run, not secrets.
+
+            Problem codes: 400 `invalid_limit`, `invalid_cursor`; 403
+            `cursor_binding_mismatch`; 501 `artifacts_not_provisioned`,
+            `cursor_key_not_provisioned`; 503 `datastore_unavailable`.
+            """,
+    ),
+    Operation(
+        "GET",
+        "/v1/artifacts/plexd/{version}/{os}/{arch}",
+        function="DownloadArtifactFunction",
+        operation_id="downloadArtifact",
+        tag="nodes (agent)",
+        summary="Download a verified plexd release (302 to a presigned GET)",
+        auth="node",
+        answer=Answer(
+            302,
+            "Redirect to the binary: a presigned S3 GET of the verified object version, valid 5 minutes.",
+            headers={
+                "Location": {
+                    "description": "The presigned GET URL (another host: clients drop `Authorization`).",
+                    "schema": {"type": "string", "format": "uri"},
+                },
+                "Cache-Control": {"description": "Always `no-store`.", "schema": {"type": "string"}},
+            },
+        ),
+        errors={404: "ArtifactNotFound"},
+        parameters=ARTIFACT_PARAMETERS,
+        description="""
+            What plexd's `service.upgrade` fetches. The binary (tens of MiB) is not in the
+            answer, which Lambda caps at 6 MB: the answer is a 302 whose `Location` is a
+            presigned GET of the verified object version in the artifact bucket; the agent
+            follows it and checks the SHA-256 itself. Any registered node may download any
+            verified release, whatever its project.
+
+            The route names no node: the node is found from its key (the NSK index, then its
+            credential, two reads), so 403 `nsk_node_mismatch` does not arise here.
+
+            **Checks, in this order**: 501 `artifacts_not_provisioned` (no table); NSK: 401
+            `nsk_revoked` (no bearer, an operator token, an unknown or revoked key); 404
+            `artifact_not_found` (no such publication, or not verified: pending or rejected;
+            also any malformed version, os or arch); 501 `artifacts_not_provisioned` (no
+            artifact bucket); 503 `datastore_unavailable`.
             """,
     ),
 )

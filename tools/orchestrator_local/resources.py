@@ -88,11 +88,9 @@ def deploy(
     _name_unemulated(stack, prefix)
     for name, resource in template.resources_of("AWS::DynamoDB::Table").items():
         _create_table(stack, name, resource["Properties"], f"{prefix}-{name}")
-    for name in template.resources_of("AWS::S3::Bucket"):
-        bucket = f"{prefix}-{name}".lower()
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
-        stack.refs[name] = bucket
-        stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+    for name, resource in template.resources_of("AWS::S3::Bucket").items():
+        _create_bucket(stack, name, resource, f"{prefix}-{name}".lower())
+    _configure_bucket_notifications(stack)
     for name, resource in template.resources_of("AWS::KinesisFirehose::DeliveryStream").items():
         _create_delivery_stream(stack, name, resource["Properties"], f"{prefix}-{name}")
     for name in template.resources_of("AWS::SecretsManager::Secret"):
@@ -118,6 +116,15 @@ def deploy(
     return stack
 
 
+def _create_bucket(stack: Stack, name: str, resource: dict[str, Any], bucket: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket)
+    if resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    stack.refs[name] = bucket
+    stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+
+
 def _name_unemulated(stack: Stack, prefix: str) -> None:
     """Names and ARNs for what local mode does not create (roles, log groups) but other
     resources refer to."""
@@ -128,6 +135,26 @@ def _name_unemulated(stack: Stack, prefix: str) -> None:
     for name in [*template.resources_of("AWS::Logs::LogGroup"), *template.resources_of("AWS::Logs::LogStream")]:
         stack.refs[name] = f"{prefix}-{name}"
         stack.attributes[(name, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{prefix}-{name}"
+
+
+def _configure_bucket_notifications(stack: Stack) -> None:
+    """The functions' ``S3`` events as each bucket's notification configuration (SAM's
+    translation), so moto notifies them (routed by ``runtime.install_moto_s3_notification_router``)."""
+    by_bucket: dict[str, list[dict[str, Any]]] = {}
+    for function, props in stack.template.function_events("S3"):
+        events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+        configuration: dict[str, Any] = {"LambdaFunctionArn": function_arn(function), "Events": events}
+        rules = props.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        if rules:
+            configuration["Filter"] = {
+                "Key": {"FilterRules": [{"Name": rule["Name"], "Value": rule["Value"]} for rule in rules]}
+            }
+        by_bucket.setdefault(str(stack.resolve(props["Bucket"])), []).append(configuration)
+    for bucket, configurations in by_bucket.items():
+        notification: Any = {"LambdaFunctionConfigurations": configurations}
+        boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=notification
+        )
 
 
 def _create_table(stack: Stack, name: str, props: dict[str, Any], table_name: str) -> None:

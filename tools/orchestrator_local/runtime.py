@@ -9,6 +9,7 @@ Concurrency comes from several processes (see :mod:`.gateway`'s worker pool).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import threading
@@ -149,3 +150,42 @@ def install_moto_lambda_router(invoke: Invoke, known: set[str]) -> None:
 
     LambdaBackend._orchestrator_original_invoke = original  # type: ignore[attr-defined]
     LambdaBackend.invoke = routed_invoke  # type: ignore[method-assign]
+    install_moto_s3_notification_router(invoke, known)
+
+
+def install_moto_s3_notification_router(invoke: Invoke, known: set[str]) -> None:
+    """Deliver moto's S3 event notifications for the template's functions to ``invoke``.
+
+    moto sends a bucket's ``LambdaFunctionConfigurations`` events through
+    ``moto.s3.notifications._invoke_awslambda``, which runs the function in Docker; here the
+    handler runs as the API's do (in-process, or in a worker of ``make serve``). moto calls it
+    inside the ``PutObject`` that created the object, in the thread serving that request:
+    the object is stored by then, and no lock of moto's is held (the DynamoDB write lock of
+    :mod:`.moto_patches` is taken per write, so the handler's own writes cannot wait on it).
+    The upload's answer therefore waits for the verification, where AWS delivers the event
+    asynchronously a moment later; a handler error is swallowed, as AWS would only retry it.
+    """
+    from moto.s3 import notifications
+
+    original = getattr(notifications, "_orchestrator_original_invoke_awslambda", notifications._invoke_awslambda)
+
+    def routed(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        name = fn_arn.rsplit(":", 1)[-1]
+        if name not in known:
+            original(account_id, event_body, fn_arn, region_name)
+            return
+        # An error is printed by the runtime; S3's asynchronous invocation has no caller to tell.
+        with contextlib.suppress(FunctionError):
+            invoke(name, event_body)
+
+    notifications._orchestrator_original_invoke_awslambda = original  # type: ignore[attr-defined]
+    notifications._invoke_awslambda = routed
+
+
+def uninstall_moto_s3_notification_router() -> None:
+    """moto's own delivery again (a test's mock ends)."""
+    from moto.s3 import notifications
+
+    original = getattr(notifications, "_orchestrator_original_invoke_awslambda", None)
+    if original is not None:
+        notifications._invoke_awslambda = original

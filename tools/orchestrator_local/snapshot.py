@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 
 from orchestrator_local import kms_keys
-from orchestrator_local.resources import REGION, Stack
+from orchestrator_local.resources import ACCOUNT, REGION, Stack
 
 TABLE_FILE = "table.jsonl"
 OBJECTS_FILE = "objects.jsonl"
@@ -45,8 +45,9 @@ def save(stack: Stack, directory: Path) -> int:
             items += 1
     with (partial / OBJECTS_FILE).open("w") as out:
         for bucket in stack.template.resources_of("AWS::S3::Bucket"):
-            for key, body in _objects(stack.refs[bucket]):
-                out.write(json.dumps({"bucket": bucket, "key": key, "body": base64.b64encode(body).decode()}) + "\n")
+            for key, body, version in _objects(stack.refs[bucket]):
+                saved = {"bucket": bucket, "key": key, "body": base64.b64encode(body).decode()}
+                out.write(json.dumps(saved | ({"version_id": version} if version else {})) + "\n")
     client = boto3.client("secretsmanager", region_name=REGION)
     values = {
         name: client.get_secret_value(SecretId=stack.refs[name])["SecretString"]
@@ -86,7 +87,9 @@ def restore(stack: Stack, directory: Path) -> int:
             saved = json.loads(line)
             bucket = stack.refs.get(saved.get("bucket", "OutputBucket"))  # older states: the output bucket's
             if bucket is not None:
-                s3.put_object(Bucket=bucket, Key=saved["key"], Body=base64.b64decode(saved["body"]))
+                put = s3.put_object(Bucket=bucket, Key=saved["key"], Body=base64.b64decode(saved["body"]))
+                if saved.get("version_id") and put.get("VersionId"):
+                    _keep_version_id(bucket, saved["key"], put["VersionId"], saved["version_id"])
     return items
 
 
@@ -125,10 +128,26 @@ def _scan(table: str) -> Any:
 
 
 def _objects(bucket: str) -> Any:
+    """Each object's key, bytes and version id (None in an unversioned bucket): the latest
+    version only."""
     client = boto3.client("s3", region_name=REGION)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for entry in page.get("Contents", []):
-            yield entry["Key"], client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            got = client.get_object(Bucket=bucket, Key=entry["Key"])
+            version = got.get("VersionId")
+            yield entry["Key"], got["Body"].read(), (version if version and version != "null" else None)
+
+
+def _keep_version_id(bucket: str, key: str, given: str, saved: str) -> None:
+    """Give a restored object its saved version id back (the table names object versions:
+    a verified artifact's download URL does). moto mints a new one on every put and has no
+    API to choose it, so the restored key object is changed in moto's backend, which local
+    mode always runs in this process."""
+    from moto.s3.models import s3_backends
+
+    for version in s3_backends[ACCOUNT]["aws"].get_bucket(bucket).keys.getlist(key):
+        if version.version_id == given:
+            version._version_id = saved
 
 
 def live_execution_ids(stack: Stack) -> list[str]:

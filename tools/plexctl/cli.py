@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -798,6 +800,97 @@ def delete_secret(project: str | None, key: str) -> None:
     with client:
         client.delete(f"/v1/projects/{project_id}/secrets/{key}")
     render.emit({"key": key, "deleted": True}, _flags().output, render.key_values)
+
+
+# --- artifact ----------------------------------------------------------------------------------------
+
+ARTIFACTS = "/v1/artifacts/plexd"
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@persistent_flags
+def artifact() -> None:
+    """Release binaries of the node agent (plexd): publish (deployment admins) and list."""
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    hasher, size = hashlib.sha256(), 0
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(1024 * 1024), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def _artifacts(client: ApiClient) -> list[dict[str, Any]]:
+    return [item for page in client.pages(ARTIFACTS, {"limit": 200}, follow=True) for item in page.get("items") or []]
+
+
+def _await_verification(client: ApiClient, version: str, os_name: str, arch: str, timeout: float) -> dict[str, Any]:
+    """The publication once the verifier has judged the upload (exit 1 if it is still pending
+    after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = next(
+            (
+                item
+                for item in _artifacts(client)
+                if (item.get("version"), item.get("os"), item.get("arch")) == (version, os_name, arch)
+            ),
+            None,
+        )
+        if found is not None and found.get("status") != "pending":
+            return found
+        if time.monotonic() >= deadline:
+            message = f"still pending after {timeout:g} s: list it later (plexctl artifact list)"
+            raise CliError(message, ExitCode.FAILURE)
+        time.sleep(0.5)
+
+
+@artifact.command(name="publish", epilog=EXIT_CODES)
+@persistent_flags
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "version", required=True, metavar="VERSION", help="The release, e.g. 1.5.0.")
+@click.option("--os", "os_name", required=True, metavar="GOOS", help="linux, darwin, windows...")
+@click.option("--arch", required=True, metavar="GOARCH", help="amd64, arm64, arm, 386...")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the server to verify the upload.",
+)
+def artifact_publish(file: Path, version: str, os_name: str, arch: str, timeout: float) -> None:
+    """Publish FILE as plexd VERSION for OS/ARCH (deployment admins): declare its SHA-256 and
+    size, upload it to the presigned URL, then wait until the server verified it (exit 0) or
+    rejected it (exit 1)."""
+    sha256, size = _file_digest(file)
+    with _deployment_client() as client:
+        declared = client.post(f"{ARTIFACTS}/{version}/{os_name}/{arch}", json={"sha256": sha256, "size": size})
+        with file.open("rb") as source:
+            client.upload(str(declared["upload_url"]), source, size)
+        outcome = _await_verification(client, version, os_name, arch, timeout)
+    if outcome.get("status") != "verified" or outcome.get("sha256") != sha256:
+        reason = outcome.get("rejected_reason") or f"status {outcome.get('status')}"
+        raise CliError(f"the server rejected the upload: {reason}", ExitCode.FAILURE)
+    render.emit(outcome, _flags().output, render.key_values)
+
+
+@artifact.command(name="list", epilog=EXIT_CODES)
+@persistent_flags
+@paging_options
+def artifact_list(limit: int | None, cursor: str | None, all_pages: bool) -> None:
+    """List plexd's publications: version, platform, status, size and SHA-256."""
+    with _deployment_client() as client:
+        pages = list(client.pages(ARTIFACTS, {"limit": limit, "cursor": cursor}, follow=all_pages))
+    data: dict[str, Any] = {"items": [item for page in pages for item in page.get("items") or []]}
+    next_cursor = pages[-1].get("next_cursor")
+    if next_cursor:
+        data["next_cursor"] = next_cursor
+    output = _flags().output
+    render.emit(data, output, lambda document: render.artifacts_table(document["items"]))
+    if next_cursor and output == "table":
+        click.echo(f"more: --cursor {next_cursor} (or --all)", err=True)
 
 
 def main() -> None:

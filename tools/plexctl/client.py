@@ -140,6 +140,19 @@ class ApiClient:
                 return
             query["cursor"] = cursor
 
+    def upload(self, url: str, source: IO[bytes], size: int) -> None:
+        """Stream ``size`` bytes to a presigned PUT URL (without our bearer: the URL is its own
+        credential, and it signs the Content-Length, so the length is sent, never chunked)."""
+        try:
+            with httpx.Client(timeout=DEFAULT_TIMEOUT, transport=self._transport) as plain:
+                response = plain.put(
+                    url, content=iter(lambda: source.read(CHUNK), b""), headers={"Content-Length": str(size)}
+                )
+        except httpx.HTTPError as error:
+            raise CliError(f"uploading failed: {type(error).__name__}: {error}", ExitCode.FAILURE) from error
+        if not response.is_success:
+            raise CliError(f"uploading failed: HTTP {response.status_code} {response.text[:300]}", ExitCode.FAILURE)
+
     def download(self, url: str, sink: IO[bytes]) -> tuple[int, str]:
         """Stream a presigned URL into ``sink`` (without our bearer: the URL is its own credential).
 

@@ -206,6 +206,42 @@ def secrets_table(items: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+ARTIFACT_STATUS_STYLE = {"verified": "green", "rejected": "red", "pending": "dim"}
+
+
+def human_size(size: Any) -> str:
+    """Bytes in binary units, one decimal (``24117248`` → ``23.0 MiB``)."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        return _cell(size)
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} GiB"
+
+
+def artifacts_table(items: Sequence[Mapping[str, Any]]) -> Table:
+    """The agent's publications: the SHA-256 in full (operators compare it with their build)."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("VERSION", "OS", "ARCH", "STATUS", "SIZE", "SHA256", "PUBLISHED"):
+        table.add_column(column, no_wrap=True)
+    for item in items:
+        status = str(item.get("status") or "")
+        table.add_row(
+            escape(_cell(item.get("version"))),
+            escape(_cell(item.get("os"))),
+            escape(_cell(item.get("arch"))),
+            Text(status or "-", style=ARTIFACT_STATUS_STYLE.get(status, "")),
+            human_size(item.get("size")),
+            escape(_cell(item.get("sha256"))),
+            escape(_cell(item.get("published_at") or item.get("rejected_reason"))),
+        )
+    return table
+
+
 def data_table(items: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("KEY", "CONTENT TYPE", "VERSION", "UPDATED", "PAYLOAD"):

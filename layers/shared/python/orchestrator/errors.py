@@ -151,7 +151,15 @@ class NodeDataNotFound(OrchestratorError):
     status, code, title = 404, "node_data_not_found", "Node data entry not found"
 
 
+class ArtifactNotFound(OrchestratorError):
+    status, code, title = 404, "artifact_not_found", "Artifact not found"
+
+
 # 409 ---------------------------------------------------------------------------
+class ArtifactExists(OrchestratorError):
+    status, code, title = 409, "artifact_exists", "Artifact already published"
+
+
 class HostnameAlreadyRegistered(OrchestratorError):
     status, code, title = 409, "hostname_already_registered", "Hostname already registered"
 

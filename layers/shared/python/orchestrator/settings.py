@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     table_name: str | None = None
     output_bucket: str | None = None
+    # Release artifacts (plexd binaries), uploaded and downloaded by presigned URL (SPEC §19).
+    artifact_bucket: str | None = None
     state_machine_arn: str | None = None
     event_bus_name: str | None = None
 

@@ -31,6 +31,19 @@ def authenticate_node_record(store: NodeStore, nsk: str | None, node_id: str) ->
     return _authenticated(store, nsk, node_id, store.get_node_and_credential, lambda found: found[1])
 
 
+def authenticate_any_node(store: NodeStore, nsk: str | None) -> NodeCredential:
+    """The active node whose current key ``nsk`` is, for a route that names no node (an
+    artifact download): the NSK index (``NSK#<sha256>``, written at registration, deleted at
+    deregistration) names it, then the same check as :func:`authenticate_node`. Two reads;
+    anything else (no bearer, an operator's token, a revoked key) is 401 ``nsk_revoked``."""
+    if not nsk:
+        raise NskRevoked("A node secret key is required as Authorization: Bearer.")
+    node_id = store.node_id_for_nsk(secret_hash(nsk))
+    if node_id is None:
+        raise NskRevoked("The node secret key is invalid or revoked.")
+    return authenticate_node(store, nsk, node_id)
+
+
 def _authenticated(
     store: NodeStore,
     nsk: str | None,

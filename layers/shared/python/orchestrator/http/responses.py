@@ -954,3 +954,44 @@ class EventEnvelope(ResponseBody):
         | RotateKeysPayload
     )
     signature: str = Field(json_schema_extra={"format": "byte"})
+
+
+ArtifactStatusField = Literal["pending", "verified", "rejected"]
+
+
+class ArtifactPublished(ResponseBody):
+    """A declared publication and where to upload its bytes."""
+
+    version: str
+    os: str
+    arch: str
+    sha256: str = Field(pattern=SHA256_HEX, description="The declared SHA-256, 64 lower-case hex digits.")
+    size: int = Field(ge=1, description="The declared size in bytes.")
+    status: Literal["pending"]
+    upload_url: str = Field(
+        description="Presigned S3 PUT of exactly `size` bytes (SigV4; Content-Length is signed); valid until"
+        " `upload_expires_at`."
+    )
+    upload_expires_at: Timestamp
+
+
+class ArtifactView(ResponseBody):
+    """One publication of the agent: `verified` ones are served to nodes."""
+
+    version: str
+    os: str
+    arch: str
+    sha256: str = Field(pattern=SHA256_HEX)
+    size: int = Field(ge=1)
+    status: ArtifactStatusField = Field(
+        description="`pending` until the uploaded bytes are checked; `verified` (served) or `rejected` (their"
+        " SHA-256 or size differed from the declaration; they were deleted)."
+    )
+    created_at: Timestamp
+    published_at: Timestamp | None = Field(description="When the bytes were verified; null before.")
+    rejected_reason: Omittable[str] = Field(None, description="Why the uploaded bytes were refused.")
+
+
+class ArtifactList(ResponseBody):
+    items: list[ArtifactView]
+    next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")

@@ -32,13 +32,13 @@ def authorize_project(tenancy: TenancyStore, subject: str, project_id: str, perm
     return project
 
 
-def authorize_deployment_admin(deployment_admins: str, subject: str) -> None:
-    """Deployment-wide operations (the event-signing key) need a subject named in the
-    deployment's ``DeploymentAdmins`` parameter."""
+def authorize_deployment_admin(deployment_admins: str, subject: str, action: str = "Rotating the signing key") -> None:
+    """Deployment-wide operations (the event-signing key, publishing agent releases) need a
+    subject named in the deployment's ``DeploymentAdmins`` parameter."""
     if subject not in {admin.strip() for admin in deployment_admins.split(",") if admin.strip()}:
         logger.info("rebac denied", subject=subject, permission="deployment_admin")
         raise RebacDenied(
-            "Rotating the signing key requires relation 'admin' on the deployment.",
+            f"{action} requires relation 'admin' on the deployment.",
             [f"user:{subject}", "deployment#admin"],
         )
 

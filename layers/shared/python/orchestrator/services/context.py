@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.clock import Clock, IdGenerator, SystemClock, Uuid7Generator
 from orchestrator.settings import Settings, get_settings, require
+from orchestrator.store.artifacts import ArtifactObjects, ArtifactStore
 from orchestrator.store.audit import AuditStore
 from orchestrator.store.counters import CounterStore
 from orchestrator.store.executions import ExecutionStore
@@ -95,6 +96,15 @@ class Context:
     def mesh_snapshots(self) -> SnapshotObjects:
         """The peer snapshot objects (501 ``mesh_not_provisioned`` without the bucket)."""
         return SnapshotObjects(require(self.settings.output_bucket, "mesh_not_provisioned"))
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.table)
+
+    @property
+    def artifact_objects(self) -> ArtifactObjects:
+        """The artifact bucket (501 ``artifacts_not_provisioned`` without it)."""
+        return ArtifactObjects(require(self.settings.artifact_bucket, "artifacts_not_provisioned"))
 
 
 def context_for(operation: str) -> Context:

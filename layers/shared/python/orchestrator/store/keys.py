@@ -243,3 +243,31 @@ def admission_partitions() -> list[str]:
 
 def audit_event(execution_id: str, event_id: str) -> Key:
     return {"PK": f"EXEC#{execution_id}", "SK": f"AUDIT#{event_id}"}
+
+
+# Release artifacts (SPEC §19): one partition per artifact name (a handful of items a release),
+# sorted by version string, then platform. The bytes live in the artifact bucket under a key
+# that names the declared SHA-256: an upload to an older declaration's key is recognisably stale.
+ARTIFACT_OBJECT_PREFIX = "plexd/"
+
+
+def artifacts_partition(name: str) -> str:
+    return f"ARTIFACTS#{name}"
+
+
+def artifact(name: str, version: str, os: str, arch: str) -> Key:
+    return {"PK": artifacts_partition(name), "SK": f"{version}#{os}#{arch}"}
+
+
+def artifact_object(name: str, version: str, os: str, arch: str, sha256: str) -> str:
+    """The S3 key of an artifact's bytes (``plexd/<version>/<os>/<arch>/<sha256>``)."""
+    return f"{name}/{version}/{os}/{arch}/{sha256}"
+
+
+def parse_artifact_object(key: str) -> tuple[str, str, str, str, str] | None:
+    """``(name, version, os, arch, sha256)`` of an artifact object key, or None for any other."""
+    parts = key.split("/")
+    if len(parts) != 5 or not all(parts):
+        return None
+    name, version, os, arch, sha256 = parts
+    return name, version, os, arch, sha256
