@@ -4,8 +4,10 @@
 
 Server, operator token and project come from ``.local/credentials.json``
 (what ``make serve`` writes) unless given as flags. One line is printed per
-received event, rejected event, callback answer and failed heartbeat; a
-summary at the end. Nodes are deregistered on exit unless ``--keep``.
+received event, rejected event, callback answer, failed heartbeat and refused
+telemetry batch; a summary at the end. Nodes send metrics, logs and audit batches
+at the agent's cadence (metrics every 60 s, logs 30 s, audit 15 s; --telemetry-speed 60
+makes a minute a second) unless --no-telemetry. Nodes are deregistered on exit unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from plexd_sim.simulator import (
     SimulatorError,
     VerificationFailure,
 )
+from plexd_sim.telemetry import KINDS, Kind, TelemetryOptions, TelemetrySent
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CREDENTIALS = ROOT / ".local" / "credentials.json"
@@ -65,6 +68,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     behaviour.add_argument("--callback-style", choices=("plexd", "unified"), default="plexd")
     behaviour.add_argument("--heartbeat-interval", type=float, default=30.0, help="seconds (%(default)s)")
     behaviour.add_argument("--concurrency", type=int, default=8, help="event stream readers (%(default)s)")
+    telemetry = parser.add_argument_group("telemetry")
+    telemetry.add_argument("--no-telemetry", action="store_true", help="send no metrics, logs or audit batches")
+    telemetry.add_argument(
+        "--telemetry-speed", type=float, default=1.0, help="run the agent's intervals this much faster (%(default)s)"
+    )
+    telemetry.add_argument(
+        "--telemetry-kinds", default=",".join(KINDS), help="which kinds to send, comma-separated (%(default)s)"
+    )
+    telemetry.add_argument(
+        "--metric-groups",
+        choices=("seed", "agent"),
+        default="seed",
+        help="seed: node_resources/tunnel_health (seed 003); agent: system/tunnel/latency (shipped collectors)",
+    )
+    telemetry.add_argument(
+        "--respect-retry-after", action="store_true", help="wait out a 429's Retry-After (the agent does not)"
+    )
     behaviour.add_argument("--run-for", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     behaviour.add_argument("--keep", action="store_true", help="do not deregister the nodes on exit")
     behaviour.add_argument("--quiet", action="store_true", help="only the summary")
@@ -73,6 +93,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--nodes must be at least 1")
     if args.failure_rate is not None and not 0 <= args.failure_rate <= 1:
         parser.error("--failure-rate must be between 0 and 1")
+    if args.telemetry_speed <= 0:
+        parser.error("--telemetry-speed must be positive")
+    kinds = [kind.strip() for kind in args.telemetry_kinds.split(",") if kind.strip()]
+    if not set(kinds) <= set(KINDS):
+        parser.error(f"--telemetry-kinds takes {', '.join(KINDS)}")
+    args.kinds = tuple(kinds)
     try:
         args.labels = dict(iter_labels(args.label))
     except ValueError as error:
@@ -119,8 +145,36 @@ def outcome_rule(args: argparse.Namespace) -> OutcomeRule:
     return decide
 
 
+def telemetry_options(args: argparse.Namespace) -> TelemetryOptions | None:
+    if args.no_telemetry:
+        return None
+    kinds: tuple[Kind, ...] = args.kinds
+    return TelemetryOptions(
+        speed=args.telemetry_speed,
+        kinds=kinds,
+        metric_groups=args.metric_groups,
+        respect_retry_after=args.respect_retry_after,
+    )
+
+
 def describe(activity: Activity) -> str | None:
-    """The line printed for one activity, or ``None`` for routine heartbeats."""
+    """The line printed for one activity, or ``None`` for routine heartbeats and batches."""
+    if isinstance(activity, TelemetrySent):
+        return describe_telemetry(activity)
+    return describe_node_plane(activity)
+
+
+def describe_telemetry(sent: TelemetrySent) -> str | None:
+    """A refused telemetry batch (which the node keeps for its next report)."""
+    if sent.accepted:
+        return None
+    answer = sent.error or f"{sent.status_code}{f' {sent.code}' if sent.code else ''}"
+    if sent.retry_after is not None:
+        answer += f" (Retry-After {sent.retry_after} s)"
+    return f"{sent.hostname}  {sent.kind} batch of {sent.records} -> {answer}; kept for the next report"
+
+
+def describe_node_plane(activity: Activity) -> str | None:
     match activity:
         case ReceivedEvent(hostname=host, event_type=kind, event_id=event_id, payload=payload):
             extra = ""
@@ -178,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         heartbeat_interval=args.heartbeat_interval,
         stream_concurrency=args.concurrency,
         callback_style=args.callback_style,
+        telemetry=telemetry_options(args),
         listener=None if args.quiet else printer,
     )
     done = threading.Event()
@@ -205,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep:
             printer.line(f"deregistered {fleet.deregister_all()} nodes")
         printer.line("summary " + json.dumps(fleet.summary(), sort_keys=True))
+        if fleet.telemetry_counts():
+            printer.line("telemetry " + json.dumps(fleet.telemetry_counts(), sort_keys=True))
         return 0
     finally:
         fleet.close()

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from orchestrator.events.envelope import rfc3339_go
 from plexd_sim import wire
 from plexd_sim.mesh import DEFAULT_ENDPOINT_INTERVAL, MESH_EVENTS, MeshAgent, MeshNode, MeshSent, NodeMesh, Peer
+from plexd_sim.telemetry import TelemetryAgent, TelemetryOptions, TelemetrySent
 from plexd_sim.verifier import EnvelopeRejected, EnvelopeVerifier, VerifiedEvent
 
 Outcome = Literal["success", "failure", "rejected", "silent"]
@@ -235,7 +236,16 @@ class NodeProblem:
     detail: str
 
 
-Activity = ReceivedEvent | VerificationFailure | CallbackResponse | HeartbeatSent | StateSent | MeshSent | NodeProblem
+Activity = (
+    ReceivedEvent
+    | VerificationFailure
+    | CallbackResponse
+    | HeartbeatSent
+    | StateSent
+    | MeshSent
+    | TelemetrySent
+    | NodeProblem
+)
 Listener = Callable[[Activity], None]
 OutcomeRule = Outcome | Callable[[SimulatedNode, ActionRequest], Outcome]
 DurationRule = float | Callable[[SimulatedNode, ActionRequest], float]
@@ -320,7 +330,9 @@ class SimulatedFleet:
     ``outcome`` and ``duration`` are fixed values or callables deciding per
     node and request. ``reconnect_delay`` overrides the server's ``retry:``
     hint between two stream reads of a node. Each node reports its public endpoint after
-    start and every ``endpoint_interval`` seconds (:mod:`plexd_sim.mesh`).
+    start and every ``endpoint_interval`` seconds (:mod:`plexd_sim.mesh`). With ``telemetry``
+    each node also sends metrics, logs and audit batches at the agent's cadence (scaled by
+    its ``speed``) on ``telemetry_concurrency`` threads of their own (:mod:`plexd_sim.telemetry`).
     """
 
     def __init__(
@@ -340,9 +352,11 @@ class SimulatedFleet:
         report_debounce: float = 5.0,
         request_timeout: float = 30.0,
         endpoint_interval: float = DEFAULT_ENDPOINT_INTERVAL,
+        telemetry: TelemetryOptions | None = None,
+        telemetry_concurrency: int = 2,
         listener: Listener | None = None,
     ) -> None:
-        if stream_concurrency < 1 or callback_concurrency < 1:
+        if stream_concurrency < 1 or callback_concurrency < 1 or telemetry_concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.server = server.rstrip("/")
         self.project_id = project_id
@@ -357,7 +371,7 @@ class SimulatedFleet:
         self._result_retries = result_retries
         self._report_debounce = report_debounce
         self._listener = listener
-        limit = stream_concurrency + callback_concurrency + 8
+        limit = stream_concurrency + callback_concurrency + telemetry_concurrency + 8
         self._http = httpx.Client(
             base_url=self.server,
             timeout=request_timeout,
@@ -375,10 +389,23 @@ class SimulatedFleet:
         self._heartbeats: list[HeartbeatSent] = []
         self._state_sent: list[StateSent] = []
         self._mesh_sent: list[MeshSent] = []
+        self._telemetry_sent: list[TelemetrySent] = []
         self._problems: list[NodeProblem] = []
         self._stopping = threading.Event()
         self._streams: _Scheduler | None = None
         self._workers: _Scheduler | None = None
+        self._telemetry_workers: _Scheduler | None = None
+        self._telemetry_concurrency = telemetry_concurrency
+        self._telemetry = (
+            None
+            if telemetry is None or not telemetry.kinds
+            else TelemetryAgent(
+                self._http,
+                telemetry,
+                record=self._record,
+                schedule=lambda delay, task: self._later(self._telemetry_workers, delay, task),
+            )
+        )
         self._mesh = MeshAgent(
             self._http,
             endpoint_interval=endpoint_interval,
@@ -408,16 +435,25 @@ class SimulatedFleet:
         self._workers = _Scheduler("plexd-sim-callback", self._callback_concurrency, self._worker_error)
         self._streams.start()
         self._workers.start()
+        if self._telemetry is not None:
+            self._telemetry_workers = _Scheduler("plexd-sim-telemetry", self._telemetry_concurrency, self._worker_error)
+            self._telemetry_workers.start()
         for node in self.nodes:
             self._schedule(node)
             if node.pending_entries or node.pending_deleted:
                 self._schedule_report_sync(node)
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop reading and answering; drops unsent results. Whether every thread exited in ``timeout``."""
+        """Stop reading and answering; drops unsent results. Telemetry buffers are flushed
+        once more, as the agent does on shutdown (while ``timeout`` lasts). Whether every
+        thread exited in ``timeout``."""
+        already = self._stopping.is_set()
         self._stopping.set()
         deadline = time.monotonic() + timeout
-        stopped = [scheduler.stop(deadline) for scheduler in (self._streams, self._workers) if scheduler is not None]
+        schedulers = (self._streams, self._workers, self._telemetry_workers)
+        stopped = [scheduler.stop(deadline) for scheduler in schedulers if scheduler is not None]
+        if self._telemetry is not None and self._streams is not None and not already:
+            self._telemetry.flush_all(deadline)
         with self._changed:
             self._changed.notify_all()
         return all(stopped)
@@ -628,6 +664,27 @@ class SimulatedFleet:
         node.mesh.endpoint = endpoint
         return self._mesh.report_endpoint(node)
 
+    def telemetry_sent(self, node_id: str | None = None, kind: str | None = None) -> list[TelemetrySent]:
+        """The telemetry batches sent (optionally one node's, one kind's), in order."""
+        with self._lock:
+            return [
+                sent
+                for sent in self._telemetry_sent
+                if (node_id is None or sent.node_id == node_id) and (kind is None or sent.kind == kind)
+            ]
+
+    def telemetry_counts(self) -> dict[str, dict[str, Any]]:
+        """By kind: batches, records and bytes taken; batches refused (and by status); records
+        dropped by full buffers; records still buffered. Empty without telemetry."""
+        if self._telemetry is None:
+            return {}
+        return self._telemetry.counts(self.telemetry_sent())
+
+    def flush_telemetry(self) -> None:
+        """Report every node's buffered telemetry now (what was collected so far)."""
+        if self._telemetry is not None:
+            self._telemetry.flush_all(float("inf"))
+
     @property
     def problems(self) -> list[NodeProblem]:
         with self._lock:
@@ -661,6 +718,9 @@ class SimulatedFleet:
                 "heartbeats": len(self._heartbeats),
                 "key_rotations": sum(m.kind == "rotate" and m.status_code == 200 for m in self._mesh_sent),
                 "endpoint_reports": sum(m.kind == "endpoint" for m in self._mesh_sent),
+                "telemetry_batches": sum(t.accepted for t in self._telemetry_sent),
+                "telemetry_records": sum(t.records for t in self._telemetry_sent if t.accepted),
+                "telemetry_refused": sum(not t.accepted for t in self._telemetry_sent),
                 "problems": len(self._problems),
             }
 
@@ -679,6 +739,8 @@ class SimulatedFleet:
                     self._state_sent.append(activity)
                 case MeshSent():
                     self._mesh_sent.append(activity)
+                case TelemetrySent():
+                    self._telemetry_sent.append(activity)
                 case NodeProblem():
                     self._problems.append(activity)
             self._changed.notify_all()
@@ -695,6 +757,8 @@ class SimulatedFleet:
         self._streams.call_soon(partial(self._read_events, node))
         self._workers.call_soon(partial(self._heartbeat, node))
         self._mesh.start(node)
+        if self._telemetry is not None:
+            self._telemetry.start(node)
 
     def _later(self, scheduler: _Scheduler | None, delay: float, task: Callable[[], None]) -> None:
         if scheduler is not None and not self._stopping.is_set():

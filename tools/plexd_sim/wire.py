@@ -6,7 +6,8 @@
 - :func:`go_duration`: durations as Go's ``time.Duration.String`` prints them
   (``"2.34s"``, ``"1m30s"``, ``"500ms"``), which is what ``plexd`` sends.
 - :func:`agent_body`: a request body as ``plexd`` sends it (compact, HTML-escaped JSON,
-  gzipped when over 1 KiB) with its headers.
+  gzipped when over 1 KiB) with its headers; :func:`go_json` is that JSON alone (floats as
+  Go's ``strconv`` writes them), :func:`go_time` a ``time.Time`` as it marshals.
 - Capability and heartbeat bodies in the seed's shapes.
 """
 
@@ -15,8 +16,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 SIM_VERSION = "0.0.0-sim"
@@ -77,23 +81,69 @@ class SseParser:
 
 def agent_body(value: Any, headers: Mapping[str, str]) -> dict[str, Any]:
     """``httpx`` request arguments for ``value`` as plexd's client sends a body: Go's
-    ``json.Marshal`` (compact; ``<``, ``>``, ``&``, U+2028 and U+2029 escaped), gzipped at the
-    default level with ``Content-Encoding: gzip`` when over 1 KiB, ``Accept-Encoding: gzip``."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for raw, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(raw, escaped)
-    data = text.encode()
+    ``json.Marshal`` (:func:`go_json`), gzipped at the default level with
+    ``Content-Encoding: gzip`` when over 1 KiB, ``Accept-Encoding: gzip``."""
+    data = go_json(value)
     sent = {**headers, "Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "gzip"}
     if len(data) > GZIP_ABOVE_BYTES:
         data = gzip.compress(data, 6)
         sent["Content-Encoding"] = "gzip"
     return {"content": data, "headers": sent}
+
+
+_HTML_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def go_json(value: Any) -> bytes:
+    """``value`` (maps in field order, lists, strings, ints, floats, bools, ``None``) as Go's
+    ``json.Marshal`` writes it: compact; ``<``, ``>``, ``&``, U+2028 and U+2029 escaped (also
+    inside a ``json.RawMessage``); a float in its shortest form without a needless ``.0``
+    (``100``, ``23.5``, ``1e-7``, ``1e+21``), as ``strconv.FormatFloat(f, 'f'|'e', -1, 64)``."""
+    text = "".join(_go_parts(value))
+    for raw, escaped in _HTML_ESCAPES:
+        text = text.replace(raw, escaped)
+    return text.encode()
+
+
+def _go_parts(value: Any) -> Any:
+    if isinstance(value, float):
+        yield go_float(value)
+    elif isinstance(value, Mapping):
+        yield "{"
+        for index, (key, item) in enumerate(value.items()):
+            yield ("," if index else "") + json.dumps(str(key), ensure_ascii=False) + ":"
+            yield from _go_parts(item)
+        yield "}"
+    elif isinstance(value, list | tuple):
+        yield "["
+        for index, item in enumerate(value):
+            if index:
+                yield ","
+            yield from _go_parts(item)
+        yield "]"
+    else:
+        yield json.dumps(value, ensure_ascii=False)
+
+
+def go_float(number: float) -> str:
+    """A float64 as ``encoding/json`` writes it (``NaN`` and infinities are not JSON)."""
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"json: unsupported value: {number}")
+    if number == 0:
+        return "-0" if math.copysign(1.0, number) < 0 else "0"
+    digits = Decimal(repr(number)).normalize()
+    if abs(number) < 1e-6 or abs(number) >= 1e21:
+        return f"{digits:e}"
+    return f"{digits:f}"
+
+
+def go_time(unix_nanos: int) -> str:
+    """A UTC ``time.Time`` of ``unix_nanos`` as ``encoding/json`` writes it (RFC 3339 with up
+    to nine fraction digits, trailing zeros dropped, ``Z``)."""
+    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{nanos:09d}".rstrip("0")
+    return f"{text}.{fraction}Z" if fraction else f"{text}Z"
 
 
 def go_duration(seconds: float) -> str:
