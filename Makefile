@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry-reads deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -95,6 +95,10 @@ bench-mesh: $(VENV)/.installed
 ## bench-callbacks: callbacks per second and requests per callback vs a raw conditional UpdateItem
 bench-callbacks: $(VENV)/.installed
 	$(PY) bench/callbacks.py $(if $(SIZES),--sizes $(SIZES))
+
+## bench-telemetry-reads: latency and S3 requests of a log page over a day of a node's logs (BATCHES=288 for a quick run)
+bench-telemetry-reads: $(VENV)/.installed
+	$(PY) bench/telemetry_reads.py $(if $(BATCHES),--batches $(BATCHES))
 
 deploy: build
 	$(SAM) deploy --config-env $(or $(ENV),dev)
