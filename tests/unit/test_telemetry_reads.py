@@ -93,11 +93,28 @@ def test_rfc3339_times_are_read_to_the_millisecond(text: str, expected: datetime
 
 
 @pytest.mark.parametrize(
-    "text", ["1h", "2025-01-15", "2025-01-15T10:30Z", "2025-13-15T10:30:00Z", "2025-01-15 10:30:00Z", "x" * 100]
+    "text",
+    [
+        "1h",
+        "2025-01-15",
+        "2025-01-15T10:30Z",
+        "2025-13-15T10:30:00Z",
+        "2025-01-15 10:30:00Z",
+        "x" * 100,
+        "0000-01-01T00:00:00Z",
+        "0001-01-01T00:30:00+01:00",
+        "2025-01-15T24:00:00Z",
+        "2025-01-15T10:00:00+99:00",
+    ],
 )
 def test_other_times_are_invalid_parameter(text: str) -> None:
     with pytest.raises(InvalidParameter):
         parse_instant("since", text)
+
+
+def test_an_until_without_a_day_before_it_is_invalid_parameter() -> None:
+    with pytest.raises(InvalidParameter):
+        window(None, "0001-01-01T10:00:00Z", NOW)
 
 
 def test_since_must_be_before_until() -> None:

@@ -52,7 +52,7 @@ def parse_instant(name: str, value: str) -> datetime:
         text = f"{main}.{digits.group(0)[:3].ljust(3, '0')}{rest[digits.end() :]}"
     try:
         moment = datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InvalidParameter(f"{name} is not a valid time: {value}.") from exc
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
@@ -82,7 +82,10 @@ def window(since: str | None, until: str | None, now: datetime) -> Window:
     end = (
         parse_instant("until", until) if until is not None else now.replace(microsecond=now.microsecond // 1000 * 1000)
     )
-    start = parse_instant("since", since) if since is not None else end - DEFAULT_WINDOW
+    try:
+        start = parse_instant("since", since) if since is not None else end - DEFAULT_WINDOW
+    except OverflowError as exc:
+        raise InvalidParameter("until is too early: since defaults to 24 hours before it.") from exc
     if start >= end:
         raise InvalidParameter("since must be before until.")
     return Window(start, end)
