@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry bench-telemetry-reads deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -99,6 +99,10 @@ bench-callbacks: $(VENV)/.installed
 ## bench-telemetry: telemetry records/s, AWS requests and stored bytes per record (NODES=1000, KINDS=logs)
 bench-telemetry: $(VENV)/.installed
 	$(PY) bench/telemetry.py --nodes $(or $(NODES),1000) $(if $(KINDS),--kinds $(KINDS))
+
+## bench-telemetry-reads: latency and S3 requests of a log page over a day of a node's logs (BATCHES=288 for a quick run)
+bench-telemetry-reads: $(VENV)/.installed
+	$(PY) bench/telemetry_reads.py $(if $(BATCHES),--batches $(BATCHES))
 
 deploy: build
 	$(SAM) deploy --config-env $(or $(ENV),dev)

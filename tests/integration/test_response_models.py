@@ -115,6 +115,7 @@ def walk_the_api(walk: Walk, tenant: Tenant) -> dict[str, Any]:
         ("ingestAudit", "audit", {"timestamp": at, "source": "auditd", "event_type": "SYSCALL", "subject": {}}),
     ):
         walk.call(operation_id, f"/v1/nodes/{web.id}/{kind}", json_body=[record], token=web.nsk)
+        walk.call(f"read{kind.capitalize()}", f"/v1/projects/{project}/nodes/{web.id}/{kind}", token=admin)
     walk.call("listNodeReports", f"/v1/projects/{project}/nodes/{web.id}/reports", token=admin)
     walk.call("listNodeDrift", f"/v1/projects/{project}/nodes/{web.id}/drift", token=admin, query={"limit": 1})
     labels = {"labels": {"role": "web"}}

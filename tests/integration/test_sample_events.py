@@ -31,6 +31,7 @@ EXPECTED_STATUS = {
     "record_drift.json": (401, "nsk_revoked"),
     "list_node_reports.json": (404, "project_not_found"),
     "list_node_drift.json": (404, "project_not_found"),
+    "read_telemetry.json": (404, "project_not_found"),
     "put_secret.json": (404, "project_not_found"),
     "fetch_node_secret.json": (401, "nsk_revoked"),
     "rotate_node_key.json": (401, "nsk_revoked"),

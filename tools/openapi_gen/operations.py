@@ -22,6 +22,7 @@ from orchestrator.domain.artifacts import MAX_VERSION_CHARS, PLATFORM_SLUG, VERS
 from orchestrator.domain.node_data import DATA_KEY
 from orchestrator.domain.policies import POLICY_ID
 from orchestrator.domain.telemetry import MAX_RECORDS, AuditRecord, LogRecord, MetricRecord
+from orchestrator.domain.telemetry_reads import MAX_PAGE_BYTES, MAX_REQUESTS
 from orchestrator.http.api import CORRELATION_ID
 from orchestrator.http.artifact_schemas import PublishArtifactRequest
 from orchestrator.http.callback_schemas import AckIn, CallbackIn, ResultIn
@@ -74,6 +75,7 @@ from orchestrator.http.responses import (
     SigningKeyView,
     TargetOutput,
     TelemetryAccepted,
+    TelemetryList,
 )
 from orchestrator.http.schemas import (
     SUBJECT,
@@ -110,6 +112,29 @@ TELEMETRY_DESCRIPTION = f"""
     400 `ingest_batch_malformed` (`errors`: the records at fault); 413
     `ingest_body_too_large` (`records` over {MAX_RECORDS:,}); 429 `per_node_rate_limited` (the
     node's inflated bytes this minute over its budget; `Retry-After`).
+    """
+TELEMETRY_READ_DESCRIPTION = f"""
+    The node's {{kind}} records (SPEC §19) received in `[since, until)`, newest first by
+    arrival (the order the delivery stream wrote them: object by object, line by line), one
+    page at a time; each item is the record as the node sent it and its batch's `received_at`.
+    Requires `viewer`; a deregistered node's records stay readable until they expire.
+
+    The read walks the node's hours in the telemetry bucket from `until`'s down to `since`'s
+    (never below the hour the node registered in), at most {MAX_REQUESTS} S3 requests (LIST
+    pages and GETs) and {MAX_PAGE_BYTES // 1_048_576} MiB of records per page: a page can
+    therefore be short, even empty, and still carry a `next_cursor`, which resumes exactly
+    where it stopped (no record lost or repeated). `next_cursor` is bound to the caller, the
+    node, the kind and `since`/`until` as given, and keeps the window of the first page (a
+    default `until` does not move). In AWS a record is readable once the delivery stream has
+    written its buffer (`TelemetryBufferSeconds`, 60 to 900 s); in local mode at once.
+
+    **Checks, in this order** (after API Gateway's authorizer, 401 `unauthenticated`): 501
+    `node_telemetry_listing_not_provisioned` (no table or no telemetry bucket); 400
+    `invalid_parameter` (`since` or `until` not RFC 3339, or `since` not before `until`); 400
+    `invalid_limit`; the cursor: 501 `cursor_key_not_provisioned`, 503 `dependency_unavailable`
+    (secret store), 400 `invalid_cursor`, 403 `cursor_binding_mismatch`; ReBAC `read`: 404
+    `project_not_found`, 403 `rebac_denied`; 404 `node_not_found` (not a node of this
+    project); 503 `datastore_unavailable`, `dependency_unavailable` (the bucket).
     """
 Auth = Literal["operator", "node", "callback", "none"]
 """``operator``: the API's JWT authorizer; ``node``: the node secret key; ``callback``: the
@@ -375,6 +400,41 @@ CANCEL_DESCRIPTION = """
     """
 CANCEL_ANSWER = Answer(200, "The Execution after cancellation, with its counts and targets.", ExecutionView)
 CANCEL_ERRORS = {403: "RebacDenied", 404: "ExecutionLookupNotFound", 409: "ExecutionAlreadyTerminal"}
+
+
+TELEMETRY_READ_PARAMETERS = (
+    Parameter(
+        "since",
+        "query",
+        "Only records received at this time or later (RFC 3339; milliseconds count). Default: 24 hours before"
+        " `until`. Not RFC 3339, or not before `until` → 400 `invalid_parameter`.",
+        Annotated[str, Field(max_length=40)],
+    ),
+    Parameter(
+        "until",
+        "query",
+        "Only records received before this time (RFC 3339, exclusive). Default: now.",
+        Annotated[str, Field(max_length=40)],
+    ),
+    "Limit",
+    "Cursor",
+)
+
+
+def telemetry_read(kind: str, summary: str) -> Operation:
+    return Operation(
+        "GET",
+        f"/v1/projects/{{project_id}}/nodes/{{node_id}}/{kind}",
+        function="ReadTelemetryFunction",
+        operation_id=f"read{kind.capitalize()}",
+        tag="nodes (operator)",
+        summary=summary,
+        auth="operator",
+        answer=Answer(200, "One page of records, newest first.", TelemetryList),
+        errors={400: "InvalidListQuery", 403: "ForbiddenListing", 404: "NotFound"},
+        parameters=TELEMETRY_READ_PARAMETERS,
+        description=TELEMETRY_READ_DESCRIPTION.format(kind=kind),
+    )
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -667,6 +727,9 @@ OPERATIONS: tuple[Operation, ...] = (
             `dependency_unavailable` (secret store).
             """,
     ),
+    telemetry_read("logs", "A node's log records"),
+    telemetry_read("metrics", "A node's metric records"),
+    telemetry_read("audit", "A node's audit records"),
     Operation(
         "PATCH",
         "/v1/projects/{project_id}/nodes/{node_id}",

@@ -17,13 +17,14 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
 
-from plexctl import __version__, render
+from plexctl import __version__, render, telemetry
 from plexctl.client import ApiClient
 from plexctl.config import (
     PROFILE_ENV,
@@ -500,6 +501,154 @@ def node_reports(project: str | None, node_id: str, limit: int | None, cursor: s
 def node_drift(project: str | None, node_id: str, limit: int | None, cursor: str | None, all_pages: bool) -> None:
     """What a node corrected when it reconciled (the last 30 days), newest first."""
     _list(f"nodes/{node_id}/drift", project, {"limit": limit, "cursor": cursor}, all_pages, render.drift_table)
+
+
+def _time_option(name: str, help_text: str) -> Callable[[F], F]:
+    def convert(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return telemetry.parse_time(value, datetime.now(UTC))
+        except ValueError as error:
+            raise click.BadParameter(str(error), param=param) from None
+
+    return click.option(name, metavar="1h|RFC3339", callback=convert, help=help_text)
+
+
+def telemetry_options(command: F) -> F:
+    command = _time_option("--until", "Only records received before this [default: now].")(command)
+    return _time_option(
+        "--since", "Only records received since this: 30m, 1h, 2d, 1h30m ago, or an RFC 3339 time [default: 24h]."
+    )(command)
+
+
+def _read_telemetry(
+    kind: str,
+    project: str | None,
+    node_id: str,
+    query: dict[str, Any],
+    *,
+    limit: int | None,
+    all_pages: bool,
+    follow: bool = False,
+) -> None:
+    output = _flags().output
+    client, project_id = _connect(project)
+    path = f"/v1/projects/{project_id}/nodes/{node_id}/{kind}"
+    with client:
+
+        def fetch(params: dict[str, Any]) -> dict[str, Any]:
+            page: dict[str, Any] = client.get(path, {k: v for k, v in params.items() if v is not None})
+            return page
+
+        items, cursor = telemetry.collect(fetch, query, want=None if all_pages else limit or DEFAULT_PAGE)
+        if follow:
+            _follow_telemetry(kind, fetch, items, cut=cursor is not None, output=output)
+            return
+    if output != "table":
+        data: dict[str, Any] = {"items": items}
+        if cursor:
+            data["next_cursor"] = cursor
+        render.emit(data, output, lambda _: "")
+        return
+    for line in telemetry.lines(kind, items):
+        click.echo(line)
+    if cursor:
+        # The cursor is bound to since/until as sent: a relative --since must be sent as then.
+        window = "".join(f" --{name} {query[name]}" for name in ("since", "until") if query.get(name))
+        click.echo(f"older: --cursor {cursor}{window} (or --all)", err=True)
+
+
+def _follow_telemetry(
+    kind: str, fetch: Callable[[dict[str, Any]], dict[str, Any]], first: list[dict[str, Any]], *, cut: bool, output: str
+) -> None:
+    """Print ``first`` oldest first, then each new record as it arrives, until Ctrl-C; in
+    json/yaml mode one JSON document per record and line."""
+
+    def emit(items: Iterable[Mapping[str, Any]]) -> None:
+        for item in items:
+            if output == "table":
+                click.echo(telemetry.LINES[kind](item))
+            else:
+                click.echo(json.dumps(item, separators=(",", ":"), ensure_ascii=False))
+
+    emit(reversed(first))
+    try:
+        telemetry.follow(fetch, telemetry.Tail(first, cut=cut), emit)
+    except KeyboardInterrupt:
+        return
+
+
+DEFAULT_PAGE = 50
+
+
+@node.command(name="logs", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+@telemetry_options
+@paging_options
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records as they arrive (Ctrl-C to stop).")
+def node_logs(
+    project: str | None,
+    node_id: str,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    cursor: str | None,
+    all_pages: bool,
+    follow: bool,
+) -> None:
+    """A node's log records, oldest first: `received_at severity unit: message`.
+
+    \b
+    The newest --limit records (50) of the window; --all for every one. With -o json the
+    API's page (newest first); with --follow -o json one JSON record per line.
+    """
+    if follow and (until or cursor or all_pages):
+        raise InputError("--follow reads up to now: it takes no --until, --cursor or --all.")
+    query = {"since": since, "until": until, "cursor": cursor}
+    _read_telemetry("logs", project, node_id, query, limit=limit, all_pages=all_pages, follow=follow)
+
+
+@node.command(name="metrics", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+@telemetry_options
+@paging_options
+def node_metrics(
+    project: str | None,
+    node_id: str,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    cursor: str | None,
+    all_pages: bool,
+) -> None:
+    """A node's metric records, oldest first: `received_at group [peer=…] data`."""
+    query = {"since": since, "until": until, "cursor": cursor}
+    _read_telemetry("metrics", project, node_id, query, limit=limit, all_pages=all_pages)
+
+
+@node.command(name="audit", epilog=EXIT_CODES)
+@persistent_flags
+@project_option
+@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+@telemetry_options
+@paging_options
+def node_audit(
+    project: str | None,
+    node_id: str,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    cursor: str | None,
+    all_pages: bool,
+) -> None:
+    """A node's audit records, oldest first: `received_at event_type action result source subject= object=`."""
+    query = {"since": since, "until": until, "cursor": cursor}
+    _read_telemetry("audit", project, node_id, query, limit=limit, all_pages=all_pages)
 
 
 @node.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)

@@ -799,6 +799,22 @@ class DriftList(ResponseBody):
     next_cursor: Omittable[str] = Field(None, description="Absent on the last page.")
 
 
+class TelemetryLine(ResponseBody):
+    """One record a node sent, as it sent it, and when it arrived."""
+
+    received_at: Timestamp = Field(description="When the control plane accepted the record's batch.")
+    record: dict[str, Any] = Field(
+        description="The record as the node sent it (fields unknown to the server included)."
+    )
+
+
+class TelemetryList(ResponseBody):
+    items: list[TelemetryLine] = Field(description="Newest first, by arrival.")
+    next_cursor: Omittable[str] = Field(
+        None, description="Absent when the window is read to its end; a page can be short or empty and still have one."
+    )
+
+
 # The node's event stream (SSE `data:` lines) ---------------------------------------------
 class ActionRequestPayload(ResponseBody):
     """Payload of `action_request`, one per target, sent when the target is released."""
