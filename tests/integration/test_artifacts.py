@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from orchestrator.settings import get_settings
+from orchestrator_local import snapshot
 from tests.integration.conftest import (
     ADMIN,
     Api,
@@ -323,3 +325,25 @@ def test_a_repeated_event_for_the_verified_upload_changes_nothing(api: Api, runt
     assert result["verified"] == [{"key": version["Key"], "outcome": "duplicate"}]
     assert api.table_items() == items
     assert len(artifact_objects(api)) == 1
+
+
+# Local mode ---------------------------------------------------------------------------
+def test_a_verified_artifact_still_downloads_after_a_local_restart(api: Api, tenant: Tenant, tmp_path: Path) -> None:
+    # Given a verified publication, saved by a clean stop
+    published(api)
+    snapshot.save(api.stack, tmp_path / "state")
+    # When its bytes are gone (a fresh moto) and the saved state is restored, with the
+    # bucket's notifications (the verifier) installed as the server has them
+    s3 = boto3.client("s3")
+    for version in artifact_objects(api):
+        s3.delete_object(Bucket=api.stack.refs["ArtifactBucket"], Key=version["Key"], VersionId=version["VersionId"])
+    snapshot.restore(api.stack, tmp_path / "state")
+    # Then restoring was not taken for an upload: still verified, and the node gets the bytes
+    assert [item["status"] for item in listed(api)] == ["verified"]
+    node = register_node(api, tenant, "web-01")
+    answer = download(api, node)
+    assert answer.status_code == 302, answer.text
+    assert fetched(answer.headers["Location"]) == BINARY
+    # And the notifications are back: a new upload is verified again
+    published(api, path="/v1/artifacts/plexd/1.5.1/linux/amd64")
+    assert sorted(item["status"] for item in listed(api)) == ["verified", "verified"]
