@@ -14,6 +14,8 @@ import boto3
 import pytest
 import requests
 
+from orchestrator.domain.artifacts import ArtifactRef
+from orchestrator.services.context import context_for
 from orchestrator.settings import get_settings
 from orchestrator_local import snapshot
 from tests.integration.conftest import (
@@ -347,3 +349,18 @@ def test_a_verified_artifact_still_downloads_after_a_local_restart(api: Api, ten
     # And the notifications are back: a new upload is verified again
     published(api, path="/v1/artifacts/plexd/1.5.1/linux/amd64")
     assert sorted(item["status"] for item in listed(api)) == ["verified", "verified"]
+
+
+def test_a_verification_does_not_serve_a_publication_declared_again_with_another_size(api: Api) -> None:
+    # Given a pending publication (declared, not uploaded)
+    assert publish(api).status_code == 201
+    ctx = context_for("verify_artifact")
+    ref = ArtifactRef.checked("1.5.0", "linux", "amd64")
+    # When a verification that hashed bytes of another declared size comes to record its verdict
+    # (the publication was declared again, same SHA-256, another size, while it hashed)
+    done = ctx.artifacts.mark_verified(ref, SHA, len(BINARY) + 1, None, ctx.clock.now())
+    # Then nothing is served: the size checked is not the one declared
+    assert done is False
+    assert listed(api)[0]["status"] == "pending"
+    assert ctx.artifacts.mark_verified(ref, SHA, len(BINARY), None, ctx.clock.now()) is True
+    assert listed(api)[0]["status"] == "verified"

@@ -178,3 +178,12 @@ def test_storable_json_is_accepted(content: bytes, value: object) -> None:
     document = json_document(content)
     if value is not None:
         assert document == value
+
+
+def test_past_sixty_four_gzip_members_the_body_is_400() -> None:
+    # Each member copies the rest of the stream: thousands of tiny members would cost
+    # quadratic time, so a body of more than 64 (clients send one) is refused.
+    member = gzip.compress(b"x")
+    assert inflate_gzip(member * 64, 1024) == b"x" * 64
+    with pytest.raises(InvalidBody):
+        inflate_gzip(member * 65, 1024)

@@ -144,3 +144,26 @@ def test_the_budget_minute_and_retry_after() -> None:
     assert telemetry.budget_minute(AT) == "2026-12-02T07:05"
     assert telemetry.seconds_to_next_minute(AT) == 51
     assert telemetry.seconds_to_next_minute(AT.replace(second=0)) == 60
+
+
+def test_ndjson_stops_at_the_record_cap_without_parsing_the_rest() -> None:
+    # 10,000 records, then a line that is not JSON: refused for its count before that line
+    # is parsed (a body of millions of tiny lines is never parsed whole)
+    body = b'{"timestamp":"2025-01-15T10:30:00Z","group":"g"}\n' * telemetry.MAX_RECORDS + b"{not json\n"
+    with pytest.raises(IngestBodyTooLarge) as refused:
+        telemetry.records_of(Kind.METRICS, body, "application/x-ndjson")
+    assert refused.value.extensions["dimension"] == "records"
+
+
+@pytest.mark.parametrize("moment", ["9999-99-99T99:99:99Z", "2025-02-30T10:00:00Z", "2025-01-15T24:00:00Z"])
+def test_a_time_that_does_not_exist_is_malformed(moment: str) -> None:
+    with pytest.raises(IngestBatchMalformed) as refused:
+        telemetry.records_of(Kind.LOGS, json.dumps([{"timestamp": moment, "message": "m"}]).encode(), None)
+    assert refused.value.extensions["errors"][0]["field"] == "0.timestamp"
+
+
+@pytest.mark.parametrize(
+    "moment", ["2025-01-15T10:30:00.123456789Z", "0001-01-01T00:00:00Z", "2025-01-15T10:30:00.5-05:30"]
+)
+def test_go_times_are_accepted_to_the_nanosecond_with_any_offset(moment: str) -> None:
+    assert telemetry.records_of(Kind.LOGS, json.dumps([{"timestamp": moment, "message": "m"}]).encode(), None)

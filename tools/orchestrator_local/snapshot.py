@@ -93,12 +93,11 @@ def _notifications_off(stack: Stack) -> Iterator[None]:
     """Buckets without their event notifications while objects are restored: putting back
     what was saved is not an upload (the artifact verifier would take it for one)."""
     s3 = boto3.client("s3", region_name=REGION)
-    saved = {}
+    saved: dict[str, Any] = {}
     for name in stack.template.resources_of("AWS::S3::Bucket"):
         bucket = stack.refs[name]
-        configuration = s3.get_bucket_notification_configuration(Bucket=bucket)
-        configuration.pop("ResponseMetadata", None)
-        saved[bucket] = configuration
+        answer = s3.get_bucket_notification_configuration(Bucket=bucket)
+        saved[bucket] = {key: value for key, value in answer.items() if key != "ResponseMetadata"}
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
     try:
         yield

@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from orchestrator.clock import rfc3339
 from orchestrator.errors import IngestBatchMalformed, IngestBodyTooLarge, InvalidBody
@@ -49,7 +49,21 @@ NDJSON_ALIASES = frozenset({NDJSON, "application/jsonlines", "application/jsonl"
 
 # Go's time.Time as encoding/json writes it (RFC 3339, up to nanoseconds).
 GO_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
-GoTime = Annotated[str, Field(max_length=64, pattern=GO_TIME)]
+
+
+def _a_real_time(value: str) -> str:
+    """A time that exists (no month 13, no 25:00), with up to nanoseconds as Go writes it."""
+    head, _, rest = value.partition(".")
+    fraction = "".join(c for c in rest if c.isdigit())
+    zone = rest[len(fraction) :] if rest else value[19:]
+    try:
+        datetime.fromisoformat(head[:19] + (f".{fraction[:6]}" if fraction else "") + zone.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("not a real date and time") from exc
+    return value
+
+
+GoTime = Annotated[str, Field(max_length=64, pattern=GO_TIME), AfterValidator(_a_real_time)]
 Label = Annotated[StrictStr, Field(max_length=256)]
 
 
@@ -169,19 +183,24 @@ def _text(content: bytes) -> str:
         raise InvalidBody("The body is not valid UTF-8.") from exc
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"{literal[:40]} is out of range")
+    return value
+
+
+# JSON as the agent writes it: no ``NaN``/``Infinity``, no number a float cannot hold (Go
+# never sends them, and the stored lines must stay readable by Athena). Built once.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+
+
 def _strict_loads(text: str) -> Any:
-    """JSON as the agent writes it: no ``NaN``/``Infinity`` (Go never sends them)."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    def finite(literal: str) -> float:
-        value = float(literal)
-        if math.isinf(value):
-            raise ValueError(f"{literal[:40]} is out of range")
-        return value
-
-    return json.loads(text, parse_constant=refuse, parse_float=finite)
+    return _DECODER.decode(text)
 
 
 def _json_array(content: bytes) -> list[Any]:
@@ -204,10 +223,21 @@ def _json_array(content: bytes) -> list[Any]:
 
 
 def _ndjson(content: bytes) -> list[Any]:
+    """The lines' records, parsed one line at a time and no further than the record cap: a
+    body of millions of tiny lines is refused after ``MAX_RECORDS + 1`` of them."""
+    text = _text(content)
     documents: list[Any] = []
-    for number, line in enumerate(_text(content).split("\n"), start=1):
+    start, number = 0, 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line, start, number = text[start:end], end + 1, number + 1
         if not line.strip():
             continue
+        if len(documents) == MAX_RECORDS:
+            raise IngestBodyTooLarge(
+                f"The batch holds more than {MAX_RECORDS} records.", limit=MAX_RECORDS, dimension="records"
+            )
         try:
             documents.append(_strict_loads(line))
         except (ValueError, RecursionError) as exc:

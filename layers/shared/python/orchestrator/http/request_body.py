@@ -36,6 +36,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip wrapper, not zlib's or raw deflate
 
 # What DynamoDB stores (its number type and nesting); a request body stays well inside it,
 # since stored items nest request values a few levels down (e.g. an event's payload).
+MAX_GZIP_MEMBERS = 64  # clients send one; concatenated streams are valid gzip, up to this
 MAX_DEPTH = 20
 MAX_SIGNIFICANT_DIGITS = 38
 MIN_ADJUSTED_EXPONENT = -130
@@ -83,9 +84,13 @@ def inflate_gzip(data: bytes, limit: int) -> bytes:
         raise InvalidBody("The body is not a gzip stream, as its Content-Encoding says.")
     out = bytearray()
     pending = data
+    members = 0
     while pending:
         if not pending.startswith(GZIP_MAGIC):
             raise InvalidBody("The gzip stream is followed by data that is not gzip.")
+        members += 1
+        if members > MAX_GZIP_MEMBERS:  # each one copies the rest: thousands of tiny ones are a cost
+            raise InvalidBody(f"The gzip stream has more than {MAX_GZIP_MEMBERS} members.")
         inflater = zlib.decompressobj(_GZIP_WBITS)
         try:
             out += inflater.decompress(pending, limit + 1 - len(out))

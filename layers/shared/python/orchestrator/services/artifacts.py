@@ -114,7 +114,7 @@ def _check_bytes(ctx: Context, objects: ArtifactObjects, declared: Artifact, key
     reason = rejection(declared, sha256, size)
     ref, now = declared.ref, ctx.clock.now()
     if reason is None:
-        if ctx.artifacts.mark_verified(ref, declared.sha256, found_version, now):
+        if ctx.artifacts.mark_verified(ref, declared.sha256, declared.size, found_version, now):
             logger.info("artifact verified", key=key, version=ref.version, os=ref.os, arch=ref.arch)
             return "verified"
         return "duplicate"

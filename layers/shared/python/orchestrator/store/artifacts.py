@@ -49,11 +49,19 @@ class ArtifactStore:
                 f"{ref.name} {ref.version} for {ref.os}/{ref.arch} is already published and verified."
             ) from exc
 
-    def mark_verified(self, ref: ArtifactRef, sha256: str, object_version: str | None, now: datetime) -> bool:
+    def mark_verified(
+        self, ref: ArtifactRef, sha256: str, size: int, object_version: str | None, now: datetime
+    ) -> bool:
         """Serve the bytes at ``object_version``: only while the publication still declares
-        ``sha256`` and is not verified yet (False, nothing written, otherwise)."""
+        ``sha256`` and ``size`` (the ones checked) and is not verified yet (False, nothing
+        written, otherwise: it was declared again meanwhile)."""
         update = "SET #status = :verified, published_at = :now REMOVE rejected_reason"
-        values: dict[str, Any] = {":verified": ArtifactStatus.VERIFIED.value, ":now": rfc3339(now), ":sha": sha256}
+        values: dict[str, Any] = {
+            ":verified": ArtifactStatus.VERIFIED.value,
+            ":now": rfc3339(now),
+            ":sha": sha256,
+            ":size": size,
+        }
         if object_version:
             update = "SET #status = :verified, published_at = :now, object_version = :v REMOVE rejected_reason"
             values[":v"] = object_version
@@ -61,8 +69,8 @@ class ArtifactStore:
             self.table.update(
                 _key(ref),
                 update=update,
-                condition="sha256 = :sha AND #status <> :verified",
-                names=STATUS,
+                condition="sha256 = :sha AND #size = :size AND #status <> :verified",
+                names={**STATUS, "#size": "size"},
                 values=values,
                 returns="NONE",
             )
