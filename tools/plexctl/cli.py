@@ -611,44 +611,33 @@ def node_logs(
     _read_telemetry("logs", project, node_id, query, limit=limit, all_pages=all_pages, follow=follow)
 
 
-@node.command(name="metrics", epilog=EXIT_CODES)
-@persistent_flags
-@project_option
-@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
-@telemetry_options
-@paging_options
-def node_metrics(
-    project: str | None,
-    node_id: str,
-    since: str | None,
-    until: str | None,
-    limit: int | None,
-    cursor: str | None,
-    all_pages: bool,
-) -> None:
-    """A node's metric records, oldest first: `received_at group [peer=…] data`."""
-    query = {"since": since, "until": until, "cursor": cursor}
-    _read_telemetry("metrics", project, node_id, query, limit=limit, all_pages=all_pages)
+def _telemetry_reader(kind: str, summary: str) -> None:
+    """``plexctl node metrics|audit``: the read of ``kind`` records, as ``node logs`` without
+    ``--follow``."""
+
+    @node.command(name=kind, epilog=EXIT_CODES, help=summary)
+    @persistent_flags
+    @project_option
+    @click.argument("node_id", callback=_uuid, metavar="NODE_ID")
+    @telemetry_options
+    @paging_options
+    def read(
+        project: str | None,
+        node_id: str,
+        since: str | None,
+        until: str | None,
+        limit: int | None,
+        cursor: str | None,
+        all_pages: bool,
+    ) -> None:
+        query = {"since": since, "until": until, "cursor": cursor}
+        _read_telemetry(kind, project, node_id, query, limit=limit, all_pages=all_pages)
 
 
-@node.command(name="audit", epilog=EXIT_CODES)
-@persistent_flags
-@project_option
-@click.argument("node_id", callback=_uuid, metavar="NODE_ID")
-@telemetry_options
-@paging_options
-def node_audit(
-    project: str | None,
-    node_id: str,
-    since: str | None,
-    until: str | None,
-    limit: int | None,
-    cursor: str | None,
-    all_pages: bool,
-) -> None:
-    """A node's audit records, oldest first: `received_at event_type action result source subject= object=`."""
-    query = {"since": since, "until": until, "cursor": cursor}
-    _read_telemetry("audit", project, node_id, query, limit=limit, all_pages=all_pages)
+_telemetry_reader("metrics", "A node's metric records, oldest first: `received_at group [peer=…] data`.")
+_telemetry_reader(
+    "audit", "A node's audit records, oldest first: `received_at event_type action result source subject= object=`."
+)
 
 
 @node.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)

@@ -25,8 +25,8 @@ class PublishArtifactRequest(OperatorBody):
     )
 
 
-def published_view(publication: Publication) -> dict[str, Any]:
-    artifact = publication.artifact
+def _described(artifact: Artifact) -> dict[str, Any]:
+    """What every view says of a publication: which, its bytes' checksum and size, its state."""
     return {
         "version": artifact.ref.version,
         "os": artifact.ref.os,
@@ -34,19 +34,18 @@ def published_view(publication: Publication) -> dict[str, Any]:
         "sha256": artifact.sha256,
         "size": artifact.size,
         "status": artifact.status.value,
+    }
+
+
+def published_view(publication: Publication) -> dict[str, Any]:
+    return _described(publication.artifact) | {
         "upload_url": publication.upload_url,
-        "upload_expires_at": rfc3339(artifact.upload_expires_at),
+        "upload_expires_at": rfc3339(publication.artifact.upload_expires_at),
     }
 
 
 def artifact_view(artifact: Artifact) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "version": artifact.ref.version,
-        "os": artifact.ref.os,
-        "arch": artifact.ref.arch,
-        "sha256": artifact.sha256,
-        "size": artifact.size,
-        "status": artifact.status.value,
+    view: dict[str, Any] = _described(artifact) | {
         "created_at": rfc3339(artifact.created_at),
         "published_at": rfc3339(artifact.published_at) if artifact.published_at else None,
     }
