@@ -85,9 +85,9 @@ def test_follow_prints_a_new_batch_once_and_ctrl_c_exits_cleanly(
         "node", "logs", logged_node["node_id"], "--project", logged_node["project_id"], "--limit", "1", "-f"
     )
     try:
-        time.sleep(3)  # the first page, then a poll
+        time.sleep(3)  # the first page
         post_logs(local_server["server"], logged_node, ["after follow started"])
-        time.sleep(5)  # two polls at least
+        time.sleep(11)  # two polls at least (one every 5 s)
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C
         stdout, stderr = process.communicate(timeout=10)

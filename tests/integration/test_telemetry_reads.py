@@ -4,16 +4,21 @@ are posted through the real ingestion route, as the agent sends them."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 from werkzeug.test import TestResponse
 
 from orchestrator.clock import SystemClock, rfc3339
+from orchestrator.domain.telemetry import Kind, Origin, stored_lines
 from orchestrator.settings import get_settings
+from orchestrator.store import keys
 from tests.integration.conftest import Api, RegisteredNode, Tenant, assert_problem, operator_token, register_node
 from tests.integration.test_telemetry_ingest import as_agent, audit, log_line, metric
 
@@ -195,6 +200,63 @@ def test_a_deregistered_nodes_records_stay_readable(api: Api, tenant: Tenant, no
     send(api, node, "logs", batch("last words", 1))
     assert api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk).status_code == 200
     assert messages(read(api, tenant, node.id).json["items"]) == ["last words #0"]
+
+
+def put_object(api: Api, tenant: Tenant, node: RegisteredNode, at: datetime, body: bytes, suffix: str) -> str:
+    """An object as the delivery stream names it, straight into the node's hour prefix."""
+    prefix = keys.telemetry_node_prefix("logs", tenant.project_id, node.id, at.strftime("%Y-%m-%d"), at.hour)
+    key = f"{prefix}plex-telemetry-1-{at:%Y-%m-%d-%H-%M-%S}-{suffix}.gz"
+    boto3.client("s3").put_object(Bucket=api.stack.refs["TelemetryBucket"], Key=key, Body=body)
+    return key
+
+
+def test_an_until_far_in_the_future_reads_from_now_down(api: Api, tenant: Tenant, node: RegisteredNode) -> None:
+    send(api, node, "logs", batch("now", 1))
+    since = rfc3339(datetime.now(UTC) - timedelta(hours=1))
+
+    response = read(api, tenant, node.id, since=since, until="2100-01-01T00:00:00Z")
+
+    assert response.status_code == 200, response.text
+    assert messages(response.json["items"]) == ["now #0"]
+    assert "next_cursor" not in response.json
+
+
+def test_a_corrupt_object_is_skipped_and_the_others_are_read(api: Api, tenant: Tenant, node: RegisteredNode) -> None:
+    send(api, node, "logs", batch("kept", 2))
+    damaged = bytearray(gzip.compress(b'{"a":1}\n' * 1000))
+    damaged[20:40] = b"\xff" * 20
+    put_object(api, tenant, node, datetime.now(UTC), bytes(damaged), "damaged")
+    put_object(api, tenant, node, datetime.now(UTC), gzip.compress(b'{"a":1}\n')[:-6], "truncated")
+
+    response = read(api, tenant, node.id)
+
+    assert response.status_code == 200, response.text
+    assert messages(response.json["items"]) == ["kept #1", "kept #0"]
+
+
+def test_a_page_of_non_ascii_records_stays_under_lambdas_response_limit(
+    api: Api, tenant: Tenant, node: RegisteredNode
+) -> None:
+    """Emoji are 4 bytes stored and 12 answered (the answer is ASCII JSON)."""
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    big = "\U0001f600" * 5000
+    records = [{"message": f"{n} {big}", "severity": "info"} for n in range(200)]
+    put_object(
+        api,
+        tenant,
+        node,
+        at,
+        gzip.compress(b"".join(stored_lines(Origin(Kind.LOGS, tenant.project_id, node.id, at), records))),
+        "u",
+    )
+
+    first = read(api, tenant, node.id, limit=200)
+
+    assert first.status_code == 200, first.text
+    assert len(first.get_data()) < 6_000_000
+    everything = [item for page in pages(api, tenant, node.id, limit=200) for item in page["items"]]
+    assert [int(m.split()[0]) for m in messages(everything)] == list(range(199, -1, -1))
+    assert json.loads(first.get_data())["next_cursor"]
 
 
 # Refusals -------------------------------------------------------------------------------------

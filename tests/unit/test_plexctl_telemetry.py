@@ -3,11 +3,13 @@ printing each record once however its polls overlap."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from plexctl.telemetry import Tail, audit_line, collect, follow, lines, log_line, metric_line, parse_time
+from click.testing import CliRunner
+from plexctl.cli import cli
+from plexctl.telemetry import Tail, audit_line, collect, follow, lines, log_line, metric_line, parse_time, rfc3339
 
 NOW = datetime(2025, 1, 15, 10, 30, 0, tzinfo=UTC)
 
@@ -116,13 +118,12 @@ def test_follow_prints_only_new_records_oldest_first() -> None:
         Tail(first, cut=False),
         lambda items: printed.extend(i["record"]["message"] for i in items),
         sleep=lambda _: None,
-        now=lambda: NOW,
         polls=3,
     )
 
     assert printed == ["c", "d"]
-    assert asked[0]["since"] == "2025-01-15T10:29:51.000Z"  # ten seconds before the newest shown
-    assert asked[2]["since"] == "2025-01-15T10:29:53.000Z"
+    assert asked[0]["since"] == "2025-01-15T10:22:31.000Z"  # 450 s before the newest shown
+    assert asked[2]["since"] == "2025-01-15T10:22:33.000Z"
 
 
 def test_equal_records_in_the_same_millisecond_are_each_printed_once() -> None:
@@ -139,3 +140,88 @@ def test_records_older_than_a_cut_first_page_are_not_news() -> None:
     tail = Tail(shown, cut=True)
     polled = [*shown, item(at, message="n48"), item("2025-01-15T10:29:59.000Z", message="n47")]
     assert tail.fresh(polled) == []
+
+
+class LateServer:
+    """A node logging every 5 s from T0 whose records become readable only when the delivery
+    stream flushes: one buffer per 300 s, written up to 1.5 x that after its first record.
+    ``since`` at or after the server's now is refused, as the API does (400)."""
+
+    T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+    def __init__(self, started_after: timedelta) -> None:
+        self.now = self.T0 + started_after
+        self.records = [self.T0 + timedelta(seconds=5 * n) for n in range(400)]
+
+    def readable_at(self, record: datetime) -> datetime:
+        buffer = int((record - self.T0).total_seconds() // 300)
+        return self.T0 + timedelta(seconds=300 * buffer + 450)
+
+    def visible(self) -> list[datetime]:
+        return [r for r in self.records if r < self.now and self.readable_at(r) <= self.now]
+
+    def fetch(self, query: dict[str, Any]) -> dict[str, Any]:
+        since = datetime.fromisoformat(query["since"]) if query.get("since") else self.now - timedelta(hours=24)
+        assert since < self.now, "400 invalid_parameter: since must be before until"
+        found = sorted((r for r in self.visible() if r >= since), reverse=True)
+        offset = int(query.get("cursor") or 0)
+        limit = int(query.get("limit", 50))
+        page: dict[str, Any] = {
+            "items": [{"received_at": rfc3339(r), "record": {"message": rfc3339(r)}} for r in found][
+                offset : offset + limit
+            ]
+        }
+        if offset + limit < len(found):
+            page["next_cursor"] = str(offset + limit)
+        return page
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("started_after", "since"),
+    [
+        (timedelta(seconds=10), None),  # nothing readable yet: the first page is empty
+        (timedelta(seconds=10), "2026-03-01T09:59:00Z"),
+        (timedelta(seconds=400), None),
+        (timedelta(seconds=900), None),  # the first page is cut at 50 records
+    ],
+)
+def test_follow_prints_every_record_delivered_late_exactly_once(started_after: timedelta, since: str | None) -> None:
+    server = LateServer(started_after)
+    first, cursor = collect(server.fetch, {"since": since}, want=50)
+    printed = [item["received_at"] for item in reversed(first)]
+    tail = Tail(first, cut=cursor is not None, since=since)
+
+    follow(
+        server.fetch,
+        tail,
+        lambda items: printed.extend(item["received_at"] for item in items),
+        sleep=server.sleep,
+        polls=240,
+    )
+
+    oldest = first[-1]["received_at"] if first else rfc3339(LateServer.T0)
+    expected = [rfc3339(r) for r in server.visible() if rfc3339(r) >= oldest]
+    assert len(expected) > 150
+    assert printed == expected
+
+
+def test_follow_polls_from_the_servers_times_whatever_the_local_clock() -> None:
+    """Nothing in a poll comes from this machine's clock: the first read's since until a
+    record is seen, then the lag before the newest one."""
+    tail = Tail([], cut=False, since=None)
+    assert tail.since() is None
+    tail.fresh([item("2025-01-15T10:30:00.000Z", message="x")])
+    assert tail.since() == "2025-01-15T10:22:30.000Z"
+    short = Tail([item("2025-01-15T10:30:00.000Z", message="x")], cut=False, since="2025-01-15T10:29:00Z")
+    assert short.since() == "2025-01-15T10:29:00.000Z"  # never before the since asked for
+
+
+def test_logs_takes_a_lag_in_seconds_for_follow() -> None:
+    node_id = "0190a8b8-b1c1-7b1b-8b1b-b1b1b1b1b1b1"
+    shown = CliRunner().invoke(cli, ["node", "logs", "--help"])
+    assert shown.exit_code == 0 and "--lag SECONDS" in shown.output and "450" in shown.output
+    refused = CliRunner().invoke(cli, ["node", "logs", node_id, "-f", "--lag", "-1"])
+    assert refused.exit_code == 2 and "--lag" in refused.output

@@ -11,11 +11,14 @@ import pytest
 
 from orchestrator.clock import rfc3339
 from orchestrator.domain.telemetry_reads import (
+    MAX_PAGE_BYTES,
     Position,
     Window,
+    answer_size,
     first_position,
     hours_down,
     newest_lines,
+    object_order,
     parse_instant,
     received_at_of,
     scan,
@@ -44,7 +47,7 @@ class FakeBucket:
         return f"t/date={hour:%Y-%m-%d}/hour={hour:%H}/"
 
     def put(self, at: datetime, numbers: Iterable[int], name: str | None = None) -> str:
-        key = f"{self.prefix(at)}s-1-{name or at.strftime('%Y-%m-%d-%H-%M-%S-%f')}.gz"
+        key = f"{self.prefix(at)}{name or 's-1-' + at.strftime('%Y-%m-%d-%H-%M-%S-%f')}.gz"
         self.objects[key] = [stored(at, n) for n in numbers]
         return key
 
@@ -223,11 +226,127 @@ def test_the_page_byte_budget_cuts_a_page_and_resumes_at_the_line() -> None:
     bucket = FakeBucket()
     bucket.put(NOW, range(10))
     start = first_position(window(None, None, NOW + timedelta(seconds=1)))
-    size = len(stored(NOW, 0))
+    size = answer_size(rfc3339(NOW), {"n": 0})
     first = scan(bucket, start, limit=50, max_bytes=size * 3)
     assert [line.record["n"] for line in first.lines] == [9, 8, 7]
     numbers, _ = read_all(bucket, start, 50, max_bytes=size * 3)
     assert numbers == list(range(9, -1, -1))
+
+
+def test_the_page_bytes_count_the_answer_as_it_is_serialized() -> None:
+    """The response escapes non-ASCII (json.dumps' default): an emoji is 4 bytes stored but
+    12 answered, so a page measured in stored bytes could pass Lambda's 6 MB."""
+    bucket = FakeBucket()
+    big = "\U0001f600" * 5000  # 20 kB stored, 60 kB answered
+    key = bucket.put(NOW, [])
+    head = {"kind": "logs", "project": "p", "node": "n", "received_at": rfc3339(NOW)}
+    bucket.objects[key] = [
+        (json.dumps({**head, "record": {"n": n, "m": big}}, ensure_ascii=False) + "\n").encode() for n in range(200)
+    ]
+    start = first_position(window(None, None, NOW + timedelta(seconds=1)))
+
+    page = scan(bucket, start, limit=200)
+
+    answer = json.dumps({"items": [{"received_at": x.received_at, "record": x.record} for x in page.lines]})
+    assert MAX_PAGE_BYTES - 70_000 < len(answer) <= MAX_PAGE_BYTES
+    assert page.next is not None
+    numbers, _ = read_all(bucket, start, 200)
+    assert numbers == list(range(199, -1, -1))
+
+
+def test_the_inflated_bytes_a_read_may_take_are_bounded_between_objects() -> None:
+    bucket = FakeBucket()
+    for second in range(6):  # six objects of ten lines, all of one size
+        bucket.put(NOW - timedelta(seconds=second), range(10 + second * 10, 20 + second * 10))
+    one_object = sum(len(line) for line in next(iter(bucket.objects.values())))
+    start = first_position(window(rfc3339(NOW - timedelta(minutes=30)), rfc3339(NOW + timedelta(seconds=1)), NOW))
+
+    first = scan(bucket, start, limit=200, max_inflated=one_object * 2 + 1)
+
+    assert bucket.gets == 3  # the budget is checked between objects: the third one is read whole
+    assert first.inflated == one_object * 3
+    assert len(first.lines) == 30 and first.next is not None
+    numbers, pages = read_all(bucket, start, 200, max_inflated=one_object * 2 + 1)
+    assert numbers == [n for second in range(6) for n in range(second * 10 + 19, second * 10 + 9, -1)]
+    assert pages == 2
+
+
+def test_a_read_takes_at_least_one_object_whatever_its_size() -> None:
+    bucket = FakeBucket()
+    for second in range(3):
+        bucket.put(NOW - timedelta(seconds=second), range(second * 5, second * 5 + 5))
+    start = first_position(window(rfc3339(NOW - timedelta(minutes=30)), rfc3339(NOW + timedelta(seconds=1)), NOW))
+    numbers, pages = read_all(bucket, start, 200, max_inflated=1)
+    assert numbers == [4, 3, 2, 1, 0, 9, 8, 7, 6, 5, 14, 13, 12, 11, 10]
+    assert pages == 3
+
+
+def test_objects_named_after_until_are_not_read() -> None:
+    """An object is named by the arrival of its oldest line: named past until (and a
+    minute's slack), none of its lines can be in the window."""
+    bucket = FakeBucket()
+    bucket.put(NOW - timedelta(minutes=30), [1])
+    bucket.put(NOW - timedelta(minutes=20), [2])
+    for minutes in (8, 5, 1):
+        bucket.put(NOW - timedelta(minutes=minutes), [10 + minutes])
+    w = window(rfc3339(NOW - timedelta(hours=1)), rfc3339(NOW - timedelta(minutes=10)), NOW)
+
+    page = scan(bucket, first_position(w), limit=50)
+
+    assert [line.record["n"] for line in page.lines] == [2, 1]
+    assert bucket.gets == 2
+
+
+def test_an_object_named_within_the_slack_after_until_is_read() -> None:
+    bucket = FakeBucket()
+    at = NOW - timedelta(minutes=10)
+    bucket.put(at, [1], name=f"s-1-{(at + timedelta(seconds=59)):%Y-%m-%d-%H-%M-%S}-late")
+    w = window(rfc3339(NOW - timedelta(hours=1)), rfc3339(at + timedelta(milliseconds=1)), NOW)
+    assert [line.record["n"] for line in scan(bucket, first_position(w), limit=50).lines] == [1]
+
+
+def test_objects_are_ordered_by_name_time_then_version_as_a_number() -> None:
+    bucket = FakeBucket()
+    earlier, later = NOW - timedelta(seconds=2), NOW - timedelta(seconds=1)
+    bucket.put(earlier, [1], name=f"plex-telemetry-10-{earlier:%Y-%m-%d-%H-%M-%S}-aaaa")
+    bucket.put(earlier, [2], name=f"plex-telemetry-9-{later:%Y-%m-%d-%H-%M-%S}-bbbb")
+    bucket.put(earlier, [3], name=f"plex-telemetry-10-{later:%Y-%m-%d-%H-%M-%S}-0000")
+    bucket.put(earlier, [0], name="unnamed")
+    start = first_position(window(None, None, NOW))
+    for limit in (1, 50):
+        numbers, _ = read_all(bucket, start, limit)
+        assert numbers == [3, 2, 1, 0]
+    assert object_order("t/s-10-2025-01-15-10-30-00-x.gz") > object_order("t/s-9-2025-01-15-10-30-00-y.gz")
+
+
+def test_lines_whose_record_does_not_parse_are_dropped() -> None:
+    bucket = FakeBucket()
+    key = bucket.put(NOW, range(6))
+    broken = stored(NOW, 0).replace(b'"record":{', b'"record":{{')
+    bucket.objects[key][2] = broken
+    bucket.objects[key][4] = (
+        b'{"kind":"logs","project":"p","node":"n","received_at":"' + rfc3339(NOW).encode() + b'"}\n'
+    )
+    start = first_position(window(None, None, NOW + timedelta(seconds=1)))
+
+    page = scan(bucket, start, limit=3)
+
+    assert [line.record["n"] for line in page.lines] == [5, 3, 1]
+    for limit in (1, 2, 3, 50):
+        numbers, _ = read_all(bucket, start, limit)
+        assert numbers == [5, 3, 1, 0]
+
+
+def test_the_walk_starts_no_higher_than_the_hour_of_now() -> None:
+    bucket = FakeBucket()
+    bucket.put(NOW - timedelta(minutes=5), [1])
+    w = window(rfc3339(NOW - timedelta(hours=1)), "2100-01-01T00:00:00Z", NOW)
+
+    page = scan(bucket, first_position(w), limit=50, ceiling=NOW + timedelta(minutes=5))
+
+    assert [line.record["n"] for line in page.lines] == [1]
+    assert page.next is None
+    assert bucket.lists == 2
 
 
 @pytest.mark.parametrize(

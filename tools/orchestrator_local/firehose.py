@@ -27,8 +27,10 @@ import gzip
 import json
 import re
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from orchestrator.clock import SystemClock
 
 _FIELD = r"\.([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d*):(\d*)\])?"
 _ENTRY = re.compile(rf"\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*{_FIELD}\s*")
@@ -130,7 +132,6 @@ def install() -> None:
     global _installed  # noqa: PLW0603 - patched once per process
     if _installed:
         return
-    from moto.core.utils import utcnow
     from moto.firehose.models import FirehoseBackend
     from moto.moto_api._internal import mock_random
     from moto.s3.models import s3_backends
@@ -147,7 +148,9 @@ def install() -> None:
         dynamic = (s3_destination.get("DynamicPartitioningConfiguration") or {}).get("Enabled")
         if not dynamic:
             return original(self, delivery_stream_name, version_id, s3_destination, records)
-        now = utcnow().replace(tzinfo=UTC)
+        # The control plane's clock, as in AWS the stream and the ingest Lambda share time:
+        # an object's name is at or after its oldest line's received_at.
+        now = SystemClock().now()
         bucket = s3_destination["BucketARN"].split(":")[-1]
         gzipped = s3_destination.get("CompressionFormat") == "GZIP"
         s3 = s3_backends[self.account_id][self.partition]

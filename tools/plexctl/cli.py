@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -531,6 +531,7 @@ def _read_telemetry(
     limit: int | None,
     all_pages: bool,
     follow: bool = False,
+    lag: int = telemetry.FOLLOW_LAG_SECONDS,
 ) -> None:
     output = _flags().output
     client, project_id = _connect(project)
@@ -543,7 +544,8 @@ def _read_telemetry(
 
         items, cursor = telemetry.collect(fetch, query, want=None if all_pages else limit or DEFAULT_PAGE)
         if follow:
-            _follow_telemetry(kind, fetch, items, cut=cursor is not None, output=output)
+            tail = telemetry.Tail(items, cut=cursor is not None, since=query.get("since"), lag=timedelta(seconds=lag))
+            _follow_telemetry(kind, fetch, items, tail, output=output)
             return
     if output != "table":
         data: dict[str, Any] = {"items": items}
@@ -560,7 +562,12 @@ def _read_telemetry(
 
 
 def _follow_telemetry(
-    kind: str, fetch: Callable[[dict[str, Any]], dict[str, Any]], first: list[dict[str, Any]], *, cut: bool, output: str
+    kind: str,
+    fetch: Callable[[dict[str, Any]], dict[str, Any]],
+    first: list[dict[str, Any]],
+    tail: telemetry.Tail,
+    *,
+    output: str,
 ) -> None:
     """Print ``first`` oldest first, then each new record as it arrives, until Ctrl-C; in
     json/yaml mode one JSON document per record and line."""
@@ -574,7 +581,7 @@ def _follow_telemetry(
 
     emit(reversed(first))
     try:
-        telemetry.follow(fetch, telemetry.Tail(first, cut=cut), emit)
+        telemetry.follow(fetch, tail, emit)
     except KeyboardInterrupt:
         return
 
@@ -589,6 +596,15 @@ DEFAULT_PAGE = 50
 @telemetry_options
 @paging_options
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new records as they arrive (Ctrl-C to stop).")
+@click.option(
+    "--lag",
+    type=click.IntRange(min=0),
+    default=telemetry.FOLLOW_LAG_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --follow: how far before the newest record shown each poll reads again. Records"
+    " become readable when the telemetry stream flushes, up to 1.5 x its buffer interval after they arrive.",
+)
 def node_logs(
     project: str | None,
     node_id: str,
@@ -598,6 +614,7 @@ def node_logs(
     cursor: str | None,
     all_pages: bool,
     follow: bool,
+    lag: int,
 ) -> None:
     """A node's log records, oldest first: `received_at severity unit: message`.
 
@@ -608,7 +625,7 @@ def node_logs(
     if follow and (until or cursor or all_pages):
         raise InputError("--follow reads up to now: it takes no --until, --cursor or --all.")
     query = {"since": since, "until": until, "cursor": cursor}
-    _read_telemetry("logs", project, node_id, query, limit=limit, all_pages=all_pages, follow=follow)
+    _read_telemetry("logs", project, node_id, query, limit=limit, all_pages=all_pages, follow=follow, lag=lag)
 
 
 def _telemetry_reader(kind: str, summary: str) -> None:

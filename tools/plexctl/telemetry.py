@@ -2,8 +2,8 @@
 
 The API answers newest first, page by page (``GET .../nodes/{id}/logs?since&until``); this
 module turns relative times (``1h``) into RFC 3339, renders records as lines, and, for
-``--follow``, polls with ``since`` a little before the newest record shown and prints only
-what it has not printed yet (:class:`Tail`).
+``--follow``, polls with ``since`` a lag before the newest record the server answered and
+prints only what it has not printed yet (:class:`Tail`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 KINDS = ("logs", "metrics", "audit")
-FOLLOW_INTERVAL = 2.0
-# A follow poll asks again for this much before the newest record it showed: records that
-# arrive a little out of order (two batches accepted by different Lambdas) are not missed,
-# and the ones shown already are recognised and skipped.
-FOLLOW_OVERLAP = timedelta(seconds=10)
+FOLLOW_INTERVAL = 5.0
+# A follow poll asks again for this much before the newest record it showed. In AWS a record
+# is readable only once the delivery stream flushes its buffer, up to 1.5 times the buffer
+# interval after it arrived (TelemetryBufferSeconds, 300 s by default): a record older than
+# the newest one shown can still appear, and the ones shown already are recognised and skipped.
+FOLLOW_LAG_SECONDS = 450
 DATA_SHOWN = 160  # characters of a metric's data or an audit entry's subject/object
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -100,22 +101,39 @@ class Tail:
     Records are told apart by arrival time and content; a record sent twice in a batch is
     two records, so each poll counts occurrences: of ``n`` equal records it prints those
     past the ones it already printed.
+
+    The polls are anchored on the server's answers, never on this machine's clock: until a
+    record is seen they ask for the first read's window again (``since`` as it was sent,
+    None for the server's default), then for ``lag`` before the newest ``received_at`` seen.
     """
 
-    def __init__(self, shown_newest_first: Sequence[Mapping[str, Any]], *, cut: bool) -> None:
+    def __init__(
+        self,
+        shown_newest_first: Sequence[Mapping[str, Any]],
+        *,
+        cut: bool,
+        since: str | None = None,
+        lag: timedelta = timedelta(seconds=FOLLOW_LAG_SECONDS),
+    ) -> None:
         self.seen: Counter[tuple[str, str]] = Counter()
         self.newest: str | None = None
+        self.origin = since
+        self.lag = lag
         # When the first page did not hold every record of the window, records older than
         # the page (or arrived in its oldest millisecond) are not news: never print them.
         self.floor = str(shown_newest_first[-1].get("received_at")) if cut and shown_newest_first else None
         self._remember(list(shown_newest_first))
 
-    def since(self, now: datetime) -> str:
-        """``since`` of the next poll."""
+    def since(self) -> str | None:
+        """``since`` of the next poll (None: the server's default window)."""
         if self.newest is None:
-            return rfc3339(now - FOLLOW_OVERLAP)
-        newest = datetime.fromisoformat(self.newest.replace("Z", "+00:00"))
-        return rfc3339(newest - FOLLOW_OVERLAP)
+            return self.origin
+        anchored = _instant(self.newest)
+        origin = _instant(self.origin) if self.origin is not None else None
+        if anchored is None:
+            return self.origin
+        since = anchored - self.lag
+        return rfc3339(since if origin is None else max(since, origin))
 
     def fresh(self, polled_newest_first: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The polled records not printed yet, oldest first; remembered as printed."""
@@ -135,12 +153,20 @@ class Tail:
         counts = Counter(identity(item) for item in items)
         for key, count in counts.items():
             self.seen[key] = max(self.seen[key], count)
-            if self.newest is None or key[0] > self.newest:
+            if _instant(key[0]) is not None and (self.newest is None or key[0] > self.newest):
                 self.newest = key[0]
-        if self.newest is not None:
-            horizon = self.since(datetime.now(UTC))
+        horizon = self.since() if self.newest is not None else None
+        if horizon is not None:  # older than the next poll's since: never polled again
             for key in [k for k in self.seen if k[0] < horizon]:
                 del self.seen[key]
+
+
+def _instant(text: str) -> datetime | None:
+    """An RFC 3339 time as the server writes it or plexctl sends it (None otherwise)."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
 
 
 Fetch = Callable[[dict[str, Any]], dict[str, Any]]
@@ -171,14 +197,13 @@ def follow(
     *,
     interval: float = FOLLOW_INTERVAL,
     sleep: Callable[[float], None] = time.sleep,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     polls: int | None = None,
 ) -> None:
     """Poll every ``interval`` seconds and ``emit`` the new records, oldest first, until
-    interrupted (or ``polls`` polls, for tests)."""
+    interrupted (or ``polls`` polls, for tests). Each poll reads every page of its window."""
     done = 0
     while polls is None or done < polls:
         sleep(interval)
-        items, _ = collect(fetch, {"since": tail.since(now()), "limit": 200}, want=None)
+        items, _ = collect(fetch, {"since": tail.since(), "limit": 200}, want=None)
         emit(tail.fresh(items))
         done += 1

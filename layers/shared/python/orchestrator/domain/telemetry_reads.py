@@ -3,12 +3,15 @@
 The lines of a node's ``kind`` are kept in objects under one prefix per hour of arrival
 (:func:`orchestrator.store.keys.telemetry_node_prefix`), each object a gzip of lines as
 :func:`orchestrator.domain.telemetry.stored_lines` writes them. A read walks those hours from
-``until``'s down to ``since``'s (never below the node's registration hour: nothing can be
-older), lists each hour's objects, and reads them newest first (object key descending, then
-line descending within an object) until the page is full. Each LIST page and each GET counts
-against :data:`MAX_REQUESTS`; when they are spent, or the page's bytes reach
-:data:`MAX_PAGE_BYTES`, the read answers what it found and a :class:`Position` from which the
-next read resumes exactly: no line lost, none repeated.
+``until``'s (never above the hour of now plus :data:`CLOCK_AHEAD`: nothing can be newer)
+down to ``since``'s (never below the node's registration hour: nothing can be older), lists
+each hour's objects, and reads them newest first (by the time in the object's name, see
+:func:`object_order`, then line descending within an object) until the page is full. An
+object named after ``until`` (plus :data:`NAME_SLACK`) holds no line of the window and is not
+read. Each LIST page and each GET counts against :data:`MAX_REQUESTS`, and the bytes the GETs
+inflate against :data:`MAX_INFLATED_BYTES`; when either is spent (only ever between two
+objects), or the answer's bytes reach :data:`MAX_PAGE_BYTES`, the read answers what it found
+and a :class:`Position` from which the next read resumes exactly: no line lost, none repeated.
 
 Everything here is free of I/O: the objects come through the :class:`ObjectSource` port.
 """
@@ -30,14 +33,28 @@ DEFAULT_WINDOW = timedelta(hours=24)
 # LIST pages and GETs one read may make: a node's busy hour is one LIST and a few GETs, an
 # empty day 24 LISTs; a read that would need more answers what it found and a cursor.
 MAX_REQUESTS = 64
-# The page's lines' bytes, well under Lambda's 6 MB response (a record can be 256 KiB).
+# The bytes a read may inflate: an object holds at most the stream's 64 MB buffer (measured
+# before compression), so about two whole objects a read, a second or two of gunzip. Checked
+# between objects: a read always reads at least one object whole.
+MAX_INFLATED_BYTES = 128 * 1_048_576
+# The answer's items, as the response serializes them (ASCII JSON: a CJK character is 6
+# bytes, an emoji 12), well under Lambda's 6 MB response (a record can be 256 KiB).
 MAX_PAGE_BYTES = 4 * 1_048_576
+# An object is named by the arrival time of its oldest record at the delivery stream, which
+# is at or after that record's received_at (the ingest Lambda stamps it, then puts it): an
+# object named more than this after ``until`` holds no line before ``until``.
+NAME_SLACK = timedelta(seconds=60)
+# No line is received after now: the walk starts no higher than this hour (clock skew allowed).
+CLOCK_AHEAD = timedelta(minutes=5)
 
 HOUR_FORMAT = "%Y-%m-%dT%H"
 # RFC 3339 as the API accepts it: a date, a time, seconds, an optional fraction and a zone.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 # The head of a stored line, as stored_lines writes it: received_at without decoding the record.
 _HEAD = re.compile(rb'^\{"kind":"[a-z]+","project":"[^"\\]*","node":"[^"\\]*","received_at":"([0-9TZ:.-]{24})"')
+# The delivery stream's object name: <stream>-<version>-<YYYY-MM-DD-HH-MM-SS>-<uuid>[.gz].
+_OBJECT_NAME = re.compile(r"^.+-(\d{1,9})-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})-([^/]+)$")
+_NAME_TIME = "%Y-%m-%d-%H-%M-%S"
 
 
 def parse_instant(name: str, value: str) -> datetime:
@@ -106,8 +123,8 @@ def hours_down(top: datetime, bottom: datetime) -> Iterator[datetime]:
 @dataclass(frozen=True, slots=True)
 class Position:
     """Where a read resumes: the lines of hour ``hour`` and every earlier hour of the window;
-    with ``key``, only the objects of ``hour`` up to ``key`` (``key`` included, and of it only
-    the lines before index ``line`` when ``line`` is set)."""
+    with ``key``, only the objects of ``hour`` up to ``key`` in :func:`object_order` (``key``
+    included, and of it only the lines before index ``line`` when ``line`` is set)."""
 
     window: Window
     hour: datetime
@@ -193,59 +210,123 @@ def newest_lines(
     return list(reversed(kept))
 
 
+def object_order(key: str) -> tuple[str, int, str, str]:
+    """Where an object sorts among its hour's: by the time in its name, then the stream
+    version as a number (``-10-`` after ``-9-``), then the rest of the name. A key not named
+    as the stream names objects sorts before every one that is."""
+    match = _OBJECT_NAME.match(key.rpartition("/")[2])
+    if match is None:
+        return "", -1, "", key
+    version, moment, rest = match.groups()
+    return moment, int(version), rest, key
+
+
+def name_time(key: str) -> datetime | None:
+    """The time in an object's name: when the stream received its oldest record (None for
+    a key not named as the stream names objects)."""
+    match = _OBJECT_NAME.match(key.rpartition("/")[2])
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(2), _NAME_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def answer_size(received_at: str, record: Any) -> int:
+    """The bytes an item takes in the answer, serialized as ``json_response`` does (ASCII,
+    compact), with the comma that separates it from the next."""
+    return len(json.dumps({"received_at": received_at, "record": record}, separators=(",", ":"))) + 1
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     lines: list[Line]
     next: Position | None
     requests: int
+    inflated: int = 0
 
 
 class _Scan:
     """One read's state: the lines found, their bytes, and the requests made."""
 
-    def __init__(self, source: ObjectSource, start: Position, limit: int, max_requests: int, max_bytes: int) -> None:
+    def __init__(
+        self, source: ObjectSource, start: Position, limit: int, *, max_requests: int, max_inflated: int, max_bytes: int
+    ) -> None:
         self.source = source
         self.window = start.window
         self.limit = limit
         self.max_requests = max_requests
+        self.max_inflated = max_inflated
         self.max_bytes = max_bytes
+        self.latest_name = start.window.until + NAME_SLACK
         self.found: list[Line] = []
         self.size = 0
         self.requests = 0
+        self.inflated = 0
         # An hour or an object read whole: only then may the budget stop the read, so that
         # each read moves forward however the requests fall.
         self.progressed = False
 
     @property
+    def over_budget(self) -> bool:
+        return self.requests >= self.max_requests or self.inflated >= self.max_inflated
+
+    @property
     def spent(self) -> bool:
-        return self.progressed and self.requests >= self.max_requests
+        return self.progressed and self.over_budget
 
     def keys(self, hour: datetime, upto: str | None) -> list[str]:
-        """The hour's keys, newest first, up to ``upto`` (included) when resuming in it."""
+        """The hour's keys that can hold lines of the window, newest first, up to ``upto``
+        (included) when resuming in it."""
         keys: list[str] = []
         for page in self.source.list_pages(self.source.prefix(hour)):
             self.requests += 1
-            keys.extend(page)
-        keys.sort(reverse=True)
-        return keys if upto is None else [key for key in keys if key <= upto]
+            keys.extend(key for key in page if not self.too_new(key))
+        keys.sort(key=object_order, reverse=True)
+        if upto is None:
+            return keys
+        last = object_order(upto)
+        return [key for key in keys if object_order(key) <= last]
+
+    def too_new(self, key: str) -> bool:
+        """Named after ``until`` (and the slack): every line of it was received after."""
+        named = name_time(key)
+        return named is not None and named > self.latest_name
+
+    def counted(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            self.inflated += len(line)
+            yield line
 
     def read(self, hour: datetime, key: str, before: int | None) -> Position | None:
         """Take the object's newest lines before ``before``; where to resume if the page is
-        full (or its bytes are), else None."""
-        self.requests += 1
-        want = self.limit - len(self.found)
-        for index, raw, received_at in newest_lines(self.source.lines(key), self.window, want, before):
-            if self.found and self.size + len(raw) > self.max_bytes:
-                return Position(self.window, hour, key, index + 1)
-            self.found.append(Line(received_at, record_of(raw), len(raw)))
-            self.size += len(raw)
-            if len(self.found) == self.limit:
-                return Position(self.window, hour, key, index)
-        self.progressed = True
-        return None
+        full (or its bytes are), else None. A line whose record does not parse is skipped;
+        when skipped lines leave the page short, the object is read again below them."""
+        while True:
+            self.requests += 1
+            want = self.limit - len(self.found)
+            candidates = newest_lines(self.counted(self.source.lines(key)), self.window, want, before)
+            for index, raw, received_at in candidates:
+                record = record_of(raw)
+                if record is None:
+                    continue
+                line = Line(received_at, record, answer_size(received_at, record))
+                if self.found and self.size + line.size > self.max_bytes:
+                    return Position(self.window, hour, key, index + 1)
+                self.found.append(line)
+                self.size += line.size
+                if len(self.found) == self.limit:
+                    return Position(self.window, hour, key, index)
+            before = candidates[-1][0] if len(candidates) == want else 0
+            if before == 0:  # the object is read to its first line
+                self.progressed = True
+                return None
+            if self.over_budget:
+                return Position(self.window, hour, key, before)
 
     def page(self, resume: Position | None) -> Page:
-        return Page(self.found, resume, self.requests)
+        return Page(self.found, resume, self.requests, self.inflated)
 
 
 def scan(
@@ -254,16 +335,22 @@ def scan(
     *,
     limit: int,
     floor: datetime | None = None,
+    ceiling: datetime | None = None,
     max_requests: int = MAX_REQUESTS,
+    max_inflated: int = MAX_INFLATED_BYTES,
     max_bytes: int = MAX_PAGE_BYTES,
 ) -> Page:
     """Up to ``limit`` lines from ``start`` on, newest first, and where to resume (None when
-    the window is exhausted). ``floor`` (the node's registration) bounds the walk from below.
-    A read always makes progress: the hour it lists is listed whole, and it reads at least
-    one object or hour before its budget stops it."""
-    state = _Scan(source, start, limit, max_requests, max_bytes)
+    the window is exhausted). ``floor`` (the node's registration) bounds the walk from below,
+    ``ceiling`` (now, plus :data:`CLOCK_AHEAD`) from above. A read always makes progress:
+    the hour it lists is listed whole, and it reads at least one object or hour before its
+    budget stops it."""
+    state = _Scan(source, start, limit, max_requests=max_requests, max_inflated=max_inflated, max_bytes=max_bytes)
     bottom = start.window.since if floor is None else max(start.window.since, floor)
-    for hour in hours_down(min(start.hour, start.window.top_hour), bottom):
+    top = min(start.hour, start.window.top_hour)
+    if ceiling is not None:
+        top = min(top, hour_of(ceiling))
+    for hour in hours_down(top, bottom):
         if state.spent:
             return state.page(Position(start.window, hour))
         resuming = start.key is not None and hour == start.hour
@@ -281,7 +368,8 @@ def scan(
 
 
 def record_of(line: bytes) -> Any:
-    """The record a stored line holds (None for a line that holds none)."""
+    """The record a stored line holds (None for a line that holds none: not JSON, not an
+    object, or without a record)."""
     try:
         document = json.loads(line)
     except ValueError:

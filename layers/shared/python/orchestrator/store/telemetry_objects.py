@@ -2,12 +2,14 @@
 
 The delivery stream writes them (:mod:`orchestrator.store.telemetry`); this side only lists
 a node's hour prefixes and streams an object's lines, gunzipped as they are read, so a
-64 MB object (the stream's buffer size) is never held whole.
+64 MB object (the stream's buffer size) is never held whole. An object that does not
+inflate is skipped past the damage (logged), never a failed read.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -67,7 +69,9 @@ class TelemetryObjects:
                     yield from stream
             else:
                 yield from body.iter_lines()
-        except (OSError, EOFError) as exc:  # a corrupt or truncated object
-            logger.warning("telemetry object unreadable", key=key, error=type(exc).__name__)
         except BotoCoreError as exc:
             raise DependencyUnavailable("The telemetry store is unavailable.") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            # A corrupt or truncated object: the lines read before the damage are answered,
+            # the rest of the object is skipped, and the read goes on with the next object.
+            logger.warning("telemetry object unreadable", key=key, error=type(exc).__name__)
