@@ -32,12 +32,11 @@ venv: $(VENV)/.installed
 serve: $(VENV)/.installed
 	PORT=$(PORT) $(PY) -m orchestrator_local $(if $(FRESH),--fresh)
 
-## test: lint, sam build, then every test (unit and integration on 2 processes, then e2e, each starting its own server)
+## test: lint, sam build, then every test (unit, integration, e2e)
 test: lint build-check
-	$(PY) -m pytest -n 2 tests/unit tests/integration
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest
 	@echo "Without local mode's moto speed patches (moto's own code paths):"
-	LOCAL_MOTO_SPEED=0 $(PY) -m pytest -n 2 -q tests/integration/test_callbacks.py tests/integration/test_dispatch.py tests/integration/test_admission_sweep.py tests/integration/test_execution_reads.py
+	LOCAL_MOTO_SPEED=0 $(PY) -m pytest -q tests/integration/test_callbacks.py tests/integration/test_dispatch.py tests/integration/test_admission_sweep.py tests/integration/test_execution_reads.py
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
