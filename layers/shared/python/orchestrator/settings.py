@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # How long GET /v1/nodes/{id}/events waits for a first event before answering
     # (API Gateway's integration timeout is 29 s).
     event_stream_hold_seconds: float = Field(default=20.0, ge=0, le=25)
+    # Shards of the event index (GSI5) every node and feed event is filed under, for the
+    # event relay (SPEC §20); 0: events are not indexed.
+    event_index_shards: int = Field(default=0, ge=0, le=64)
 
 
 @lru_cache(maxsize=1)

@@ -58,7 +58,7 @@ class Context:
 
     @property
     def node_events(self) -> NodeEventStore:
-        return NodeEventStore(self.table)
+        return NodeEventStore(self.table, self.settings.event_index_shards)
 
     @property
     def hook_baselines(self) -> HookBaselineStore:
@@ -70,7 +70,7 @@ class Context:
 
     @property
     def feeds(self) -> FeedStore:
-        return FeedStore(self.table)
+        return FeedStore(self.table, self.settings.event_index_shards)
 
     @property
     def reports(self) -> ReportStore:

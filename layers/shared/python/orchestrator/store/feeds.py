@@ -23,8 +23,10 @@ DEPLOYMENT_FEED = keys.DEPLOYMENT_FEED
 
 
 class FeedStore:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, index_shards: int = 0) -> None:
+        """``index_shards``: as :class:`~orchestrator.store.node_events.NodeEventStore`'s."""
         self.table = table
+        self.index_shards = index_shards
 
     def append(self, feed: str, event: FeedEvent, now: datetime) -> None:
         """One write, whatever the number of nodes the event concerns."""
@@ -47,10 +49,10 @@ class FeedStore:
         seen = keys.feed_event(feed, after_event_id or "")["SK"]
         return [FeedEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]
 
-    @staticmethod
-    def _item(feed: str, event: FeedEvent, now: datetime) -> Item:
+    def _item(self, feed: str, event: FeedEvent, now: datetime) -> Item:
         return {
             **keys.feed_event(feed, event.event_id),
+            **keys.event_index_keys(event.event_id, self.index_shards),
             "type": "feed_event",
             "ttl": int(now.timestamp()) + EVENT_RETENTION_SECONDS,
             **event.model_dump(mode="json", exclude_none=True),

@@ -2,13 +2,16 @@
 
 Attribute names: ``PK``/``SK`` (table), ``GSI1PK``/``GSI1SK`` (GSI1, generic
 "children of a parent, in creation order"), ``GSI2PK``/``GSI2SK`` and
-``GSI3PK``/``GSI3SK`` (filtered listings, used by executions), ``ttl`` (epoch
-seconds, DynamoDB TTL).
+``GSI3PK``/``GSI3SK`` (filtered listings, used by executions), ``GSI5PK``/``GSI5SK``
+(the event index: every node and feed event by minute and shard, read by the event relay),
+``ttl`` (epoch seconds, DynamoDB TTL).
 """
 
 from __future__ import annotations
 
 from typing import TypedDict
+
+from orchestrator.domain.event_index import index_bucket
 
 
 class Key(TypedDict):
@@ -208,6 +211,22 @@ def node_open_targets_gsi2(node_id: str) -> str:
 
 def node_event(node_id: str, event_id: str) -> Key:
     return {"PK": f"NODE#{node_id}", "SK": f"EVENT#{event_id}"}
+
+
+EVENT_INDEX = "GSI5"
+
+
+def event_index_partition(minute: str, shard: int) -> str:
+    """GSI5 partition of the events minted in ``minute`` (yyyymmddHHMM) filed under ``shard``."""
+    return f"EVENTS#{minute}#{shard}"
+
+
+def event_index_keys(event_id: str, shards: int) -> dict[str, str]:
+    """The GSI5 attributes of an event item (none when events are not indexed)."""
+    bucket = index_bucket(event_id, shards)
+    if bucket is None:
+        return {}
+    return {"GSI5PK": event_index_partition(*bucket), "GSI5SK": event_id}
 
 
 def hook_baseline(project_id: str, hook: str) -> Key:

@@ -18,16 +18,19 @@ EVENT_RETENTION_SECONDS = 48 * 3600
 
 
 class NodeEventStore:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, index_shards: int = 0) -> None:
+        """``index_shards``: how many shards of the event index (GSI5) events are filed under
+        (0: not indexed)."""
         self.table = table
+        self.index_shards = index_shards
 
     def append(self, events: Iterable[NodeEvent], now: datetime) -> int:
         """Append events to nodes' streams (batched); returns the number of requests."""
-        return self.table.batch_put([_item(e, now) for e in events])
+        return self.table.batch_put([_item(e, now, self.index_shards) for e in events])
 
     def append_op(self, event: NodeEvent, now: datetime) -> TransactWriteItemTypeDef:
         """One event's write, as one operation of a caller's transaction."""
-        return self.table.put_op(_item(event, now), condition="attribute_not_exists(PK)")
+        return self.table.put_op(_item(event, now, self.index_shards), condition="attribute_not_exists(PK)")
 
     def after(self, node_id: str, after_event_id: str | None, limit: int) -> list[NodeEvent]:
         """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
@@ -43,6 +46,12 @@ class NodeEventStore:
         return [NodeEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]
 
 
-def _item(event: NodeEvent, now: datetime) -> Item:
+def _item(event: NodeEvent, now: datetime, index_shards: int) -> Item:
     ttl = int(now.timestamp()) + EVENT_RETENTION_SECONDS
-    return {**keys.node_event(event.node_id, event.event_id), "type": "node_event", "ttl": ttl, **event.as_item()}
+    return {
+        **keys.node_event(event.node_id, event.event_id),
+        **keys.event_index_keys(event.event_id, index_shards),
+        "type": "node_event",
+        "ttl": ttl,
+        **event.as_item(),
+    }

@@ -1,0 +1,141 @@
+"""The event index's arithmetic (domain.event_index) and the relay's reader of it
+(relay.poller): which minutes and shards an event is filed under, and that a poll hands each
+event over once, late ones included, and says from when it has missed nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import uuid6
+
+from orchestrator.clock import uuid7_time
+from orchestrator.domain.event_index import floor_id, index_bucket, minutes_between, shard_of
+from orchestrator.domain.node_events import NodeEvent
+from orchestrator.relay.poller import IndexPoller
+from orchestrator.store import keys
+from orchestrator.store.event_index import IndexedEvent
+
+T0 = datetime(2026, 12, 2, 10, 59, 58, tzinfo=UTC)
+
+
+def minted(at: datetime) -> str:
+    """A UUIDv7 minted at ``at`` (its random tail random)."""
+    millis = int(at.timestamp() * 1000)
+    value = uuid6.uuid7().int & ((1 << 80) - 1) | (millis << 80)
+    return str(uuid6.UUID(int=value))
+
+
+def test_an_event_is_filed_under_the_minute_its_id_was_minted_in() -> None:
+    event_id = minted(T0)
+    assert uuid7_time(event_id) == T0
+    minute, shard = index_bucket(event_id, 8) or ("", -1)
+    assert minute == "202612021059"
+    assert 0 <= shard < 8
+    assert keys.event_index_keys(event_id, 8) == {"GSI5PK": f"EVENTS#202612021059#{shard}", "GSI5SK": event_id}
+
+
+def test_events_are_not_indexed_without_shards_or_without_a_time_in_their_id() -> None:
+    assert keys.event_index_keys(minted(T0), 0) == {}
+    assert keys.event_index_keys("evt-1", 8) == {}
+
+
+def test_shards_spread_ids_and_agree_between_writers_and_readers() -> None:
+    shards = [shard_of(minted(T0), 8) for _ in range(400)]
+    assert set(shards) == set(range(8))
+    event_id = minted(T0)
+    assert shard_of(event_id, 8) == shard_of(event_id, 8)
+
+
+def test_the_floor_id_of_a_moment_sorts_before_every_id_minted_then_and_after_every_id_before() -> None:
+    floor = floor_id(T0)
+    assert all(minted(T0) >= floor for _ in range(50))
+    assert all(minted(T0 + timedelta(milliseconds=1)) > floor for _ in range(50))
+    assert all(minted(T0 - timedelta(milliseconds=1)) < floor for _ in range(50))
+
+
+def test_a_window_across_a_minute_boundary_touches_both_minutes() -> None:
+    assert minutes_between(T0 - timedelta(seconds=5), T0 + timedelta(seconds=3)) == ["202612021059", "202612021100"]
+    assert minutes_between(T0 - timedelta(seconds=5), T0) == ["202612021059"]
+
+
+class FakeIndex:
+    """What the table's GSI5 would hold: events by (minute, shard), visible from when added."""
+
+    def __init__(self) -> None:
+        self.events: list[IndexedEvent] = []
+        self.reads: list[tuple[str, int, str]] = []
+
+    def add(self, at: datetime) -> str:
+        event_id = minted(at)
+        self.events.append(
+            IndexedEvent(NodeEvent(event_id=event_id, event_type="t", node_id="n", occurred_at="", payload={}))
+        )
+        return event_id
+
+    def after(self, minute: str, shard: int, after_event_id: str) -> list[IndexedEvent]:
+        self.reads.append((minute, shard, after_event_id))
+        found = [
+            e for e in self.events if index_bucket(e.event_id, 2) == (minute, shard) and e.event_id > after_event_id
+        ]
+        return sorted(found, key=lambda e: e.event_id)
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def poller(index: FakeIndex, clock: Clock) -> IndexPoller:
+    return IndexPoller(index, 2, lookback_seconds=5, sweep_every=5, clock=clock)  # type: ignore[arg-type]
+
+
+def test_each_event_is_handed_over_once_in_id_order() -> None:
+    index, clock = FakeIndex(), Clock(T0)
+    reader = poller(index, clock)
+    first = [index.add(T0 - timedelta(seconds=1)) for _ in range(5)]
+    assert [e.event_id for e in reader.poll()] == sorted(first)
+    clock.at += timedelta(seconds=0.5)
+    assert reader.poll() == []
+    second = index.add(clock.at)
+    clock.at += timedelta(seconds=0.5)
+    assert [e.event_id for e in reader.poll()] == [second]
+
+
+def test_an_event_that_shows_late_is_found_by_the_next_sweep() -> None:
+    index, clock = FakeIndex(), Clock(T0)
+    reader = poller(index, clock)
+    reader.poll()  # a sweep
+    newer = index.add(T0)
+    clock.at += timedelta(seconds=0.5)
+    assert [e.event_id for e in reader.poll()] == [newer]
+    late = index.add(T0 - timedelta(seconds=2))  # minted before ``newer``, visible after it
+    handed: list[str] = []
+    for _ in range(5):
+        clock.at += timedelta(seconds=0.5)
+        handed += [e.event_id for e in reader.poll()]
+    assert handed == [late]
+
+
+def test_the_reader_reads_both_minutes_of_a_window_across_a_boundary() -> None:
+    index, clock = FakeIndex(), Clock(T0 + timedelta(seconds=3))
+    reader = poller(index, clock)
+    before, after = index.add(T0 - timedelta(seconds=1)), index.add(T0 + timedelta(seconds=2))
+    assert [e.event_id for e in reader.poll()] == sorted([before, after])
+    assert {minute for minute, _, _ in index.reads} == {"202612021059", "202612021100"}
+
+
+def test_the_horizon_is_the_first_window_and_moves_after_a_gap() -> None:
+    index, clock = FakeIndex(), Clock(T0)
+    reader = poller(index, clock)
+    assert reader.horizon is None
+    reader.poll()
+    assert reader.horizon == T0 - timedelta(seconds=5)
+    clock.at += timedelta(seconds=0.5)
+    reader.poll()
+    assert reader.horizon == T0 - timedelta(seconds=5)  # no gap: knowledge still runs from the start
+    clock.at += timedelta(seconds=30)  # polls failed meanwhile
+    reader.poll()
+    assert reader.horizon == clock.at - timedelta(seconds=5)
