@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from orchestrator import secrets
@@ -21,7 +22,7 @@ from orchestrator.domain.mesh import pair_psk
 from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.secrets import SECRETS_UPDATED
-from orchestrator.domain.signing import private_key
+from orchestrator.domain.signing import Keyring, private_key
 from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
 from orchestrator.services import mesh, node_data, policies
 from orchestrator.services import secrets as node_secrets
@@ -58,22 +59,35 @@ def event_stream(
     # A comment first: every held response carries a byte within the hold (at most 25 s,
     # under the agent's 30 s request timeout and 90 s idle limit), events or not.
     parts = [SSE_KEEP_ALIVE]
-    now = ctx.clock.now()
     for event in events:
         assert keyring is not None
-        envelope = sign_envelope(
-            private_key(keyring.seed_for(event.event_id, now)),
-            event_type=event.event_type,
-            event_id=event.event_id,
-            payload=event.payload,
-            issued_at=ctx.clock.now(),
-            nonce=new_nonce(),
-        )
-        parts.append(sse_message(event.event_id, event.event_type, envelope_json(envelope)))
+        parts.append(signed_message(keyring, event, ctx.clock.now()))
     if scanned and scanned != after:
         ctx.nodes.mark_events_delivered(caller.node_id, scanned)
     parts.append(sse_retry(RETRY_MILLISECONDS))
     return "".join(parts)
+
+
+def signed_message(keyring: Keyring, event: NodeEvent, now: datetime) -> str:
+    """One SSE message: ``event`` in a freshly signed envelope (new ``issued_at`` and nonce),
+    under the key that signs events minted when this one was (``Keyring.seed_for``)."""
+    envelope = sign_envelope(
+        private_key(keyring.seed_for(event.event_id, now)),
+        event_type=event.event_type,
+        event_id=event.event_id,
+        payload=event.payload,
+        issued_at=now,
+        nonce=new_nonce(),
+    )
+    return sse_message(event.event_id, event.event_type, envelope_json(envelope))
+
+
+def deliverable(ctx: Context, caller: NodeCredential, event: FeedEvent) -> NodeEvent | None:
+    """A feed event as ``caller`` receives it (its pair key, its granted secrets filled in),
+    or None when it does not concern the node."""
+    if not _concerns(caller, event):
+        return None
+    return _as_delivered(ctx, caller, event, _SecretRefs(ctx, caller))
 
 
 MAX_SCAN_ROUNDS = 5

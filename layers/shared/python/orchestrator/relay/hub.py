@@ -1,0 +1,383 @@
+"""The relay's hub: the streams this process holds, what it knows of recent events, and
+delivery (SPEC §11, §17, §20; docs/capacity.md, docs/event-relay.md).
+
+Opening a stream takes two decisions, each made from memory when it can be:
+
+* **the key**: the presented key's hash is compared (constant time) with the credential this
+  process read less than ``refresh_seconds`` ago; otherwise the credential is read, strongly
+  consistent, as the Lambda path does (and a wrong key is refused 401/403 there);
+* **the replay**: nothing is read when the hub knows there is nothing to send: the event
+  index has been read without a gap since ``Last-Event-ID`` was minted (or since a replay after
+  that same id found nothing), and no event of the node, nor of its feeds that concerns it,
+  came after it. Otherwise the events after it are read from the table with
+  :func:`orchestrator.services.node_feed.pending_events`, the Lambda path's code.
+
+The real agent ends every stream after 30 s (its HTTP client's timeout) and reconnects at
+once, so reconnects are the relay's steady load: the fast path is what keeps an idle fleet
+free of AWS requests. A key is refused the fast path as soon as its hash differs; a node
+deregistered (its ``peer_removed`` event) is forgotten and its streams end.
+
+Live events come from the index poller (:mod:`orchestrator.relay.poller`) in id order; each
+is signed at delivery, as on the Lambda path, and offered to the streams of its node (a
+node's own event) or to every stream of the feed it concerns. A stream never gets an id
+twice; an id older than one already sent (it showed in the index late) is sent all the same
+and counted as late: losing an event is worse than an out-of-order one.
+
+Everything here runs on the event loop's thread; AWS calls go to worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from orchestrator import secrets
+from orchestrator.domain.credentials import NodeCredential, hashes_match, secret_hash
+from orchestrator.domain.event_index import floor_id, minted_at
+from orchestrator.domain.feed import FeedEvent
+from orchestrator.domain.node_events import NodeEvent
+from orchestrator.domain.signing import Keyring
+from orchestrator.events.envelope import sse_retry
+from orchestrator.http.node_auth import authenticate_node
+from orchestrator.observability import logger
+from orchestrator.services import node_feed
+from orchestrator.services.context import Context
+from orchestrator.store.event_index import IndexedEvent
+from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
+
+KEEP_ALIVE = node_feed.SSE_KEEP_ALIVE
+OPENING = KEEP_ALIVE + sse_retry(node_feed.RETRY_MILLISECONDS)
+REFRESH_SECONDS = 3600.0  # deregistrations are pushed (peer_removed); this is the safety net
+MAX_FEED_MEMORY = 10_000  # feed events remembered per feed; older ones send a stream the full way
+MAX_REPLAY_ROUNDS = 10  # pages of pending_events (100 events each) replayed when a stream opens
+MAX_SENT_IDS = 1024
+QUIET_MARGIN = timedelta(seconds=1)  # a replay's reads may not see what was written just before
+PEER_REMOVED = "peer_removed"
+SIGNING_KEY_ROTATED = "signing_key_rotated"
+
+
+class Closed:
+    """Put on a stream's queue to end it."""
+
+
+CLOSE = Closed()
+
+
+@dataclass(eq=False)
+class Stream:
+    """One held response: the node it was opened for (its credential at opening) and the
+    SSE text waiting to be written."""
+
+    caller: NodeCredential
+    cursor: str | None
+    queue: asyncio.Queue[str | Closed] = field(default_factory=asyncio.Queue)
+    sent: dict[str, None] = field(default_factory=dict)
+    replaying: bool = False
+    held: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def node_id(self) -> str:
+        return self.caller.node_id
+
+    def offer(self, event_id: str, message: str) -> bool:
+        """Queue ``message`` unless this stream already carried ``event_id``; True if queued
+        (or held while the stream's replay runs)."""
+        if event_id in self.sent:
+            return False
+        if self.replaying:
+            self.held.append((event_id, message))
+            return True
+        self._mark(event_id)
+        self.queue.put_nowait(message)
+        return True
+
+    def _mark(self, event_id: str) -> None:
+        self.sent[event_id] = None
+        if len(self.sent) > MAX_SENT_IDS:
+            del self.sent[next(iter(self.sent))]
+        if self.cursor is None or event_id > self.cursor:
+            self.cursor = event_id
+
+    def replayed(self, messages: list[tuple[str, str]]) -> None:
+        """End the replay: its messages first, then what arrived meanwhile (in id order)."""
+        self.replaying = False
+        for event_id, message in [*messages, *sorted(self.held)]:
+            if event_id not in self.sent:
+                self._mark(event_id)
+                self.queue.put_nowait(message)
+        self.held = []
+
+
+@dataclass
+class Counters:
+    event_requests: int = 0
+    credential_reads: int = 0  # opens that read the node's credential (none: verified recently)
+    opens_without_replay: int = 0
+    replays: int = 0  # opens that read the node's events from the table
+    refused: int = 0
+    events_delivered: int = 0
+    late_events: int = 0
+    cursor_writes: int = 0
+
+
+@dataclass
+class _Verified:
+    credential: NodeCredential
+    at: float
+
+
+class Hub:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ctx = ctx
+        self.refresh_seconds = refresh_seconds
+        self.monotonic = monotonic
+        self.now = now
+        self.counters = Counters()
+        self.horizon: datetime | None = None  # the index has been read without a gap since
+        self._by_node: dict[str, set[Stream]] = {}
+        self._by_feed: dict[str, set[Stream]] = {}
+        self._verified: dict[str, _Verified] = {}
+        self._cursors: dict[str, str] = {}  # node -> the newest event id delivered to it
+        self._latest: dict[str, str] = {}  # node -> its newest own event the index showed
+        # node -> (the id a replay started after, a time floor it found nothing before)
+        self._quiet: dict[str, tuple[str | None, str]] = {}
+        self._feed_events: dict[str, list[FeedEvent]] = {}
+        self._feed_floor: dict[str, str] = {}  # feed -> newest event id forgotten
+        self._unwritten: dict[str, str] = {}  # node -> delivery cursor to store
+
+    # Streams ------------------------------------------------------------------------------
+    @property
+    def streams_open(self) -> int:
+        return sum(len(streams) for streams in self._by_node.values())
+
+    async def open(self, node_id: str, nsk: str | None, last_event_id: str | None) -> Stream:
+        """A stream for the node ``nsk`` authenticates (raises 401/403 as the Lambda path
+        does), with what must be replayed already queued."""
+        self.counters.event_requests += 1
+        credential = self._recently_verified(node_id, nsk)
+        if credential is None:
+            try:
+                credential = await asyncio.to_thread(authenticate_node, self.ctx.nodes, nsk, node_id)
+            except Exception:
+                self.counters.refused += 1
+                raise
+            self.counters.credential_reads += 1
+            self._verified[node_id] = _Verified(credential, self.monotonic())
+        after = last_event_id or self._cursors.get(node_id) or credential.events_delivered_through
+        if self._known_since(credential, after) and not self._news_after(credential, after or ""):
+            self.counters.opens_without_replay += 1
+            stream = Stream(credential, after)
+            self._register(stream)
+            return stream
+        return await self._open_with_replay(credential, after)
+
+    async def _open_with_replay(self, credential: NodeCredential, after: str | None) -> Stream:
+        self.counters.replays += 1
+        node_id = credential.node_id
+        stream = Stream(credential, after, replaying=True)
+        self._register(stream)  # what the index shows meanwhile is held, then sent after the replay
+        started = self.now()
+        try:
+            messages, scanned = await asyncio.to_thread(self._replay, credential, after)
+        except BaseException:
+            self.close(stream)
+            raise
+        if not messages:
+            # Nothing after ``after`` up to now: a reconnect with the same id may open from
+            # memory while the index has been read without a gap since this replay.
+            self._quiet[node_id] = (after, floor_id(started - QUIET_MARGIN))
+        if scanned is not None and (stream.cursor is None or scanned > stream.cursor):
+            stream.cursor = scanned
+        stream.replayed(messages)
+        if messages:
+            self.counters.events_delivered += len(messages)
+            self._advance(node_id, messages[-1][0])
+            self._unwritten[node_id] = max(self._unwritten.get(node_id, ""), messages[-1][0])
+        return stream
+
+    def _recently_verified(self, node_id: str, nsk: str | None) -> NodeCredential | None:
+        """The credential this process verified less than ``refresh_seconds`` ago, if ``nsk``
+        is still its key (a constant-time comparison of the hashes)."""
+        verified = self._verified.get(node_id)
+        if not nsk or verified is None or self.monotonic() - verified.at > self.refresh_seconds:
+            return None
+        credential = verified.credential
+        return credential if credential.active and hashes_match(secret_hash(nsk), credential.nsk_hash) else None
+
+    def close(self, stream: Stream) -> None:
+        """Forget a stream (its response ended)."""
+        for registry, key in ((self._by_node, stream.node_id), (self._by_feed, self._feed_of(stream.caller))):
+            if key is None:
+                continue
+            streams = registry.get(key)
+            if streams is not None:
+                streams.discard(stream)
+                if not streams:
+                    del registry[key]
+
+    def end_all(self) -> None:
+        """End every stream (shutdown): each agent reconnects at once, to another task."""
+        for streams in list(self._by_node.values()):
+            for stream in list(streams):
+                stream.queue.put_nowait(CLOSE)
+
+    def _register(self, stream: Stream) -> None:
+        self._by_node.setdefault(stream.node_id, set()).add(stream)
+        feed = self._feed_of(stream.caller)
+        if feed is not None:
+            self._by_feed.setdefault(feed, set()).add(stream)
+
+    @staticmethod
+    def _feed_of(caller: NodeCredential) -> str | None:
+        return project_feed(caller.project_id) if caller.project_id else None
+
+    def _known_since(self, credential: NodeCredential, after: str | None) -> bool:
+        """Whether the index has been read without a gap since nothing was left to send after
+        ``after``: since it was minted, or since a replay after it found nothing."""
+        known_from = after
+        quiet = self._quiet.get(credential.node_id)
+        if quiet is not None and quiet[0] == after:
+            known_from = max(after or "", quiet[1])
+        minted = minted_at(known_from) if known_from else None
+        return minted is not None and self.horizon is not None and minted >= self.horizon
+
+    def _news_after(self, credential: NodeCredential, since: str) -> bool:
+        """Whether an event the hub knows of, or may have forgotten, concerns the node after ``since``."""
+        if self._latest.get(credential.node_id, "") > since:
+            return True
+        feeds = [DEPLOYMENT_FEED, *([project_feed(credential.project_id)] if credential.project_id else [])]
+        for feed in feeds:
+            if self._feed_floor.get(feed, "") > since:
+                return True
+            for event in reversed(self._feed_events.get(feed, ())):
+                if event.event_id <= since:
+                    break
+                if event.audience.concerns(credential.node_id, credential.labels):
+                    return True
+        return False
+
+    def _replay(self, caller: NodeCredential, after: str | None) -> tuple[list[tuple[str, str]], str | None]:
+        """(signed messages, id scanned through) of the events after ``after``: the Lambda
+        path's reads (worker thread)."""
+        messages: list[tuple[str, str]] = []
+        cursor = after
+        keyring: Keyring | None = None
+        for round_number in range(MAX_REPLAY_ROUNDS):
+            events, scanned = node_feed.pending_events(self.ctx, caller, cursor, deployment=round_number == 0)
+            if events:
+                if keyring is None:
+                    keyring = secrets.signing_keyring()
+                messages.extend((e.event_id, node_feed.signed_message(keyring, e, self.now())) for e in events)
+            if scanned is None or scanned == cursor or len(events) < node_feed.MAX_EVENTS_PER_RESPONSE:
+                return messages, scanned or cursor
+            cursor = scanned
+        return messages, cursor
+
+    def _advance(self, node_id: str, cursor: str | None) -> None:
+        if cursor is not None and cursor > self._cursors.get(node_id, ""):
+            self._cursors[node_id] = cursor
+
+    # Live events ------------------------------------------------------------------------
+    async def deliver(self, events: Iterable[IndexedEvent], horizon: datetime | None) -> None:
+        """Hand the index's new events (id order) to the streams they concern."""
+        if self.horizon is not None and horizon != self.horizon:
+            # The index was not read for a while: what it showed meanwhile is unknown (a
+            # deregistration's peer_removed among it), so every key is checked again.
+            self._verified.clear()
+        self.horizon = horizon
+        keyring: Keyring | None = None
+        for indexed in events:
+            event = indexed.event
+            if isinstance(event, NodeEvent):
+                node_id = event.node_id
+                if event.event_id > self._latest.get(node_id, ""):
+                    self._latest[node_id] = event.event_id
+                streams = self._by_node.get(node_id)
+                if not streams:
+                    continue
+                if keyring is None:
+                    keyring = await asyncio.to_thread(secrets.signing_keyring)
+                self._offer(streams, event.event_id, node_feed.signed_message(keyring, event, self.now()))
+            else:
+                assert indexed.feed is not None
+                self._remember(indexed.feed, event)
+                await self._deliver_feed_event(indexed.feed, event)
+
+    async def _deliver_feed_event(self, feed: str, event: FeedEvent) -> None:
+        if feed == DEPLOYMENT_FEED:
+            streams = [s for group in self._by_node.values() for s in group]
+        else:
+            streams = list(self._by_feed.get(feed, ()))
+        concerned = [s for s in streams if event.audience.concerns(s.node_id, s.caller.labels)]
+        if concerned:
+            fresh = event.event_type == SIGNING_KEY_ROTATED
+            messages = await asyncio.to_thread(self._feed_messages, event, [s.caller for s in concerned], fresh)
+            for stream, message in zip(concerned, messages, strict=True):
+                if message is not None:
+                    self._offer([stream], event.event_id, message)
+        if event.event_type == PEER_REMOVED:
+            removed = event.payload.get("peer_id") or event.audience.exclude_node
+            if isinstance(removed, str):
+                self.forget_node(removed)
+
+    def _feed_messages(self, event: FeedEvent, callers: list[NodeCredential], fresh: bool) -> list[str | None]:
+        """Each recipient's signed message of a feed event (worker thread: a recipient's pair
+        key or granted secrets may need reads)."""
+        keyring = secrets.signing_keyring(fresh=fresh)
+        messages: list[str | None] = []
+        for caller in callers:
+            delivered = node_feed.deliverable(self.ctx, caller, event)
+            messages.append(None if delivered is None else node_feed.signed_message(keyring, delivered, self.now()))
+        return messages
+
+    def _offer(self, streams: Iterable[Stream], event_id: str, message: str) -> None:
+        for stream in list(streams):
+            late = stream.cursor is not None and event_id < stream.cursor
+            if stream.offer(event_id, message):
+                self.counters.events_delivered += 1
+                self.counters.late_events += int(late)
+                self._advance(stream.node_id, stream.cursor)
+                if not stream.replaying:
+                    self._unwritten[stream.node_id] = max(self._unwritten.get(stream.node_id, ""), event_id)
+
+    def forget_node(self, node_id: str) -> None:
+        """A node deregistered: its next stream authenticates afresh (and is refused), and the
+        ones it holds end now."""
+        self._verified.pop(node_id, None)
+        for stream in list(self._by_node.get(node_id, ())):
+            stream.queue.put_nowait(CLOSE)
+
+    def _remember(self, feed: str, event: FeedEvent) -> None:
+        events = self._feed_events.setdefault(feed, [])
+        events.append(event)
+        events.sort(key=lambda e: e.event_id)  # nearly always already in order
+        if len(events) > MAX_FEED_MEMORY:
+            forgotten = events.pop(0)
+            self._feed_floor[feed] = max(self._feed_floor.get(feed, ""), forgotten.event_id)
+
+    # Delivery cursors ---------------------------------------------------------------------
+    def take_unwritten(self) -> dict[str, str]:
+        """The delivery cursors to store (and forget them)."""
+        unwritten, self._unwritten = self._unwritten, {}
+        return unwritten
+
+    def write_cursors(self, cursors: dict[str, str]) -> None:
+        """Store delivery cursors (worker thread): where a node that reconnects without
+        ``Last-Event-ID`` (a restarted agent) resumes, on any task or on the Lambda path."""
+        for node_id, event_id in cursors.items():
+            try:
+                self.ctx.nodes.mark_events_delivered(node_id, event_id)
+            except Exception:  # noqa: BLE001 - a cursor is advisory; the next delivery writes it again
+                logger.warning("delivery cursor not stored", node_id=node_id)
+                continue
+            self.counters.cursor_writes += 1

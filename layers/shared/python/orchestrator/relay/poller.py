@@ -1,0 +1,89 @@
+"""The relay's reader of the event index (GSI5): every event filed in the last few seconds,
+each handed over once.
+
+Every ``interval`` seconds it queries the shards of the minutes that the window
+``[now - lookback, now]`` touches for ids after the last one it saw there; every
+``sweep_every``-th poll re-reads the whole window instead, to pick up an event that became
+visible late (an index is eventually consistent; a writer mints an id just before its write),
+as long as it shows within ``lookback`` seconds of being minted.
+
+``horizon`` is the moment from which this reader has missed nothing (given that bound): the
+start of its first window, moved forward whenever polls failed for longer than the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.domain.event_index import floor_id, minutes_between
+from orchestrator.store.event_index import EventIndexStore, IndexedEvent
+
+DEFAULT_LOOKBACK_SECONDS = 5.0
+DEFAULT_SWEEP_EVERY = 5
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IndexPoller:
+    def __init__(
+        self,
+        index: EventIndexStore,
+        shards: int,
+        *,
+        lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        sweep_every: int = DEFAULT_SWEEP_EVERY,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if shards <= 0:
+            raise ValueError("the event index has no shards (EVENT_INDEX_SHARDS)")
+        self.index = index
+        self.shards = shards
+        self.lookback = timedelta(seconds=lookback_seconds)
+        self.sweep_every = max(1, sweep_every)
+        self.clock = clock
+        self.horizon: datetime | None = None
+        self.polls = 0
+        self.queries = 0
+        self._cursors: dict[tuple[str, int], str] = {}
+        self._seen: dict[str, datetime] = {}
+        self._last_success: datetime | None = None
+
+    def poll(self) -> list[IndexedEvent]:
+        """The events not handed over before, in id order (raises what the store raises:
+        the caller logs it and polls again; ``horizon`` then tells what was missed)."""
+        now = self.clock()
+        start = now - self.lookback
+        floor = floor_id(start)
+        sweep = self.polls % self.sweep_every == 0
+        window = minutes_between(start, now)
+        found: list[IndexedEvent] = []
+        for minute in window:
+            for shard in range(self.shards):
+                bucket = (minute, shard)
+                after = floor if sweep else max(floor, self._cursors.get(bucket, floor))
+                page = self.index.after(minute, shard, after)
+                self.queries += 1
+                if page:
+                    self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
+                found.extend(page)
+        self.polls += 1
+        if self._last_success is None or now - self._last_success > self.lookback / 2:
+            self.horizon = start  # first poll, or a gap: nothing before this window is known
+        self._last_success = now
+        self._forget(now, window)
+        fresh: list[IndexedEvent] = []
+        for event in found:
+            if event.event_id not in self._seen:
+                self._seen[event.event_id] = now + 2 * self.lookback
+                fresh.append(event)
+        fresh.sort(key=lambda e: e.event_id)
+        return fresh
+
+    def _forget(self, now: datetime, window: list[str]) -> None:
+        for bucket in [b for b in self._cursors if b[0] not in window]:
+            del self._cursors[bucket]
+        for event_id in [e for e, expires in self._seen.items() if expires < now]:
+            del self._seen[event_id]

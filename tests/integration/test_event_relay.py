@@ -1,0 +1,259 @@
+"""The event relay's hub against the template's table (in-process moto): a stream opens the
+full way (credential read, replay) or from memory (no AWS request), live events from the
+event index reach the streams they concern once, and a deregistered node is cut off."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from orchestrator import secrets
+from orchestrator.domain.feed import Audience, FeedEvent
+from orchestrator.domain.node_events import NodeEvent
+from orchestrator.errors import NskNodeMismatch, NskRevoked
+from orchestrator.events.envelope import verify_envelope
+from orchestrator.relay.hub import Closed, Hub, Stream
+from orchestrator.relay.poller import IndexPoller
+from orchestrator.services.context import Context, context_for
+from orchestrator.store.event_index import EventIndexStore, IndexedEvent
+from orchestrator.store.feeds import project_feed
+from tests.integration.conftest import Api, RegisteredNode, Tenant, register_node
+
+
+@pytest.fixture
+def ctx(api: Api) -> Context:
+    return context_for("test")
+
+
+@pytest.fixture
+def calls(ctx: Context) -> Iterator[list[str]]:
+    """Every DynamoDB operation the library's client makes while the test runs."""
+    made: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        made.append(model.name)
+
+    events = ctx.table.client.meta.events
+    events.register("before-call.dynamodb", record)
+    yield made
+    events.unregister("before-call.dynamodb", record)
+
+
+def horizon() -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=5)
+
+
+def frames(stream: Stream) -> list[dict[str, Any]]:
+    """The SSE messages queued on ``stream`` (taken off it), decoded."""
+    text = ""
+    while not stream.queue.empty():
+        item = stream.queue.get_nowait()
+        if isinstance(item, Closed):
+            text += "\n: closed\n\n"
+            continue
+        text += item
+    found = []
+    for block in re.split(r"\n\n", text):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        if "event" in fields:
+            found.append({"id": fields["id"], "type": fields["event"], "data": fields["data"]})
+        elif block.strip() == ": closed":
+            found.append({"type": "closed"})
+    return found
+
+
+def verified(frame: dict[str, Any]) -> dict[str, Any]:
+    """The frame's envelope, checked against the deployment's current signing key."""
+    raw = base64.b64decode(secrets.signing_keyring().public(datetime.now(UTC)).current)
+    envelope = json.loads(frame["data"])
+    assert verify_envelope(Ed25519PublicKey.from_public_bytes(raw), frame["data"])
+    assert envelope["event_id"] == frame["id"] and envelope["event_type"] == frame["type"]
+    return envelope
+
+
+def node_event(ctx: Context, node: RegisteredNode, event_type: str = "action_request") -> IndexedEvent:
+    event_id = ctx.ids.new_id()
+    event = NodeEvent.new(event_id, event_type, node.id, ctx.clock.now(), {"n": 1})
+    ctx.node_events.append([event], ctx.clock.now())
+    return IndexedEvent(event)
+
+
+def feed_event(ctx: Context, tenant: Tenant, event_type: str, fields: dict[str, Any], **options: Any) -> IndexedEvent:
+    feed = project_feed(tenant.project_id)
+    event = FeedEvent.new(ctx.ids.new_id(), event_type, ctx.clock.now(), fields, **options)
+    ctx.feeds.append(feed, event, ctx.clock.now())
+    return IndexedEvent(event, feed=feed)
+
+
+def test_a_stream_opens_with_what_the_node_was_not_sent_signed_as_on_the_lambda_path(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    node = register_node(api, tenant, "relay-replay")
+    written = node_event(ctx, node)
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = Hub(ctx)
+        stream = await hub.open(node.id, node.nsk, None)
+        assert hub.counters.replays == 1
+        return frames(stream)
+
+    sent = asyncio.run(scenario())
+    assert [f["id"] for f in sent][-1] == written.event_id
+    assert verified(sent[-1])["payload"]["n"] == 1
+
+
+def test_a_reconnect_with_nothing_new_opens_without_any_aws_request(
+    api: Api, tenant: Tenant, ctx: Context, calls: list[str]
+) -> None:
+    node = register_node(api, tenant, "relay-fast")
+    last = node_event(ctx, node).event_id
+
+    async def scenario() -> Hub:
+        hub = Hub(ctx)
+        first = await hub.open(node.id, node.nsk, last)
+        await hub.deliver([], horizon())
+        hub.close(first)
+        calls.clear()
+        second = await hub.open(node.id, node.nsk, last)
+        assert frames(second) == []
+        return hub
+
+    hub = asyncio.run(scenario())
+    counters = hub.counters
+    assert (counters.credential_reads, counters.replays, counters.opens_without_replay) == (1, 1, 1)
+    assert calls == []
+
+
+def test_an_event_after_the_last_event_id_sends_the_reconnect_the_full_way(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    node = register_node(api, tenant, "relay-missed")
+    last = node_event(ctx, node).event_id
+
+    async def scenario() -> tuple[Hub, list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        hub.close(await hub.open(node.id, node.nsk, last))
+        missed = node_event(ctx, node)  # written while the node was between two streams
+        await hub.deliver([missed], horizon())
+        again = await hub.open(node.id, node.nsk, last)
+        return hub, frames(again)
+
+    hub, sent = asyncio.run(scenario())
+    assert (hub.counters.credential_reads, hub.counters.replays) == (1, 2)
+    assert len(sent) == 1 and verified(sent[0])["event_type"] == "action_request"
+
+
+def test_a_live_event_reaches_each_stream_of_its_node_once(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node, other = register_node(api, tenant, "relay-live"), register_node(api, tenant, "relay-other")
+
+    async def scenario() -> tuple[Hub, list[list[dict[str, Any]]]]:
+        hub = Hub(ctx)
+        streams = [await hub.open(node.id, node.nsk, None) for _ in range(2)]
+        bystander = await hub.open(other.id, other.nsk, None)
+        for stream in [*streams, bystander]:
+            frames(stream)  # what registration sent them
+        live = node_event(ctx, node)
+        await hub.deliver([live], horizon())
+        await hub.deliver([live], horizon())  # the index showed it twice
+        return hub, [frames(s) for s in [*streams, bystander]]
+
+    hub, (first, second, bystander) = asyncio.run(scenario())
+    assert len(first) == len(second) == 1
+    assert first[0]["id"] == second[0]["id"]
+    assert first[0]["data"] != second[0]["data"]  # each delivery signs afresh (nonce)
+    assert bystander == []
+    assert hub.counters.events_delivered >= 2
+
+
+def test_an_event_that_shows_late_is_still_sent_and_counted_late(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node = register_node(api, tenant, "relay-late")
+
+    async def scenario() -> tuple[Hub, list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        stream = await hub.open(node.id, node.nsk, None)
+        frames(stream)
+        older, newer = node_event(ctx, node), node_event(ctx, node)
+        await hub.deliver([newer], horizon())
+        await hub.deliver([older], horizon())
+        return hub, frames(stream)
+
+    hub, sent = asyncio.run(scenario())
+    assert len(sent) == 2 and sent[0]["id"] > sent[1]["id"]
+    assert hub.counters.late_events == 1
+
+
+def test_a_key_that_is_not_the_cached_one_is_checked_again_and_refused(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node, other = register_node(api, tenant, "relay-auth"), register_node(api, tenant, "relay-auth-2")
+
+    async def scenario() -> None:
+        hub = Hub(ctx)
+        hub.close(await hub.open(node.id, node.nsk, None))
+        with pytest.raises(NskRevoked):
+            await hub.open(node.id, "not-the-key", None)
+        with pytest.raises(NskNodeMismatch):
+            await hub.open(node.id, other.nsk, None)
+        with pytest.raises(NskRevoked):
+            await hub.open(node.id, None, None)
+        assert hub.counters.refused == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_feed_event_reaches_only_the_streams_it_concerns(api: Api, tenant: Tenant, ctx: Context) -> None:
+    a, b = register_node(api, tenant, "relay-feed-a"), register_node(api, tenant, "relay-feed-b")
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        stream_a, stream_b = await hub.open(a.id, a.nsk, None), await hub.open(b.id, b.nsk, None)
+        frames(stream_a), frames(stream_b)
+        event = feed_event(ctx, tenant, "policy_updated", {"policy_id": "p"}, audience=Audience(node_ids=(a.id,)))
+        await hub.deliver([event], horizon())
+        return frames(stream_a), frames(stream_b)
+
+    to_a, to_b = asyncio.run(scenario())
+    assert [verified(f)["event_type"] for f in to_a] == ["policy_updated"]
+    assert to_b == []
+
+
+def test_a_deregistered_node_is_cut_off_and_its_key_refused(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node, peer = register_node(api, tenant, "relay-gone"), register_node(api, tenant, "relay-peer")
+    poller = IndexPoller(EventIndexStore(ctx.table), ctx.settings.event_index_shards)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        gone, staying = await hub.open(node.id, node.nsk, None), await hub.open(peer.id, peer.nsk, None)
+        frames(gone), frames(staying)
+        poller.poll()
+        answer = api.request("POST", f"/v1/nodes/{node.id}/deregister", token=node.nsk)
+        assert answer.status_code in (200, 204), answer.text
+        await hub.deliver(poller.poll(), poller.horizon)  # the deregistration's peer_removed
+        with pytest.raises(NskRevoked):
+            await hub.open(node.id, node.nsk, None)
+        return frames(gone), frames(staying)
+
+    to_gone, to_peer = asyncio.run(scenario())
+    assert to_gone[-1] == {"type": "closed"}
+    assert "peer_removed" in [verified(f)["event_type"] for f in to_peer]
+
+
+def test_the_poller_reads_what_the_stores_write(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node = register_node(api, tenant, "relay-index")
+    assert ctx.settings.event_index_shards > 0
+    poller = IndexPoller(EventIndexStore(ctx.table), ctx.settings.event_index_shards)
+    poller.poll()
+    own = node_event(ctx, node)
+    shared = feed_event(ctx, tenant, "policy_updated", {"policy_id": "p"})
+    found = poller.poll()
+    assert [(i.event_id, i.feed) for i in found if i.event_id in (own.event_id, shared.event_id)] == [
+        (own.event_id, None),
+        (shared.event_id, project_feed(tenant.project_id)),
+    ]
+    assert isinstance(found[-1].event, FeedEvent)
