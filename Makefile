@@ -5,6 +5,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 PORT ?= 3000
+AGENT_PORT ?= 3001
 export PYTHONPATH := $(CURDIR)/layers/shared/python:$(CURDIR)/tools
 export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
@@ -28,9 +29,9 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 venv: $(VENV)/.installed
 
-## serve: the whole API on http://127.0.0.1:$(PORT) with local AWS services (FRESH=1: forget the saved state)
+## serve: the whole API on http://127.0.0.1:$(PORT), agents' base URL (event relay) on :$(AGENT_PORT), local AWS services (FRESH=1: forget the saved state)
 serve: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m orchestrator_local $(if $(FRESH),--fresh)
+	PORT=$(PORT) AGENT_PORT=$(AGENT_PORT) $(PY) -m orchestrator_local $(if $(FRESH),--fresh)
 
 ## test: lint, sam build, then every test (unit, integration, e2e)
 test: lint build-check

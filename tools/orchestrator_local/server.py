@@ -6,8 +6,10 @@
    deliver the table's stream to its consumer function there;
 4. restore the state the last clean stop saved (``.local/state``), restarting the workflow
    runs of the Executions that had not ended;
-5. bootstrap the demo tenant (or keep the restored one) and write ``.local/credentials.json``;
-6. serve the template's API events over HTTP until Ctrl-C (or the parent exits), then save
+5. start the event relay (``python -m orchestrator.relay``, the ECS service's code) as a process
+   of its own on the agent port: agents' event streams, everything else forwarded to the API;
+6. bootstrap the demo tenant (or keep the restored one) and write ``.local/credentials.json``;
+7. serve the template's API events over HTTP until Ctrl-C (or the parent exits), then save
    the state for the next start (see :mod:`orchestrator_local.snapshot`).
 """
 
@@ -20,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -106,6 +109,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=int(os.environ.get("LOCAL_STREAM_WORKERS", "2")),
         help="workers of their own for held node event streams (they never take a --workers one)",
     )
+    parser.add_argument(
+        "--agent-port",
+        type=int,
+        default=int(os.environ.get("AGENT_PORT", "0")),
+        help="the event relay's port, the agents' base URL (0: any free port)",
+    )
+    parser.add_argument("--no-relay", action="store_true", help="no event relay: agents use the API's own stream")
+    parser.add_argument(
+        "--event-index-shards", type=int, default=int(os.environ.get("EVENT_INDEX_SHARDS", "2")), help=argparse.SUPPRESS
+    )
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument(
         "--exit-with-parent", action="store_true", help="stop when the process that started us exits (tests)"
@@ -122,15 +135,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_credentials(state_dir: Path, server_url: str, *, restored: bool) -> Path:
+def write_credentials(state_dir: Path, server_url: str, *, restored: bool, agent_url: str) -> Path:
     """Bootstrap the demo tenant (the previous one, when the state was restored) and write
-    its credentials (owner-readable only)."""
+    its credentials (owner-readable only), with the base URL agents are given."""
     from orchestrator_local.bootstrap import bootstrap
 
     path = state_dir / "credentials.json"
     previous = json.loads(path.read_text()) if restored and path.exists() else None
     credentials = bootstrap(server_url, previous)
-    return write_atomically(path, credentials.as_dict())
+    return write_atomically(path, {**credentials.as_dict(), "agent_url": agent_url})
 
 
 def restore_state(stack: Any, state: Path, *, fresh: bool) -> int:
@@ -142,6 +155,46 @@ def restore_state(stack: Any, state: Path, *, fresh: bool) -> int:
         resumed = resume_live_executions(stack)
         print(f"  restored {restored} items from {state}; resumed {resumed} Executions", flush=True)
     return restored
+
+
+RELAY_START_SECONDS = 60.0
+RELAY_STOP_SECONDS = 10.0
+
+
+class RelayProcess:
+    """The event relay as a process of its own, as an ECS task runs it: the same module, the
+    functions' environment, the local gateway as its upstream."""
+
+    def __init__(self, state_dir: Path, upstream: str, port: int) -> None:
+        ready = state_dir / "relay.json"
+        ready.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "RELAY_HOST": "127.0.0.1",
+            "RELAY_PORT": str(port),
+            "RELAY_ADMIN_PORT": "0",
+            "RELAY_UPSTREAM_URL": upstream,
+            "RELAY_READY_FILE": str(ready),
+            "RELAY_PARENT_PID": str(os.getpid()),
+        }
+        self.process = subprocess.Popen([sys.executable, "-m", "orchestrator.relay"], env=env)
+        deadline = time.monotonic() + RELAY_START_SECONDS
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"the event relay did not start (exit status {self.process.poll()})")
+            time.sleep(0.05)
+        announced = json.loads(ready.read_text())
+        self.url = f"http://127.0.0.1:{announced['port']}"
+        self.admin_url = f"http://127.0.0.1:{announced['admin_port']}"
+
+    def stop(self) -> None:
+        """SIGTERM (as ECS stops a task): streams end, delivery cursors are stored."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=RELAY_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def resume_live_executions(stack: Any) -> int:
@@ -192,6 +245,29 @@ def stop_event(exit_with_parent: bool) -> threading.Event:
     return stop
 
 
+def announce(
+    state_dir: Path, stack: Any, endpoint: str, server_url: str, relay: RelayProcess | None, *, restored: bool
+) -> tuple[Path, str]:
+    """Write ``services.json`` (where the local AWS services and the relay are, for tools and
+    tests that look behind the API), then the credentials file, whose appearance tells waiting
+    clients the server is ready; returns it and the agents' base URL."""
+    agent_url = relay.url if relay else server_url
+    write_atomically(
+        state_dir / "services.json",
+        {
+            "pid": os.getpid(),
+            "aws_endpoint": endpoint,
+            "table": stack.refs["Table"],
+            "bucket": stack.refs["OutputBucket"],
+            "state_machine": stack.refs["ExecutionWorkflow"],
+            "agent_url": agent_url,
+            "relay_pid": relay.process.pid if relay else None,
+            "relay_admin_url": relay.admin_url if relay else None,
+        },
+    )
+    return write_credentials(state_dir, server_url, restored=restored, agent_url=agent_url), agent_url
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.update(LOCAL_ENV)
@@ -222,28 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         parameters={
             "PublicBaseUrl": server_url,
             "EventStreamHoldSeconds": str(args.event_hold_seconds),
+            "EventIndexShards": str(args.event_index_shards),
             "DeploymentAdmins": ADMIN_SUBJECT,
         },
     )
     os.environ.update(stack.environment())
+    os.environ.setdefault("EVENT_INDEX_SHARDS", str(args.event_index_shards))
     pool = RoutedPools(args.workers, args.stream_workers, template)  # after the environment: workers inherit it
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
     state = args.state_dir / "state"
     restored = restore_state(stack, state, fresh=args.fresh)
-    # Where the local AWS services are, for tools and tests that look behind the API; written
-    # before the credentials file, whose appearance tells waiting clients the server is ready.
-    write_atomically(
-        args.state_dir / "services.json",
-        {
-            "pid": os.getpid(),
-            "aws_endpoint": endpoint,
-            "table": stack.refs["Table"],
-            "bucket": stack.refs["OutputBucket"],
-            "state_machine": stack.refs["ExecutionWorkflow"],
-        },
-    )
-    credentials_file = write_credentials(args.state_dir, server_url, restored=bool(restored))
+    relay = None if args.no_relay else RelayProcess(args.state_dir, server_url, args.agent_port)
+    credentials_file, agent_url = announce(args.state_dir, stack, endpoint, server_url, relay, restored=bool(restored))
     stop = stop_event(args.exit_with_parent)
 
     scheduler = Scheduler(pool.invoke, template.schedules)
@@ -251,16 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     streams = StreamPump(pool.invoke, template.stream_sources, stack.refs, lock=moto_patches.write_lock())
     stop_streams = streams.run_every(STREAM_POLL_SECONDS)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    print(f"Action Orchestrator serving on {server_url}", flush=True)
-    print(f"  credentials: {credentials_file}", flush=True)
-    print(f"  AWS services (moto): {endpoint}", flush=True)
-    print("  Ctrl-C to stop.", flush=True)
+    print(
+        f"Action Orchestrator serving on {server_url}\n"
+        f"  agents' base URL (event relay): {agent_url}\n"
+        f"  credentials: {credentials_file}\n"
+        f"  AWS services (moto): {endpoint}\n"
+        "  Ctrl-C to stop.",
+        flush=True,
+    )
     # Wake now and then: a signal that another thread received runs its handler only once
     # the main thread runs Python code again.
     while not stop.wait(0.5):
         pass
     print("stopping...", flush=True)
     httpd.shutdown()
+    if relay is not None:
+        relay.stop()  # before the state is saved: it stores the delivery cursors it holds
     scheduler.stop()
     stop_streams.set()
     streams.pump()  # what the last requests wrote is folded before the state is saved
