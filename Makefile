@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry bench-telemetry-reads deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry bench-telemetry-reads relay-image deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -104,6 +104,21 @@ bench-telemetry: $(VENV)/.installed
 ## bench-telemetry-reads: latency and S3 requests of a log page over a day of a node's logs (BATCHES=288 for a quick run)
 bench-telemetry-reads: $(VENV)/.installed
 	$(PY) bench/telemetry_reads.py $(if $(BATCHES),--batches $(BATCHES))
+
+# The event relay's image: tagged with the commit (RELAY_TAG), named RELAY_REPOSITORY (an ECR
+# repository URI) when set, else a local name.
+RELAY_TAG ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo dev)
+RELAY_IMAGE = $(or $(RELAY_REPOSITORY),action-orchestrator-relay):$(RELAY_TAG)
+
+## relay-image: docker build the event relay's image for linux/arm64 (RELAY_REPOSITORY=<ECR URI>: push it too and print its RelayImageUri)
+relay-image:
+	docker build --platform linux/arm64 --file relay/Dockerfile --tag $(RELAY_IMAGE) .
+ifneq ($(RELAY_REPOSITORY),)
+	docker push $(RELAY_IMAGE)
+	@echo "RelayImageUri=$$(docker inspect --format '{{index .RepoDigests 0}}' $(RELAY_IMAGE))"
+else
+	@echo "Built $(RELAY_IMAGE) (set RELAY_REPOSITORY to push it)"
+endif
 
 deploy: build
 	$(SAM) deploy --config-env $(or $(ENV),dev)
