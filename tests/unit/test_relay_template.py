@@ -272,6 +272,14 @@ def test_the_service_scales_on_cpu_between_the_desired_and_the_maximum_count(res
     assert tracking["TargetValue"] == 60
 
 
+def test_the_relays_logs_are_kept_30_days_and_outlive_the_relay_tier(resources: dict[str, Any]) -> None:
+    group = resources["RelayLogGroup"]
+    assert group["Properties"]["RetentionInDays"] == 30
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    options = _container(resources)["LogConfiguration"]["Options"]
+    assert options["awslogs-group"] == {"Ref": "RelayLogGroup"}
+
+
 # ---------------------------------------------------------------- the image
 
 
