@@ -40,6 +40,7 @@ class RelaySettings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     admin_port: int = Field(default=8081, ge=0, le=65535)  # /stats, on 127.0.0.1 only
     upstream_url: str
+    forwarded_proto: str | None = None  # X-Forwarded-Proto sent up (https behind a TLS load balancer)
     poll_seconds: float = Field(default=0.5, gt=0, le=10)
     lookback_seconds: float = Field(default=5.0, gt=0, le=60)
     refresh_seconds: float = Field(default=300.0, ge=0)
@@ -59,7 +60,7 @@ class Service:
         self.poller = IndexPoller(
             EventIndexStore(ctx.table), ctx.settings.event_index_shards, lookback_seconds=settings.lookback_seconds
         )
-        self.forwarder = Forwarder(settings.upstream_url)
+        self.forwarder = Forwarder(settings.upstream_url, forwarded_proto=settings.forwarded_proto)
         self.relay = Relay(
             self.hub,
             self.forwarder,
