@@ -67,7 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     behaviour.add_argument("--failure-rate", type=float, help="fail this fraction of requests at random instead")
     behaviour.add_argument("--callback-style", choices=("plexd", "unified"), default="plexd")
     behaviour.add_argument("--heartbeat-interval", type=float, default=30.0, help="seconds (%(default)s)")
-    behaviour.add_argument("--concurrency", type=int, default=8, help="event stream readers (%(default)s)")
+    behaviour.add_argument(
+        "--concurrency", type=int, help="event stream readers (default: one per node, as each agent holds its stream)"
+    )
     telemetry = parser.add_argument_group("telemetry")
     telemetry.add_argument("--no-telemetry", action="store_true", help="send no metrics, logs or audit batches")
     telemetry.add_argument(
@@ -126,7 +128,8 @@ def connection(args: argparse.Namespace) -> tuple[str, str, str]:
                 f"plexd-sim: cannot read {args.credentials} ({error}); run `make serve` or pass flags"
             ) from error
     return (
-        args.server or stored["server"],
+        # Agents' requests go to the agents' base URL (the event relay) when there is one.
+        args.server or stored.get("agent_url") or stored["server"],
         args.token or stored["operator_token"],
         args.project or stored["project_id"],
     )
@@ -230,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome=outcome_rule(args),
         duration=args.duration,
         heartbeat_interval=args.heartbeat_interval,
-        stream_concurrency=args.concurrency,
+        stream_concurrency=args.concurrency or max(1, args.nodes),
         callback_style=args.callback_style,
         telemetry=telemetry_options(args),
         listener=None if args.quiet else printer,
