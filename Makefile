@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 # The SAM CLI's own virtualenv must not see the project's sources (PYTHONPATH above).
 SAM := env -u PYTHONPATH $(SAM_VENV)/bin/sam
 
-.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry bench-telemetry-reads relay-image deploy pr clean venv
+.PHONY: sim serve test unit integration e2e lint format openapi build build-check bench bench-dispatch bench-callbacks bench-mesh bench-telemetry bench-telemetry-reads bench-fleet relay-image deploy pr clean venv
 
 # Installs .venv when a requirements file changes.
 $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -119,6 +119,10 @@ ifneq ($(RELAY_REPOSITORY),)
 else
 	@echo "Built $(RELAY_IMAGE) (set RELAY_REPOSITORY to push it)"
 endif
+
+## bench-fleet: NODES agents hold their event streams for SECONDS, then one dispatch to all (NODES=1000 SECONDS=120 TIER=relay|lambda)
+bench-fleet: $(VENV)/.installed
+	$(PY) bench/fleet.py --nodes $(or $(NODES),1000) --seconds $(or $(SECONDS),120) --tier $(or $(TIER),relay)
 
 deploy: build
 	$(SAM) deploy --config-env $(or $(ENV),dev)
