@@ -35,6 +35,7 @@ from orchestrator.events.envelope import (
     parse_envelope,
     rfc3339_go,
     sign_envelope,
+    signed_envelope_json,
     sse_message,
     sse_retry,
     verify_envelope,
@@ -670,3 +671,13 @@ def test_go_style_verifier_accepts_every_signed_payload(
 
     assert received["payload"] == payload
     assert verify_envelope(KEY.public_key(), envelope_json(envelope))
+
+
+@given(payload=_PAYLOADS, issued_at=st.datetimes(max_value=datetime(9999, 1, 1), timezones=st.just(UTC)))
+def test_the_one_pass_data_line_is_the_two_step_one_byte_for_byte(payload: dict[str, Any], issued_at: datetime) -> None:
+    """What the relay and the Lambda path send (payload encoded once) is what signing the
+    envelope and then encoding it gives (Ed25519 signatures are deterministic)."""
+    nonce = new_nonce()
+    fields: dict[str, Any] = {"event_type": "action_request", "event_id": "0193-evt", "issued_at": issued_at}
+    two_step = envelope_json(sign_envelope(KEY, payload=payload, nonce=nonce, **fields))
+    assert signed_envelope_json(KEY, payload=payload, nonce=nonce, **fields) == two_step

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -25,7 +26,9 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.clock import parse_rfc3339, rfc3339
 
 
+@lru_cache(maxsize=8)
 def private_key(seed: str) -> Ed25519PrivateKey:
+    """The Ed25519 key a seed names (kept: every event of a dispatch is signed with it)."""
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
 
 

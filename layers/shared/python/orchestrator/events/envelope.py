@@ -133,6 +133,23 @@ def sign_envelope(
     )
 
 
+def signed_envelope_json(
+    private_key: Ed25519PrivateKey,
+    *,
+    event_type: str,
+    event_id: str,
+    payload: Mapping[str, Any],
+    issued_at: datetime,
+    nonce: str,
+) -> str:
+    """``envelope_json(sign_envelope(...))`` with the payload encoded once: the envelope's
+    first five fields are the signed message itself, so the ``data:`` line is that message with
+    the signature appended (a relay signs every event of a fleet-wide dispatch)."""
+    message = _signed_bytes(event_type, event_id, rfc3339_go(issued_at), nonce, payload)
+    signature = base64.b64encode(private_key.sign(message)).decode("ascii")
+    return message.decode("utf-8")[:-1] + ',"signature":' + _go_string(signature) + "}"
+
+
 def envelope_json(envelope: Envelope) -> str:
     """The ``data:`` line: the envelope in field order, by the same Go rules."""
     return _encode_fields(

@@ -23,7 +23,7 @@ from orchestrator.domain.models import Node
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.secrets import SECRETS_UPDATED
 from orchestrator.domain.signing import Keyring, private_key
-from orchestrator.events.envelope import envelope_json, new_nonce, sign_envelope, sse_message, sse_retry
+from orchestrator.events.envelope import new_nonce, signed_envelope_json, sse_message, sse_retry
 from orchestrator.services import mesh, node_data, policies
 from orchestrator.services import secrets as node_secrets
 from orchestrator.services.context import Context
@@ -71,7 +71,7 @@ def event_stream(
 def signed_message(keyring: Keyring, event: NodeEvent, now: datetime) -> str:
     """One SSE message: ``event`` in a freshly signed envelope (new ``issued_at`` and nonce),
     under the key that signs events minted when this one was (``Keyring.seed_for``)."""
-    envelope = sign_envelope(
+    data = signed_envelope_json(
         private_key(keyring.seed_for(event.event_id, now)),
         event_type=event.event_type,
         event_id=event.event_id,
@@ -79,7 +79,7 @@ def signed_message(keyring: Keyring, event: NodeEvent, now: datetime) -> str:
         issued_at=now,
         nonce=new_nonce(),
     )
-    return sse_message(event.event_id, event.event_type, envelope_json(envelope))
+    return sse_message(event.event_id, event.event_type, data)
 
 
 def deliverable(ctx: Context, caller: NodeCredential, event: FeedEvent) -> NodeEvent | None:
