@@ -61,9 +61,11 @@ def test_a_window_across_a_minute_boundary_touches_both_minutes() -> None:
 class FakeIndex:
     """What the table's GSI5 would hold: events by (minute, shard), visible from when added."""
 
-    def __init__(self) -> None:
+    def __init__(self, shards: int = 2) -> None:
+        self.shards = shards
         self.events: list[IndexedEvent] = []
         self.reads: list[tuple[str, int, str]] = []
+        self.loaded = 0
 
     def add(self, at: datetime) -> str:
         event_id = minted(at)
@@ -72,10 +74,20 @@ class FakeIndex:
         )
         return event_id
 
+    def ids_after(self, minute: str, shard: int, after_event_id: str) -> list[tuple[str, dict[str, str]]]:
+        return [(e.event_id, {"PK": "NODE#n", "SK": e.event_id}) for e in self.after(minute, shard, after_event_id)]
+
+    def load(self, event_keys: list[dict[str, str]]) -> list[IndexedEvent]:
+        wanted = {key["SK"] for key in event_keys}
+        self.loaded += len(wanted)
+        return sorted((e for e in self.events if e.event_id in wanted), key=lambda e: e.event_id)
+
     def after(self, minute: str, shard: int, after_event_id: str) -> list[IndexedEvent]:
         self.reads.append((minute, shard, after_event_id))
         found = [
-            e for e in self.events if index_bucket(e.event_id, 2) == (minute, shard) and e.event_id > after_event_id
+            e
+            for e in self.events
+            if index_bucket(e.event_id, self.shards) == (minute, shard) and e.event_id > after_event_id
         ]
         return sorted(found, key=lambda e: e.event_id)
 
@@ -89,7 +101,7 @@ class Clock:
 
 
 def poller(index: FakeIndex, clock: Clock) -> IndexPoller:
-    return IndexPoller(index, 2, lookback_seconds=5, sweep_every=5, clock=clock)  # type: ignore[arg-type]
+    return IndexPoller(index, index.shards, lookback_seconds=5, sweep_every=5, clock=clock)  # type: ignore[arg-type]
 
 
 def test_each_event_is_handed_over_once_in_id_order() -> None:
@@ -105,7 +117,7 @@ def test_each_event_is_handed_over_once_in_id_order() -> None:
 
 
 def test_an_event_that_shows_late_is_found_by_the_next_sweep() -> None:
-    index, clock = FakeIndex(), Clock(T0)
+    index, clock = FakeIndex(shards=1), Clock(T0)  # one shard: the late event is behind the cursor
     reader = poller(index, clock)
     reader.poll()  # a sweep
     newer = index.add(T0)
@@ -117,6 +129,7 @@ def test_an_event_that_shows_late_is_found_by_the_next_sweep() -> None:
         clock.at += timedelta(seconds=0.5)
         handed += [e.event_id for e in reader.poll()]
     assert handed == [late]
+    assert index.loaded == 1  # the sweep read ids, then only the one it had not seen
 
 
 def test_the_reader_reads_both_minutes_of_a_window_across_a_boundary() -> None:

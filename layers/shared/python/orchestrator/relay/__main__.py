@@ -68,6 +68,8 @@ class Service:
             max_stream_seconds=settings.max_stream_seconds,
         )
         self.poll_errors = 0
+        self.slowest_poll = 0.0  # seconds: the longest index read, and the longest hand-over to the hub
+        self.slowest_delivery = 0.0
         self.stopping = asyncio.Event()
 
     def stats(self) -> dict[str, Any]:
@@ -75,10 +77,13 @@ class Service:
             "pid": os.getpid(),
             **asdict(self.hub.counters),
             "streams_open": self.hub.streams_open,
+            **self.hub.delivery_lag(),
             "proxied_requests": self.forwarder.forwarded,
             "polls": self.poller.polls,
             "index_queries": self.poller.queries,
             "poll_errors": self.poll_errors,
+            "slowest_poll_s": round(self.slowest_poll, 3),
+            "slowest_delivery_s": round(self.slowest_delivery, 3),
             "cpu_seconds": round(time.process_time(), 3),
         }
 
@@ -138,11 +143,14 @@ class Service:
                 self.poll_errors += 1
                 logger.warning("event index read failed", exc_info=True)
             else:
+                polled = time.monotonic()
+                self.slowest_poll = max(self.slowest_poll, polled - started)
                 delivery = asyncio.run_coroutine_threadsafe(self.hub.deliver(events, self.poller.horizon), loop)
                 try:
                     delivery.result()
                 except Exception:  # noqa: BLE001 - the streams concerned reconnect and replay
                     logger.warning("delivery failed", exc_info=True)
+                self.slowest_delivery = max(self.slowest_delivery, time.monotonic() - polled)
             stop.wait(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
 
     async def _write_cursors(self) -> None:

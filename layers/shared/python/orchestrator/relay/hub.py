@@ -29,7 +29,9 @@ Everything here runs on the event loop's thread; AWS calls go to worker threads.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -154,6 +156,7 @@ class Hub:
         self._feed_events: dict[str, list[FeedEvent]] = {}
         self._feed_floor: dict[str, str] = {}  # feed -> newest event id forgotten
         self._unwritten: dict[str, str] = {}  # node -> delivery cursor to store
+        self._lags: deque[float] = deque(maxlen=10_000)  # seconds from an event's id to its queueing
 
     # Streams ------------------------------------------------------------------------------
     @property
@@ -308,6 +311,7 @@ class Hub:
                 if keyring is None:
                     keyring = await asyncio.to_thread(secrets.signing_keyring)
                 self._offer(streams, event.event_id, node_feed.signed_message(keyring, event, self.now()))
+                self._lag(event.event_id)
             else:
                 assert indexed.feed is not None
                 self._remember(indexed.feed, event)
@@ -349,6 +353,20 @@ class Hub:
                 self._advance(stream.node_id, stream.cursor)
                 if not stream.replaying:
                     self._unwritten[stream.node_id] = max(self._unwritten.get(stream.node_id, ""), event_id)
+
+    def _lag(self, event_id: str) -> None:
+        minted = minted_at(event_id)
+        if minted is not None:
+            self._lags.append((self.now() - minted).total_seconds())
+
+    def delivery_lag(self) -> dict[str, float | None]:
+        """Seconds from an event's id being minted to its queueing on a stream (the last
+        10,000 live deliveries): the index's and the relay's share of delivery."""
+        lags = sorted(self._lags)
+        if not lags:
+            return {"delivery_lag_p50_s": None, "delivery_lag_p99_s": None}
+        centiles = statistics.quantiles(lags, n=100) if len(lags) > 1 else [lags[0]] * 99
+        return {"delivery_lag_p50_s": round(centiles[49], 3), "delivery_lag_p99_s": round(centiles[98], 3)}
 
     def forget_node(self, node_id: str) -> None:
         """A node deregistered: its next stream authenticates afresh (and is refused), and the

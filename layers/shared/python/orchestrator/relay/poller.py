@@ -3,9 +3,10 @@ each handed over once.
 
 Every ``interval`` seconds it queries the shards of the minutes that the window
 ``[now - lookback, now]`` touches for ids after the last one it saw there; every
-``sweep_every``-th poll re-reads the whole window instead, to pick up an event that became
-visible late (an index is eventually consistent; a writer mints an id just before its write),
-as long as it shows within ``lookback`` seconds of being minted.
+``sweep_every``-th poll re-reads the whole window's ids and keys instead (then the items of
+those it had not seen), to pick up an event that became visible late (an index is eventually
+consistent; a writer mints an id just before its write), as long as it shows within
+``lookback`` seconds of being minted.
 
 ``horizon`` is the moment from which this reader has missed nothing (given that bound): the
 start of its first window, moved forward whenever polls failed for longer than the window.
@@ -63,9 +64,15 @@ class IndexPoller:
         for minute in window:
             for shard in range(self.shards):
                 bucket = (minute, shard)
-                after = floor if sweep else max(floor, self._cursors.get(bucket, floor))
-                page = self.index.after(minute, shard, after)
                 self.queries += 1
+                if sweep:
+                    ids = self.index.ids_after(minute, shard, floor)
+                    if ids:
+                        self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
+                    missing = [key for event_id, key in ids if event_id not in self._seen]
+                    found.extend(self.index.load(missing) if missing else [])
+                    continue
+                page = self.index.after(minute, shard, max(floor, self._cursors.get(bucket, floor)))
                 if page:
                     self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
                 found.extend(page)
