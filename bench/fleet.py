@@ -90,7 +90,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from plexd_sim.wire import SIM_VERSION
 
-from orchestrator.clock import Uuid7Generator
+from orchestrator.clock import Uuid7Generator, uuid7_time
 from orchestrator.domain.credentials import mint_node_secret_key, secret_hash
 from orchestrator.domain.models import BuiltinAction, Capabilities, Node
 from orchestrator.events.envelope import parse_envelope, verify_envelope
@@ -519,6 +519,7 @@ class Agent:
     stopped: str | None = None
     backoff_base: float = BACKOFF_BASE_S
     action_requests: dict[str, float] = field(default_factory=dict)  # execution id -> arrival
+    action_minted: dict[str, float] = field(default_factory=dict)  # execution id -> event id's time (epoch s)
 
 
 @dataclass
@@ -789,6 +790,9 @@ class Fleet:
                         and execution_id not in agent.action_requests
                     ):
                         agent.action_requests[execution_id] = arrived
+                        minted = uuid7_time(str(envelope.get("event_id")))
+                        if minted is not None:
+                            agent.action_minted[execution_id] = minted.timestamp()
                         self.delivered[execution_id] += 1
                 else:
                     self.bad_signatures += 1
@@ -903,6 +907,7 @@ class Delivery:
     call_seconds: float
     latencies: list[float]
     error: str = ""
+    minted: list[float] = field(default_factory=list)  # dispatch accepted -> its event's id minted (fan-out)
 
 
 async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout: float) -> Delivery:
@@ -916,7 +921,7 @@ async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout
             headers={"Authorization": f"Bearer {credentials['operator_token']}"},
             json=body,
         )
-    accepted = loop.time()
+    accepted, accepted_wall = loop.time(), time.time()
     if response.status_code != 201:
         return Delivery(response.status_code, None, accepted - sent, [], response.text[:500])
     execution_id = str(response.json()["id"])
@@ -925,7 +930,8 @@ async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout
         await asyncio.sleep(0.05)
     await fleet.drain()
     latencies = [a.action_requests[execution_id] - accepted for a in fleet.agents if execution_id in a.action_requests]
-    return Delivery(response.status_code, execution_id, accepted - sent, latencies)
+    minted = [a.action_minted[execution_id] - accepted_wall for a in fleet.agents if execution_id in a.action_minted]
+    return Delivery(response.status_code, execution_id, accepted - sent, latencies, minted=minted)
 
 
 # Report --------------------------------------------------------------------------------------------
@@ -976,6 +982,10 @@ def build_result(
         "dispatch_status": delivery.status,
         "dispatch_call_s": round(delivery.call_seconds, 3),
         "delivery_max_s": rounded(max(delivery.latencies, default=None)),
+        # Where the time went: the workflow's fan-out writing the events (their ids' time), then
+        # the tier delivering them (arrival minus minting; the clocks are the same machine's).
+        "fan_out_minted_p50_s": rounded(percentile(delivery.minted, 50)),
+        "fan_out_minted_p99_s": rounded(percentile(delivery.minted, 99)),
         "events_verified": fleet.verified,
         "events_malformed": fleet.malformed,
         "events_by_type": dict(fleet.events),
@@ -1031,6 +1041,10 @@ def print_report(result: Mapping[str, Any]) -> None:
         f"p99 {show(result['delivery_p99_s'])} s, max {show(result['delivery_max_s'])} s"
     )
     print(
+        f"    of which the fan-out (dispatch accepted -> event id minted): p50 "
+        f"{show(result['fan_out_minted_p50_s'])} s, p99 {show(result['fan_out_minted_p99_s'])} s"
+    )
+    print(
         f"  events: {result['events_verified']:,} verified, {result['bad_signatures']} bad signatures, "
         f"{result['events_malformed']} malformed; outcomes {result['outcomes']}"
     )
@@ -1084,6 +1098,12 @@ async def run(
         connect_seconds = await wait_connected(fleet, args.ramp + args.connect_timeout)
         window = await idle_window(fleet, server, args.tier, args.seconds)
         delivery = await dispatch_to_all(fleet, server, project_id, args.delivery_timeout)
+        admin_url = server.services.get("relay_admin_url")
+        if args.tier == "relay" and admin_url:
+            # The relay's own view of the dispatch: event id minted -> queued on the stream.
+            stats = await RelayStats(str(admin_url)).read()
+            wanted = ("delivery_lag_", "slowest_")
+            setup.update({k: v for k, v in stats.items() if k.startswith(wanted) and v is not None})
     finally:
         await fleet.stop()
     result = build_result(
