@@ -24,7 +24,7 @@ from orchestrator.relay.hub import Closed, Hub, Stream
 from orchestrator.relay.poller import IndexPoller
 from orchestrator.services.context import Context, context_for
 from orchestrator.store.event_index import EventIndexStore, IndexedEvent
-from orchestrator.store.feeds import project_feed
+from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 from tests.integration.conftest import Api, RegisteredNode, Tenant, register_node
 
 
@@ -47,8 +47,12 @@ def calls(ctx: Context) -> Iterator[list[str]]:
     events.unregister("before-call.dynamodb", record)
 
 
+HORIZON = datetime.now(UTC) - timedelta(seconds=5)  # one index reader's, for every test: no gap
+
+
 def horizon() -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=5)
+    """Where the index has been read without a gap since (before any event of these tests)."""
+    return HORIZON
 
 
 def frames(stream: Stream) -> list[dict[str, Any]]:
@@ -64,7 +68,7 @@ def frames(stream: Stream) -> list[dict[str, Any]]:
     for block in re.split(r"\n\n", text):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
         if "event" in fields:
-            found.append({"id": fields["id"], "type": fields["event"], "data": fields["data"]})
+            found.append({"id": fields.get("id"), "type": fields["event"], "data": fields["data"]})
         elif block.strip() == ": closed":
             found.append({"type": "closed"})
     return found
@@ -75,7 +79,7 @@ def verified(frame: dict[str, Any]) -> dict[str, Any]:
     raw = base64.b64decode(secrets.signing_keyring().public(datetime.now(UTC)).current)
     envelope = json.loads(frame["data"])
     assert verify_envelope(Ed25519PublicKey.from_public_bytes(raw), frame["data"])
-    assert envelope["event_id"] == frame["id"] and envelope["event_type"] == frame["type"]
+    assert envelope["event_id"] == (frame["id"] or envelope["event_id"]) and envelope["event_type"] == frame["type"]
     return envelope
 
 
@@ -186,7 +190,10 @@ def test_an_event_that_shows_late_is_still_sent_and_counted_late(api: Api, tenan
         return hub, frames(stream)
 
     hub, sent = asyncio.run(scenario())
-    assert len(sent) == 2 and sent[0]["id"] > sent[1]["id"]
+    assert len(sent) == 2
+    # The late one carries no id: the agent's Last-Event-ID stays at the newer event's.
+    assert sent[0]["id"] is not None and sent[1]["id"] is None
+    assert verified(sent[1])["event_id"] < sent[0]["id"]
     assert hub.counters.late_events == 1
 
 
@@ -276,3 +283,107 @@ def test_a_gap_in_reading_the_index_has_every_key_checked_again(
     hub = asyncio.run(scenario())
     assert hub.counters.credential_reads == 2
     assert "GetItem" in calls
+
+
+def test_an_event_that_fails_to_reach_its_streams_ends_them_and_is_replayed(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = register_node(api, tenant, "relay-fail")
+
+    async def scenario() -> tuple[Hub, list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        await hub.deliver([], horizon())
+        stream = await hub.open(node.id, node.nsk, None)
+        before = frames(stream)
+        last = before[-1]["id"] if before else None
+        live = node_event(ctx, node)
+        with monkeypatch.context() as patched:
+            patched.setattr(secrets, "signing_keyring", _unavailable)
+            await hub.deliver([live], horizon())
+        ended = frames(stream)
+        hub.close(stream)
+        again = await hub.open(node.id, node.nsk, last)  # the agent reconnects from its last id
+        return hub, ended, frames(again)
+
+    hub, ended, replayed = asyncio.run(scenario())
+    assert ended == [{"type": "closed"}]
+    assert [verified(f)["event_type"] for f in replayed] == ["action_request"]
+    assert hub.counters.replays == 2
+
+
+def _unavailable(**_: Any) -> Any:
+    raise RuntimeError("the secret store is unavailable")
+
+
+def test_a_gap_in_reading_the_index_ends_every_stream(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node = register_node(api, tenant, "relay-gap-streams")
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = Hub(ctx)
+        await hub.deliver([], horizon())
+        stream = await hub.open(node.id, node.nsk, None)
+        frames(stream)
+        await hub.deliver([], horizon() + timedelta(seconds=30))
+        return frames(stream)
+
+    assert asyncio.run(scenario()) == [{"type": "closed"}]
+
+
+def test_a_mesh_key_rotation_has_the_node_read_again(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node, peer = register_node(api, tenant, "relay-rotates"), register_node(api, tenant, "relay-rotates-peer")
+
+    async def scenario() -> tuple[Hub, list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        await hub.deliver([], horizon())
+        rotating = await hub.open(node.id, node.nsk, None)
+        frames(rotating)
+        rotated = feed_event(
+            ctx, tenant, "peer_key_rotated", {"peer_id": node.id}, audience=Audience(exclude_node=node.id)
+        )
+        await hub.deliver([rotated], horizon())
+        hub.close(await hub.open(node.id, node.nsk, None))
+        return hub, frames(rotating)
+
+    hub, to_rotating = asyncio.run(scenario())
+    assert to_rotating == [{"type": "closed"}]
+    assert hub.counters.credential_reads == 2
+    assert peer.id
+
+
+def test_a_backlog_longer_than_one_opening_ends_the_stream_after_it(
+    api: Api, tenant: Tenant, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.relay.hub as hub_module
+
+    node = register_node(api, tenant, "relay-backlog")
+    written = [node_event(ctx, node).event_id for _ in range(150)]
+    monkeypatch.setattr(hub_module, "MAX_REPLAY_ROUNDS", 1)
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = Hub(ctx)
+        return frames(await hub.open(node.id, node.nsk, None))
+
+    sent = asyncio.run(scenario())
+    assert sent[-1] == {"type": "closed"}
+    assert [f["id"] for f in sent[:-1]] == written[:100]  # the rest on the next opening
+
+
+def test_a_deployment_event_past_the_first_page_is_replayed(api: Api, tenant: Tenant, ctx: Context) -> None:
+    node = register_node(api, tenant, "relay-deep")
+    for _ in range(110):
+        node_event(ctx, node)
+    rotation = ctx.ids.new_id()
+    ctx.feeds.append(
+        DEPLOYMENT_FEED,
+        FeedEvent.new(rotation, "signing_key_rotated", ctx.clock.now(), {"public_key": "k"}),
+        ctx.clock.now(),
+    )
+    for _ in range(20):
+        node_event(ctx, node)
+
+    async def scenario() -> list[dict[str, Any]]:
+        return frames(await Hub(ctx).open(node.id, node.nsk, None))
+
+    sent = asyncio.run(scenario())
+    assert rotation in [f["id"] for f in sent]
+    assert len(sent) >= 131

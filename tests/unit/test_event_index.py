@@ -101,7 +101,7 @@ class Clock:
 
 
 def poller(index: FakeIndex, clock: Clock) -> IndexPoller:
-    return IndexPoller(index, index.shards, lookback_seconds=5, sweep_every=5, clock=clock)  # type: ignore[arg-type]
+    return IndexPoller(index, index.shards, lookback_seconds=5, clock=clock)  # type: ignore[arg-type]
 
 
 def test_each_event_is_handed_over_once_in_id_order() -> None:

@@ -43,7 +43,7 @@ class RelaySettings(BaseSettings):
     forwarded_proto: str | None = None  # X-Forwarded-Proto sent up (https behind a TLS load balancer)
     poll_seconds: float = Field(default=0.5, gt=0, le=10)
     lookback_seconds: float = Field(default=5.0, gt=0, le=60)
-    refresh_seconds: float = Field(default=300.0, ge=0)
+    refresh_seconds: float = Field(default=3600.0, ge=0)  # deregistrations are pushed; this is the safety net
     keep_alive_seconds: float = Field(default=25.0, gt=0, le=80)
     max_stream_seconds: float = Field(default=3600.0, gt=0)
     ready_file: Path | None = None  # written once listening: {"port", "admin_port", "pid"} (local mode)

@@ -29,10 +29,11 @@ Everything here runs on the event loop's thread; AWS calls go to worker threads.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -53,11 +54,12 @@ from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 KEEP_ALIVE = node_feed.SSE_KEEP_ALIVE
 OPENING = KEEP_ALIVE + sse_retry(node_feed.RETRY_MILLISECONDS)
 REFRESH_SECONDS = 3600.0  # deregistrations are pushed (peer_removed); this is the safety net
-MAX_FEED_MEMORY = 10_000  # feed events remembered per feed; older ones send a stream the full way
+MAX_FEED_MEMORY = 2_000  # feed events remembered per feed; older ones send a stream the full way
 MAX_REPLAY_ROUNDS = 10  # pages of pending_events (100 events each) replayed when a stream opens
 MAX_SENT_IDS = 1024
 QUIET_MARGIN = timedelta(seconds=1)  # a replay's reads may not see what was written just before
 PEER_REMOVED = "peer_removed"
+CREDENTIAL_CHANGES = frozenset({PEER_REMOVED, "peer_key_rotated"})
 SIGNING_KEY_ROTATED = "signing_key_rotated"
 
 
@@ -113,6 +115,10 @@ class Stream:
         self.held = []
 
 
+def _without_id(message: str) -> str:
+    return message.split("\n", 1)[1] if message.startswith("id: ") else message
+
+
 @dataclass
 class Counters:
     event_requests: int = 0
@@ -156,6 +162,7 @@ class Hub:
         self._feed_events: dict[str, list[FeedEvent]] = {}
         self._feed_floor: dict[str, str] = {}  # feed -> newest event id forgotten
         self._unwritten: dict[str, str] = {}  # node -> delivery cursor to store
+        self._forgotten: dict[str, float] = {}  # node -> when its credential was last forgotten
         self._lags: deque[float] = deque(maxlen=10_000)  # seconds from an event's id to its queueing
 
     # Streams ------------------------------------------------------------------------------
@@ -169,13 +176,15 @@ class Hub:
         self.counters.event_requests += 1
         credential = self._recently_verified(node_id, nsk)
         if credential is None:
+            reading = self.monotonic()
             try:
                 credential = await asyncio.to_thread(authenticate_node, self.ctx.nodes, nsk, node_id)
             except Exception:
                 self.counters.refused += 1
                 raise
             self.counters.credential_reads += 1
-            self._verified[node_id] = _Verified(credential, self.monotonic())
+            if self._forgotten.get(node_id, -1.0) < reading:  # not a read from before a revocation
+                self._verified[node_id] = _Verified(credential, reading)
         after = last_event_id or self._cursors.get(node_id) or credential.events_delivered_through
         if self._known_since(credential, after) and not self._news_after(credential, after or ""):
             self.counters.opens_without_replay += 1
@@ -191,17 +200,21 @@ class Hub:
         self._register(stream)  # what the index shows meanwhile is held, then sent after the replay
         started = self.now()
         try:
-            messages, scanned = await asyncio.to_thread(self._replay, credential, after)
+            messages, scanned, complete = await asyncio.to_thread(self._replay, credential, after)
         except BaseException:
             self.close(stream)
             raise
-        if not messages:
+        if complete and not messages:
             # Nothing after ``after`` up to now: a reconnect with the same id may open from
             # memory while the index has been read without a gap since this replay.
             self._quiet[node_id] = (after, floor_id(started - QUIET_MARGIN))
         if scanned is not None and (stream.cursor is None or scanned > stream.cursor):
             stream.cursor = scanned
         stream.replayed(messages)
+        if not complete:
+            # More than one opening's worth: end here, before any live event could move the
+            # agent's Last-Event-ID past the rest; it reconnects at once for the next pages.
+            stream.queue.put_nowait(CLOSE)
         if messages:
             self.counters.events_delivered += len(messages)
             self._advance(node_id, messages[-1][0])
@@ -269,70 +282,100 @@ class Hub:
                     return True
         return False
 
-    def _replay(self, caller: NodeCredential, after: str | None) -> tuple[list[tuple[str, str]], str | None]:
-        """(signed messages, id scanned through) of the events after ``after``: the Lambda
-        path's reads (worker thread)."""
+    def _replay(self, caller: NodeCredential, after: str | None) -> tuple[list[tuple[str, str]], str | None, bool]:
+        """(signed messages, id scanned through, whether the end was reached) of the events
+        after ``after``: the Lambda path's reads, strongly consistent (an event the index
+        showed before this stream registered must be in them), page after page until a read
+        makes no progress or ``MAX_REPLAY_ROUNDS`` pages were sent (worker thread)."""
         messages: list[tuple[str, str]] = []
         cursor = after
         keyring: Keyring | None = None
-        for round_number in range(MAX_REPLAY_ROUNDS):
-            events, scanned = node_feed.pending_events(self.ctx, caller, cursor, deployment=round_number == 0)
+        for _ in range(MAX_REPLAY_ROUNDS):
+            events, scanned = node_feed.pending_events(self.ctx, caller, cursor, deployment=True, consistent=True)
             if events:
                 if keyring is None:
                     keyring = secrets.signing_keyring()
                 messages.extend((e.event_id, node_feed.signed_message(keyring, e, self.now())) for e in events)
-            if scanned is None or scanned == cursor or len(events) < node_feed.MAX_EVENTS_PER_RESPONSE:
-                return messages, scanned or cursor
+            if scanned is None or scanned == cursor:
+                return messages, cursor, True
             cursor = scanned
-        return messages, cursor
+        return messages, cursor, False
 
     def _advance(self, node_id: str, cursor: str | None) -> None:
         if cursor is not None and cursor > self._cursors.get(node_id, ""):
             self._cursors[node_id] = cursor
 
     # Live events ------------------------------------------------------------------------
-    async def deliver(self, events: Iterable[IndexedEvent], horizon: datetime | None) -> None:
-        """Hand the index's new events (id order) to the streams they concern."""
+    async def deliver(self, events: Sequence[IndexedEvent], horizon: datetime | None) -> None:
+        """Hand the index's new events (id order) to the streams they concern.
+
+        Memory first, for the whole batch and with no I/O (the node's newest event, the feed's
+        events, deregistrations and key rotations): whatever fails later, the next opening of a
+        stream knows there is news. Then each event's delivery on its own: one that fails ends
+        the streams it concerns, which reconnect and replay it."""
         if self.horizon is not None and horizon != self.horizon:
-            # The index was not read for a while: what it showed meanwhile is unknown (a
-            # deregistration's peer_removed among it), so every key is checked again.
+            # The index was not read for a while: what it showed meanwhile is unknown. Every key
+            # is checked again (a deregistration's peer_removed may be among it), and every
+            # stream ends so that its agent reconnects from its own last id and is replayed
+            # (the stream would otherwise carry newer events past the unknown ones).
             self._verified.clear()
+            self.end_all()
         self.horizon = horizon
+        for indexed in events:
+            self._learn(indexed)
         keyring: Keyring | None = None
         for indexed in events:
             event = indexed.event
-            if isinstance(event, NodeEvent):
-                node_id = event.node_id
-                if event.event_id > self._latest.get(node_id, ""):
-                    self._latest[node_id] = event.event_id
-                streams = self._by_node.get(node_id)
-                if not streams:
-                    continue
-                if keyring is None:
-                    keyring = await asyncio.to_thread(secrets.signing_keyring)
-                self._offer(streams, event.event_id, node_feed.signed_message(keyring, event, self.now()))
-                self._lag(event.event_id)
-            else:
-                assert indexed.feed is not None
-                self._remember(indexed.feed, event)
-                await self._deliver_feed_event(indexed.feed, event)
+            try:
+                if isinstance(event, NodeEvent):
+                    streams = self._by_node.get(event.node_id)
+                    if not streams:
+                        continue
+                    if keyring is None:
+                        keyring = await asyncio.to_thread(secrets.signing_keyring)
+                    self._offer(streams, event.event_id, node_feed.signed_message(keyring, event, self.now()))
+                    self._lag(event.event_id)
+                else:
+                    assert indexed.feed is not None
+                    await self._deliver_feed_event(indexed.feed, event)
+            except Exception:  # noqa: BLE001 - the streams concerned replay it after reconnecting
+                logger.warning("event not delivered; its streams end", event_id=event.event_id)
+                for stream in self._concerned(indexed):
+                    stream.queue.put_nowait(CLOSE)
 
-    async def _deliver_feed_event(self, feed: str, event: FeedEvent) -> None:
-        if feed == DEPLOYMENT_FEED:
+    def _learn(self, indexed: IndexedEvent) -> None:
+        event = indexed.event
+        if isinstance(event, NodeEvent):
+            if event.event_id > self._latest.get(event.node_id, ""):
+                self._latest[event.node_id] = event.event_id
+            return
+        assert indexed.feed is not None
+        self._remember(indexed.feed, event)
+        if event.event_type in CREDENTIAL_CHANGES:
+            # Deregistered (its key is revoked) or its mesh key rotated (its pair keys change):
+            # its next stream reads its credential afresh, and the ones it holds end now.
+            node_id = event.payload.get("peer_id") or event.audience.exclude_node
+            if isinstance(node_id, str):
+                self.forget_node(node_id)
+
+    def _concerned(self, indexed: IndexedEvent) -> list[Stream]:
+        event = indexed.event
+        if isinstance(event, NodeEvent):
+            return list(self._by_node.get(event.node_id, ()))
+        if indexed.feed == DEPLOYMENT_FEED:
             streams = [s for group in self._by_node.values() for s in group]
         else:
-            streams = list(self._by_feed.get(feed, ()))
-        concerned = [s for s in streams if event.audience.concerns(s.node_id, s.caller.labels)]
+            streams = list(self._by_feed.get(indexed.feed or "", ()))
+        return [s for s in streams if event.audience.concerns(s.node_id, s.caller.labels)]
+
+    async def _deliver_feed_event(self, feed: str, event: FeedEvent) -> None:
+        concerned = self._concerned(IndexedEvent(event, feed=feed))
         if concerned:
             fresh = event.event_type == SIGNING_KEY_ROTATED
             messages = await asyncio.to_thread(self._feed_messages, event, [s.caller for s in concerned], fresh)
             for stream, message in zip(concerned, messages, strict=True):
                 if message is not None:
                     self._offer([stream], event.event_id, message)
-        if event.event_type == PEER_REMOVED:
-            removed = event.payload.get("peer_id") or event.audience.exclude_node
-            if isinstance(removed, str):
-                self.forget_node(removed)
 
     def _feed_messages(self, event: FeedEvent, callers: list[NodeCredential], fresh: bool) -> list[str | None]:
         """Each recipient's signed message of a feed event (worker thread: a recipient's pair
@@ -347,7 +390,9 @@ class Hub:
     def _offer(self, streams: Iterable[Stream], event_id: str, message: str) -> None:
         for stream in list(streams):
             late = stream.cursor is not None and event_id < stream.cursor
-            if stream.offer(event_id, message):
+            # Sent without its ``id:`` line: the agent's Last-Event-ID stays at the newest id it
+            # has (plexd keeps the last id it read), so a reconnect does not resend newer events.
+            if stream.offer(event_id, _without_id(message) if late else message):
                 self.counters.events_delivered += 1
                 self.counters.late_events += int(late)
                 self._advance(stream.node_id, stream.cursor)
@@ -369,19 +414,23 @@ class Hub:
         return {"delivery_lag_p50_s": round(centiles[49], 3), "delivery_lag_p99_s": round(centiles[98], 3)}
 
     def forget_node(self, node_id: str) -> None:
-        """A node deregistered: its next stream authenticates afresh (and is refused), and the
-        ones it holds end now."""
+        """A node's credential changed (deregistered, key rotated): its next stream reads it
+        afresh (and is refused, once deregistered), and the ones it holds end now."""
         self._verified.pop(node_id, None)
+        self._forgotten[node_id] = self.monotonic()
         for stream in list(self._by_node.get(node_id, ())):
             stream.queue.put_nowait(CLOSE)
 
     def _remember(self, feed: str, event: FeedEvent) -> None:
         events = self._feed_events.setdefault(feed, [])
-        events.append(event)
-        events.sort(key=lambda e: e.event_id)  # nearly always already in order
+        if not events or events[-1].event_id < event.event_id:
+            events.append(event)
+        else:
+            bisect.insort(events, event, key=lambda e: e.event_id)
         if len(events) > MAX_FEED_MEMORY:
-            forgotten = events.pop(0)
-            self._feed_floor[feed] = max(self._feed_floor.get(feed, ""), forgotten.event_id)
+            forgotten = events[: len(events) - MAX_FEED_MEMORY // 2]  # trimmed in halves, not per event
+            del events[: len(forgotten)]
+            self._feed_floor[feed] = max(self._feed_floor.get(feed, ""), forgotten[-1].event_id)
 
     # Delivery cursors ---------------------------------------------------------------------
     def take_unwritten(self) -> dict[str, str]:

@@ -2,14 +2,15 @@
 each handed over once.
 
 Every ``interval`` seconds it queries the shards of the minutes that the window
-``[now - lookback, now]`` touches for ids after the last one it saw there; every
-``sweep_every``-th poll re-reads the whole window's ids and keys instead (then the items of
-those it had not seen), to pick up an event that became visible late (an index is eventually
-consistent; a writer mints an id just before its write), as long as it shows within
-``lookback`` seconds of being minted.
+``[now - lookback, now]`` touches for ids after the last one it saw there; at least every
+``lookback / 2`` seconds a poll re-reads the whole window's ids and keys instead (a sweep; then
+the items of those it had not seen), to pick up an event that became visible late (an index is
+eventually consistent; a writer mints an id just before its write), as long as it shows within
+``lookback / 2`` seconds of being minted.
 
 ``horizon`` is the moment from which this reader has missed nothing (given that bound): the
-start of its first window, moved forward whenever polls failed for longer than the window.
+start of its first window, moved forward whenever two sweeps were more than ``lookback`` apart
+(polls failed, or were slow) and their windows did not meet.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from orchestrator.domain.event_index import floor_id, minutes_between
 from orchestrator.store.event_index import EventIndexStore, IndexedEvent
 
 DEFAULT_LOOKBACK_SECONDS = 5.0
-DEFAULT_SWEEP_EVERY = 5
 
 
 def utc_now() -> datetime:
@@ -35,7 +35,6 @@ class IndexPoller:
         shards: int,
         *,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
-        sweep_every: int = DEFAULT_SWEEP_EVERY,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if shards <= 0:
@@ -43,14 +42,13 @@ class IndexPoller:
         self.index = index
         self.shards = shards
         self.lookback = timedelta(seconds=lookback_seconds)
-        self.sweep_every = max(1, sweep_every)
         self.clock = clock
         self.horizon: datetime | None = None
         self.polls = 0
         self.queries = 0
         self._cursors: dict[tuple[str, int], str] = {}
         self._seen: dict[str, datetime] = {}
-        self._last_success: datetime | None = None
+        self._last_sweep: datetime | None = None
 
     def poll(self) -> list[IndexedEvent]:
         """The events not handed over before, in id order (raises what the store raises:
@@ -58,7 +56,7 @@ class IndexPoller:
         now = self.clock()
         start = now - self.lookback
         floor = floor_id(start)
-        sweep = self.polls % self.sweep_every == 0
+        sweep = self._last_sweep is None or now - self._last_sweep >= self.lookback / 2
         window = minutes_between(start, now)
         found: list[IndexedEvent] = []
         for minute in window:
@@ -77,9 +75,10 @@ class IndexPoller:
                     self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
                 found.extend(page)
         self.polls += 1
-        if self._last_success is None or now - self._last_success > self.lookback / 2:
-            self.horizon = start  # first poll, or a gap: nothing before this window is known
-        self._last_success = now
+        if sweep:
+            if self._last_sweep is None or now - self._last_sweep > self.lookback:
+                self.horizon = start  # first sweep, or a gap: nothing before this window is known
+            self._last_sweep = now
         self._forget(now, window)
         fresh: list[IndexedEvent] = []
         for event in found:

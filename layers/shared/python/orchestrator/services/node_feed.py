@@ -94,7 +94,7 @@ MAX_SCAN_ROUNDS = 5
 
 
 def pending_events(
-    ctx: Context, caller: NodeCredential, after: str | None, *, deployment: bool
+    ctx: Context, caller: NodeCredential, after: str | None, *, deployment: bool, consistent: bool = False
 ) -> tuple[list[NodeEvent], str | None]:
     """The next events for ``caller`` after ``after`` (at most ``MAX_EVENTS_PER_RESPONSE``),
     and the id scanned through (events of a feed that do not concern the node are passed
@@ -109,8 +109,8 @@ def pending_events(
         feeds.append(DEPLOYMENT_FEED)
     cursor = after
     for _ in range(MAX_SCAN_ROUNDS):
-        own = ctx.node_events.after(caller.node_id, cursor, MAX_EVENTS_PER_RESPONSE)
-        shared = [ctx.feeds.after(feed, cursor, MAX_EVENTS_PER_RESPONSE) for feed in feeds]
+        own = ctx.node_events.after(caller.node_id, cursor, MAX_EVENTS_PER_RESPONSE, consistent=consistent)
+        shared = [ctx.feeds.after(feed, cursor, MAX_EVENTS_PER_RESPONSE, consistent=consistent) for feed in feeds]
         pages: list[Sequence[NodeEvent | FeedEvent]] = [own, *shared]
         full = [page[-1].event_id for page in pages if len(page) == MAX_EVENTS_PER_RESPONSE]
         bound = min(full) if full else None

@@ -36,7 +36,7 @@ class FeedStore:
         """The same write, as one operation of a caller's transaction."""
         return self.table.put_op(self._item(feed, event, now), condition="attribute_not_exists(PK)")
 
-    def after(self, feed: str, after_event_id: str | None, limit: int) -> list[FeedEvent]:
+    def after(self, feed: str, after_event_id: str | None, limit: int, *, consistent: bool = False) -> list[FeedEvent]:
         """The feed's events after ``after_event_id`` (all retained ones when None), oldest first."""
         values = {
             ":pk": feed,
@@ -44,7 +44,11 @@ class FeedStore:
             ":end": keys.EVENTS_END,
         }
         items, _ = self.table.query_page(
-            index=None, key_condition="PK = :pk AND SK BETWEEN :after AND :end", values=values, limit=limit + 1
+            index=None,
+            key_condition="PK = :pk AND SK BETWEEN :after AND :end",
+            values=values,
+            limit=limit + 1,
+            consistent=consistent,
         )
         seen = keys.feed_event(feed, after_event_id or "")["SK"]
         return [FeedEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]

@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING
 
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.store import keys
-from orchestrator.store.table import Item, Table
+from orchestrator.store.table import BATCH_PARALLELISM, Item, Table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 EVENT_RETENTION_SECONDS = 48 * 3600
+# Events minted and written together: one round of batch writes in flight. A writer of many
+# events mints their ids one round at a time, right before writing it: an id minted long before
+# its write could land behind a later event a reader (a node, the event relay) already read past.
+SEND_ROUND = 25 * BATCH_PARALLELISM
 
 
 class NodeEventStore:
@@ -32,15 +36,20 @@ class NodeEventStore:
         """One event's write, as one operation of a caller's transaction."""
         return self.table.put_op(_item(event, now, self.index_shards), condition="attribute_not_exists(PK)")
 
-    def after(self, node_id: str, after_event_id: str | None, limit: int) -> list[NodeEvent]:
-        """The node's events after ``after_event_id`` (all retained ones when None), oldest first."""
+    def after(
+        self, node_id: str, after_event_id: str | None, limit: int, *, consistent: bool = False
+    ) -> list[NodeEvent]:
+        """The node's events after ``after_event_id`` (all retained ones when None), oldest first
+        (``consistent``: every write acknowledged before the read is in it)."""
         values = {
             ":pk": keys.node_partition(node_id),
             ":after": keys.EVENT_PREFIX + (after_event_id or ""),
             ":end": keys.EVENTS_END,
         }
         condition = "PK = :pk AND SK BETWEEN :after AND :end"  # "$" sorts right after "#"
-        items, _ = self.table.query_page(index=None, key_condition=condition, values=values, limit=limit + 1)
+        items, _ = self.table.query_page(
+            index=None, key_condition=condition, values=values, limit=limit + 1, consistent=consistent
+        )
         # BETWEEN is inclusive: drop the event the node already has.
         seen = keys.node_event(node_id, after_event_id or "")["SK"]
         return [NodeEvent.model_validate(i) for i in items if i["SK"] != seen][:limit]

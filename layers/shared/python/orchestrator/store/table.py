@@ -352,6 +352,7 @@ class Table:
         limit: int,
         start_key: Mapping[str, Any] | None = None,
         forward: bool = True,
+        consistent: bool = False,
     ) -> tuple[list[Item], dict[str, Any] | None]:
         """One page of a query: at most ``limit`` items, and the key to continue
         from, which is None exactly when there is nothing more (one extra item
@@ -359,6 +360,8 @@ class Table:
         With a filter, DynamoDB pages are read until the page is full."""
         kwargs = self._query_kwargs(index, key_condition, values, names, filter_expression)
         kwargs |= {"Limit": limit + 1, "ScanIndexForward": forward}
+        if consistent and not index:
+            kwargs["ConsistentRead"] = True
         if start_key:
             kwargs["ExclusiveStartKey"] = serialize(start_key)
         items: list[Item] = []

@@ -23,7 +23,7 @@ from orchestrator.errors import ExecutionNotFound
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.finalize import finalize
-from orchestrator.store.table import BATCH_PARALLELISM
+from orchestrator.store.node_events import SEND_ROUND
 
 CALLBACK_TOKEN_GRACE = timedelta(hours=1)
 
@@ -87,10 +87,6 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
         "fan-out done", execution_id=execution.id, targets=len(targets), sent=min(wave, len(targets)), requests=requests
     )
     return FanOutResult(targets=len(targets), events=min(wave, len(targets)), requests=requests)
-
-
-# Events minted and written together: one round of batch writes in flight.
-SEND_ROUND = 25 * BATCH_PARALLELISM
 
 
 def _send(ctx: Context, execution: Execution, targets: list[Target]) -> int:
