@@ -387,3 +387,33 @@ def test_a_deployment_event_past_the_first_page_is_replayed(api: Api, tenant: Te
     sent = asyncio.run(scenario())
     assert rotation in [f["id"] for f in sent]
     assert len(sent) >= 131
+
+
+def test_a_relabelled_node_is_read_again_and_gets_what_its_new_labels_concern(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    node = register_node(api, tenant, "relay-relabel")
+    poller = IndexPoller(EventIndexStore(ctx.table), ctx.settings.event_index_shards)
+
+    async def scenario() -> tuple[Hub, list[dict[str, Any]], list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        await hub.deliver(poller.poll(), poller.horizon)
+        stream = await hub.open(node.id, node.nsk, None)
+        frames(stream)
+        answer = api.request(
+            "PATCH",
+            f"/v1/projects/{tenant.project_id}/nodes/{node.id}",
+            json_body={"labels": {"role": "web"}},
+            token=tenant.admin_token,
+        )
+        assert answer.status_code == 200, answer.text
+        feed_event(ctx, tenant, "policy_updated", {"policy_id": "p"}, audience=Audience(selector="role=web"))
+        await hub.deliver(poller.poll(), poller.horizon)  # the label change, then the event
+        ended = frames(stream)
+        again = await hub.open(node.id, node.nsk, None)
+        return hub, ended, frames(again)
+
+    hub, ended, again = asyncio.run(scenario())
+    assert ended == [{"type": "closed"}]  # it held a stream under its old labels
+    assert hub.counters.credential_reads == 2
+    assert [verified(f)["event_type"] for f in again] == ["policy_updated"]

@@ -326,6 +326,8 @@ class Hub:
         keyring: Keyring | None = None
         for indexed in events:
             event = indexed.event
+            if event is None:
+                continue
             try:
                 if isinstance(event, NodeEvent):
                     streams = self._by_node.get(event.node_id)
@@ -345,6 +347,10 @@ class Hub:
 
     def _learn(self, indexed: IndexedEvent) -> None:
         event = indexed.event
+        if event is None:
+            if indexed.changed_node is not None:
+                self.forget_node(indexed.changed_node)  # its labels changed: read them again
+            return
         if isinstance(event, NodeEvent):
             if event.event_id > self._latest.get(event.node_id, ""):
                 self._latest[event.node_id] = event.event_id
@@ -360,6 +366,8 @@ class Hub:
 
     def _concerned(self, indexed: IndexedEvent) -> list[Stream]:
         event = indexed.event
+        if event is None:
+            return []
         if isinstance(event, NodeEvent):
             return list(self._by_node.get(event.node_id, ()))
         if indexed.feed == DEPLOYMENT_FEED:

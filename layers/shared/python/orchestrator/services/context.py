@@ -38,7 +38,7 @@ class Context:
 
     @property
     def nodes(self) -> NodeStore:
-        return NodeStore(self.table)
+        return NodeStore(self.table, self.settings.event_index_shards)
 
     @property
     def executions(self) -> ExecutionStore:

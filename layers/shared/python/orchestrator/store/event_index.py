@@ -16,15 +16,18 @@ from orchestrator.store.table import Item, Table
 
 @dataclass(frozen=True)
 class IndexedEvent:
-    """An event found in the index: a node's own (``feed`` None) or one of ``feed``'s
-    (a project's feed partition, or the deployment's)."""
+    """An entry of the index: a node's own event (``feed`` None), one of ``feed``'s (a
+    project's feed partition, or the deployment's), or a node whose labels changed
+    (``event`` None, ``changed_node`` its id; ``entry_id`` the change's UUIDv7)."""
 
-    event: NodeEvent | FeedEvent
+    event: NodeEvent | FeedEvent | None
     feed: str | None = None
+    changed_node: str | None = None
+    entry_id: str = ""
 
     @property
     def event_id(self) -> str:
-        return self.event.event_id
+        return self.event.event_id if self.event is not None else self.entry_id
 
 
 class EventIndexStore:
@@ -63,4 +66,6 @@ class EventIndexStore:
 def _indexed(item: dict[str, Any]) -> IndexedEvent:
     if item.get("type") == "feed_event":
         return IndexedEvent(FeedEvent.model_validate(item), feed=str(item["PK"]))
-    return IndexedEvent(NodeEvent.model_validate(item))
+    if item.get("type") == "node_event":
+        return IndexedEvent(NodeEvent.model_validate(item))
+    return IndexedEvent(None, changed_node=str(item["id"]), entry_id=str(item["GSI5SK"]))

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.clock import parse_rfc3339, rfc3339
+from orchestrator.clock import Uuid7Generator, parse_rfc3339, rfc3339
 from orchestrator.domain.credentials import NodeCredential
 from orchestrator.domain.models import Capabilities, CohortNode, EnrollmentToken, Node, NodeStatus
 from orchestrator.errors import (
@@ -34,8 +34,10 @@ class PeerChanged(Exception):
 
 
 class NodeStore:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, index_shards: int = 0) -> None:
+        """``index_shards``: the event index's (a label change is filed in it)."""
         self.table = table
+        self.index_shards = index_shards
 
     # Enrollment tokens -------------------------------------------------------
     def put_enrollment_token(self, token: EnrollmentToken) -> None:
@@ -210,7 +212,13 @@ class NodeStore:
         """Set or remove individual labels atomically (other labels are untouched)."""
         names: dict[str, str] = {"#status": "status", "#labels": "labels"}
         values: dict[str, Any] = {":now": rfc3339(now), ":active": NodeStatus.ACTIVE.value, ":project": project_id}
-        sets, removes = ["updated_at = :now"], []
+        sets: list[str] = ["updated_at = :now"]
+        removes: list[str] = []
+        # The node item itself is filed in the event index under this change: an event relay
+        # that holds its streams learns that its labels (which feed events concern it) changed.
+        for attribute, entry in keys.event_index_keys(Uuid7Generator().new_id(), self.index_shards).items():
+            names[f"#{attribute}"], values[f":{attribute}"] = attribute, entry
+            sets.append(f"#{attribute} = :{attribute}")
         for index, (key, value) in enumerate(sorted(changes.items())):
             names[f"#l{index}"] = key
             if value is None:
