@@ -34,8 +34,10 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from orchestrator import secrets
 from orchestrator.domain.credentials import NodeCredential, hashes_match, secret_hash
@@ -51,6 +53,7 @@ from orchestrator.services.context import Context
 from orchestrator.store.event_index import IndexedEvent
 from orchestrator.store.feeds import DEPLOYMENT_FEED, project_feed
 
+T = TypeVar("T")
 KEEP_ALIVE = node_feed.SSE_KEEP_ALIVE
 OPENING = KEEP_ALIVE + sse_retry(node_feed.RETRY_MILLISECONDS)
 REFRESH_SECONDS = 3600.0  # deregistrations are pushed (peer_removed); this is the safety net
@@ -163,6 +166,9 @@ class Hub:
         self._feed_floor: dict[str, str] = {}  # feed -> newest event id forgotten
         self._unwritten: dict[str, str] = {}  # node -> delivery cursor to store
         self._forgotten: dict[str, float] = {}  # node -> when its credential was last forgotten
+        # Delivery's reads run on threads of their own: a storm of openings (every agent after a
+        # gap) must not hold live events back behind its reads.
+        self._delivery_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="relay-delivery")
         self._lags: deque[float] = deque(maxlen=10_000)  # seconds from an event's id to its queueing
 
     # Streams ------------------------------------------------------------------------------
@@ -334,7 +340,7 @@ class Hub:
                     if not streams:
                         continue
                     if keyring is None:
-                        keyring = await asyncio.to_thread(secrets.signing_keyring)
+                        keyring = await self._delivering(secrets.signing_keyring)
                     self._offer(streams, event.event_id, node_feed.signed_message(keyring, event, self.now()))
                     self._lag(event.event_id)
                 else:
@@ -344,6 +350,9 @@ class Hub:
                 logger.warning("event not delivered; its streams end", event_id=event.event_id)
                 for stream in self._concerned(indexed):
                     stream.queue.put_nowait(CLOSE)
+
+    async def _delivering(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._delivery_threads, call, *args)
 
     def _learn(self, indexed: IndexedEvent) -> None:
         event = indexed.event
@@ -380,7 +389,7 @@ class Hub:
         concerned = self._concerned(IndexedEvent(event, feed=feed))
         if concerned:
             fresh = event.event_type == SIGNING_KEY_ROTATED
-            messages = await asyncio.to_thread(self._feed_messages, event, [s.caller for s in concerned], fresh)
+            messages = await self._delivering(self._feed_messages, event, [s.caller for s in concerned], fresh)
             for stream, message in zip(concerned, messages, strict=True):
                 if message is not None:
                     self._offer([stream], event.event_id, message)
