@@ -36,6 +36,7 @@ from orchestrator_local.runtime import InProcessRuntime
 from orchestrator_local.template import Template
 from tests.e2e.plexd_wire import GoAgent, go_marshal
 from tests.integration.conftest import Api, Tenant, mint_enrollment_token
+from tests.integration.test_request_encoding import big_capabilities
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -682,18 +683,6 @@ def gateway_url(api: Api, runtime: InProcessRuntime, template: Template) -> Iter
         server.server_close()
 
 
-def capabilities() -> dict[str, Any]:
-    """About 2 KB: the agent gzips it."""
-    return {
-        "binary": {"version": "1.4.2", "checksum": "sha256:" + "a" * 64},
-        "builtin_actions": [
-            {"name": f"action-{i}", "description": f"does thing number {i} on the node", "parameters": []}
-            for i in range(30)
-        ],
-        "hooks": [],
-    }
-
-
 def comparable(headers: dict[str, str]) -> set[str]:
     """The answer's header names, less the ones that differ between two answers by nature
     (``Connection`` is each hop's own: werkzeug closes, the relay keeps the client's open)."""
@@ -708,7 +697,11 @@ def test_the_agents_gzip_registration_and_heartbeat_work_through_the_relay_as_di
     registered = {}
     for name, agent in (("through", through), ("direct", direct)):
         # Given a registration over 1 KiB, which the agent gzips
-        body = {"token": mint_enrollment_token(api, tenant), "hostname": f"web-{name}", "capabilities": capabilities()}
+        body = {
+            "token": mint_enrollment_token(api, tenant),
+            "hostname": f"web-{name}",
+            "capabilities": big_capabilities(),
+        }
         assert len(go_marshal(body)) > 1024
         # When it is sent
         reply = agent.request("POST", "/v1/register", body)
@@ -750,7 +743,7 @@ def test_a_gzipped_answer_of_the_api_reaches_the_agent_as_sent(
     relay = servers.relay(gateway_url)
     # Two nodes with 30 actions each: the list of nodes is over 1 KiB, which the API gzips
     for hostname in ("web-01", "web-02"):
-        body = {"token": mint_enrollment_token(api, tenant), "hostname": hostname, "capabilities": capabilities()}
+        body = {"token": mint_enrollment_token(api, tenant), "hostname": hostname, "capabilities": big_capabilities()}
         assert GoAgent(gateway_url).request("POST", "/v1/register", body).status == 201
     path = f"/v1/projects/{tenant.project_id}/nodes"
     head = f"GET {path} HTTP/1.1\nHost: x\nAuthorization: Bearer {tenant.admin_token}\nAccept-Encoding: gzip\n"
