@@ -126,3 +126,32 @@ def test_the_gateway_answers_a_function_that_timed_out_or_died_with_a_problem(
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json["code"] == code and response.json["status"] == status
     assert response.json["instance"] == "/v1/ping"
+
+
+def test_a_warm_pool_loads_its_handlers_before_the_first_event(tmp_path: Path) -> None:
+    # Given a handler module that leaves a mark, per process, when it is imported
+    template = template_of(tmp_path)
+    marks = tmp_path / "imported"
+    marks.mkdir()
+    code = Path(template.functions["Fn"].module_path)
+    code.write_text(f"import os, pathlib\npathlib.Path({str(marks)!r}, str(os.getpid())).touch()\n" + code.read_text())
+    # When a pool is asked to keep it warm, and no event is sent
+    warm = WorkerPool(2, template, warm=("Fn",))
+    try:
+        # Then every worker has imported it by itself
+        until(lambda: {p.name for p in marks.iterdir()} == {str(pid) for pid in warm.pids()})
+        assert warm.invoke("Fn", {})["pid"] in warm.pids()  # and serves from that import
+        assert len(list(marks.iterdir())) == 2
+    finally:
+        warm.shutdown()
+
+
+def test_a_cold_pool_loads_a_handler_on_its_first_event(tmp_path: Path, pool: WorkerPool) -> None:
+    module = Path(pool._template.functions["Fn"].module_path)
+    module.write_text(
+        "import os\nos.makedirs(os.path.join(os.path.dirname(__file__), 'seen'), exist_ok=True)\n" + module.read_text()
+    )
+    time.sleep(1)
+    assert not (module.parent / "seen").exists()
+    pool.invoke("Fn", {})
+    assert (module.parent / "seen").exists()

@@ -50,3 +50,31 @@ def test_objects_outside_cycles_are_freed_at_once(collector_restored: None) -> N
         assert watched() is None
     finally:
         stop.set()
+
+
+def _old_cycle() -> weakref.ref[Node]:
+    """A cycle that survived a young collection (now in the oldest generation), then became garbage."""
+    first, second = Node(), Node()
+    first.partner, second.partner = second, first
+    gc.collect(1)  # reachable: it moves to the oldest generation
+    return weakref.ref(first)
+
+
+def test_the_timer_collects_young_objects_only_and_the_old_generation_on_the_full_timer(
+    collector_restored: None,
+) -> None:
+    stop = collect_cycles_on_a_timer(every=0.02, full_every=3600)
+    try:
+        watched = _old_cycle()
+        time.sleep(0.3)  # many young collections
+        assert watched() is not None  # the old generation is not walked by them
+    finally:
+        stop.set()
+    stop = collect_cycles_on_a_timer(every=0.02, full_every=0.1)
+    try:
+        deadline = time.monotonic() + 5
+        while watched() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert watched() is None  # the full collection frees it
+    finally:
+        stop.set()

@@ -16,7 +16,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -99,6 +99,18 @@ class InProcessRuntime:
             self._modules[logical_id] = module
         handler: Callable[[Any, Any], Any] = getattr(module, self.functions[logical_id].handler_name)
         return handler
+
+    def warm(self, logical_ids: Iterable[str]) -> None:
+        """Load these handlers and create the AWS clients now, as a Lambda container's init
+        does (one handler at a time under the invocation lock: an event that arrives meanwhile
+        waits for one import at most)."""
+        for logical_id in logical_ids:
+            with self._lock:
+                self.handler(logical_id)
+        from orchestrator import aws
+
+        with contextlib.suppress(Exception):  # e.g. no region: the first call that needs one says so
+            aws.create_clients()
 
     def drain(self) -> None:
         """Wait until no invocation is running (tests stop their mocks only after that)."""

@@ -65,24 +65,35 @@ def start_moto() -> tuple[Any, str]:
 
 
 CYCLE_COLLECTION_SECONDS = 30.0
+FULL_COLLECTION_SECONDS = 600.0
 STREAM_POLL_SECONDS = 0.2  # how often the table's stream is delivered to its consumers
 
 
-def collect_cycles_on_a_timer(every: float = CYCLE_COLLECTION_SECONDS) -> threading.Event:
-    """Run CPython's cycle collector every ``every`` seconds instead of by allocation count,
-    in the process that hosts moto (set the returned event to stop).
+def collect_cycles_on_a_timer(
+    every: float = CYCLE_COLLECTION_SECONDS, full_every: float = FULL_COLLECTION_SECONDS
+) -> threading.Event:
+    """Run CPython's cycle collector on a timer instead of by allocation count, in the process
+    that hosts moto (set the returned event to stop).
 
     moto keeps every item as many small Python objects. The collector, triggered by
     allocation counts, re-traverses all of them each time the heap has grown by a quarter:
-    about 40% of moto's CPU while a 10,000-node dispatch writes its targets. Reference
-    counting still frees everything that is not a cycle at once; cycles wait for the timer.
+    about 40% of moto's CPU while a 10,000-node dispatch writes its targets. Every ``every``
+    seconds the timer collects the objects made since the last time (generations 0 and 1: a
+    few ms); what survives joins the old generation, which only the full collection every
+    ``full_every`` seconds walks (~0.5 s at 1,000 nodes: a pause that, every 30 s, often fell
+    on a dispatch). Reference counting still frees everything that is not a cycle at once.
     The worker processes (the "Lambda containers") keep the default collector."""
     gc.disable()
     stop = threading.Event()
 
     def collect() -> None:
+        last_full = time.monotonic()
         while not stop.wait(every):
-            gc.collect()
+            if time.monotonic() - last_full >= full_every:
+                gc.collect()
+                last_full = time.monotonic()
+            else:
+                gc.collect(1)
 
     threading.Thread(target=collect, name="cycle-collector", daemon=True).start()
     return stop
@@ -116,6 +127,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the event relay's port, the agents' base URL (0: any free port)",
     )
     parser.add_argument("--no-relay", action="store_true", help="no event relay: agents use the API's own stream")
+    parser.add_argument(
+        "--cold-workers",
+        action="store_true",
+        default=os.environ.get("LOCAL_COLD_WORKERS", "") not in ("", "0"),
+        help="load each handler on its first request (default: every worker loads them once started)",
+    )
     parser.add_argument(
         "--event-index-shards", type=int, default=int(os.environ.get("EVENT_INDEX_SHARDS", "2")), help=argparse.SUPPRESS
     )
@@ -304,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.update(stack.environment())
     os.environ.setdefault("EVENT_INDEX_SHARDS", str(args.event_index_shards))
-    pool = RoutedPools(args.workers, args.stream_workers, template)  # after the environment: workers inherit it
+    # After the environment: workers inherit it.
+    pool = RoutedPools(args.workers, args.stream_workers, template, warm=not args.cold_workers)
     invoker.target = pool.invoke
     install_moto_lambda_router(pool.invoke, set(template.functions))
     state = args.state_dir / "state"

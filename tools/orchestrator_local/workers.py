@@ -12,6 +12,11 @@ and workflow tasks. As Lambda does:
 
 so one bad invocation never leaves the pool short of a worker. Workers exit when the
 server's process goes away, even when it is killed outright: none outlives it.
+
+A pool can be asked to keep its workers warm (``warm=``, the functions each may run): once a
+worker has said it is ready, a thread of its own imports those handlers and creates the AWS
+clients, as a Lambda container's init does before its first event, so the first request of
+each kind does not pay it (a 1,000-node dispatch was ~0.5 s slower on a cold worker).
 """
 
 from __future__ import annotations
@@ -42,13 +47,16 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(PARENT_CHECK_SECONDS)
 
 
-def _serve(connection: Connection, parent_pid: int, document: dict[str, Any]) -> None:
-    """A worker's life: take one event at a time from ``connection``, answer on it."""
+def _serve(connection: Connection, parent_pid: int, document: dict[str, Any], warm: tuple[str, ...] = ()) -> None:
+    """A worker's life: take one event at a time from ``connection``, answer on it (after
+    saying it is ready, ``warm``'s handlers are loaded in the background)."""
     # Ctrl-C reaches the whole process group; the server shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
     runtime = InProcessRuntime(Template(document))
     connection.send(("ready", None))
+    if warm:
+        threading.Thread(target=runtime.warm, args=(warm,), name="warm-up", daemon=True).start()
     while True:
         try:
             logical_id, event = connection.recv()
@@ -83,9 +91,10 @@ class _Worker:
 
 
 class WorkerPool:
-    def __init__(self, workers: int, template: Template | None = None) -> None:
+    def __init__(self, workers: int, template: Template | None = None, *, warm: tuple[str, ...] = ()) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._template = template or Template()
+        self._warm = warm
         self._timeouts = {name: f.timeout_seconds for name, f in self._template.functions.items()}
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
@@ -98,7 +107,10 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
-            target=_serve, args=(theirs, os.getpid(), self._template.document), name="lambda-worker", daemon=True
+            target=_serve,
+            args=(theirs, os.getpid(), self._template.document, self._warm),
+            name="lambda-worker",
+            daemon=True,
         )
         process.start()
         theirs.close()
@@ -187,10 +199,11 @@ class RoutedPools:
     one for everything else, so a node holding its stream never makes another request wait
     for a worker."""
 
-    def __init__(self, workers: int, stream_workers: int, template: Template) -> None:
+    def __init__(self, workers: int, stream_workers: int, template: Template, *, warm: bool = False) -> None:
         self.holding = {r.function for r in template.routes if r.path == EVENT_STREAM_PATH}
-        self.main = WorkerPool(workers, template)
-        self.streams = WorkerPool(stream_workers, template)
+        others = tuple(sorted(set(template.functions) - self.holding)) if warm else ()
+        self.main = WorkerPool(workers, template, warm=others)
+        self.streams = WorkerPool(stream_workers, template, warm=tuple(sorted(self.holding)) if warm else ())
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         return (self.streams if logical_id in self.holding else self.main).invoke(logical_id, event)

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator import secrets
 from orchestrator.observability import logger
 from orchestrator.relay.app import Relay
 from orchestrator.relay.hub import Hub
@@ -29,6 +30,8 @@ from orchestrator.store.event_index import EventIndexStore, IndexedEvent
 
 MAX_BODY_BYTES = 10 * 1024 * 1024 + 64 * 1024  # API Gateway's limit, and a margin: it refuses beyond
 CURSOR_WRITE_SECONDS = 5.0
+CURSOR_QUIET_SECONDS = 2.0  # cursors are stored once the index has shown no event for this long...
+CURSOR_MAX_DELAY_SECONDS = 60.0  # ...or once they have waited this long
 STATS_LOG_SECONDS = 60.0
 SHUTDOWN_GRACE_SECONDS = 2.0
 BUSY_POLL_SPEEDUP = 5  # while reads find events, the index is read 5 times as often
@@ -51,6 +54,28 @@ class RelaySettings(BaseSettings):
     parent_pid: int | None = None  # stop when this process is gone (local mode)
 
 
+class CursorSchedule:
+    """When the delivery cursors are stored: every few seconds, but not while a fan-out is still
+    writing events (one write per node it reached would compete with its last rounds for the
+    table), unless they have waited ``max_delay`` seconds."""
+
+    def __init__(self, quiet: float = CURSOR_QUIET_SECONDS, max_delay: float = CURSOR_MAX_DELAY_SECONDS) -> None:
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._waiting_since: float | None = None
+
+    def due(self, now: float, last_busy_poll: float, *, pending: bool) -> bool:
+        if not pending:
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if now - last_busy_poll >= self.quiet or now - self._waiting_since >= self.max_delay:
+            self._waiting_since = None
+            return True
+        return False
+
+
 class Service:
     """The relay process: the hub, the index poller's thread, the public and admin listeners."""
 
@@ -71,6 +96,7 @@ class Service:
         self.poll_errors = 0
         self.slowest_poll = 0.0  # seconds: the longest index read, and the longest hand-over to the hub
         self.slowest_delivery = 0.0
+        self.last_busy_poll = 0.0  # monotonic time of the last poll that found events
         self.stopping = asyncio.Event()
 
     def stats(self) -> dict[str, Any]:
@@ -93,6 +119,7 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         await self.forwarder.start()
+        await asyncio.to_thread(self._warm)
         public = web.AppRunner(
             self.relay.application(client_max_size=MAX_BODY_BYTES),
             handler_cancellation=True,
@@ -126,6 +153,14 @@ class Service:
         await admin.cleanup()
         await self.forwarder.close()
 
+    @staticmethod
+    def _warm() -> None:
+        """Read the signing keyring (and create the clients) before the first event needs it."""
+        try:
+            secrets.signing_keyring()
+        except Exception:  # noqa: BLE001 - the first delivery reads it again, and reports
+            logger.warning("signing keyring not read at start", exc_info=True)
+
     def _announce(self, port: int, admin_port: int) -> None:
         logger.info("event relay listening", port=port, admin_port=admin_port)
         ready = self.settings.ready_file
@@ -156,15 +191,17 @@ class Service:
                     logger.warning("delivery failed", exc_info=True)
                 self.slowest_delivery = max(self.slowest_delivery, time.monotonic() - polled)
             busy = any(e.event is not None for e in events)
+            if busy:
+                self.last_busy_poll = time.monotonic()
             interval = self.settings.poll_seconds / BUSY_POLL_SPEEDUP if busy else self.settings.poll_seconds
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     async def _write_cursors(self) -> None:
+        schedule = CursorSchedule()
         while True:
             await asyncio.sleep(CURSOR_WRITE_SECONDS)
-            cursors = self.hub.take_unwritten()
-            if cursors:
-                await asyncio.to_thread(self.hub.write_cursors, cursors)
+            if schedule.due(time.monotonic(), self.last_busy_poll, pending=self.hub.has_unwritten()):
+                await asyncio.to_thread(self.hub.write_cursors, self.hub.take_unwritten())
 
     async def _log_stats(self) -> None:
         while True:

@@ -450,6 +450,9 @@ class Hub:
             self._feed_floor[feed] = max(self._feed_floor.get(feed, ""), forgotten[-1].event_id)
 
     # Delivery cursors ---------------------------------------------------------------------
+    def has_unwritten(self) -> bool:
+        return bool(self._unwritten)
+
     def take_unwritten(self) -> dict[str, str]:
         """The delivery cursors to store (and forget them)."""
         unwritten, self._unwritten = self._unwritten, {}
