@@ -512,30 +512,36 @@ def test_idempotent_replay_still_checks_access_first(api: Api, tenant: Tenant, f
     assert_problem(replay, 403, "rebac_denied")
 
 
-def test_fan_out_mints_event_ids_right_before_each_round_of_writes(
-    api: Api, tenant: Tenant, fleet: dict, monkeypatch: pytest.MonkeyPatch
+def test_fan_out_mints_each_event_id_right_before_the_write_that_carries_it(
+    api: Api, tenant: Tenant, fleet: dict, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """A node reads its stream in event-id order: an id minted long before its write could fall
-    behind an event the node already read past. Each round's ids postdate the previous write."""
+    behind an event the node already read past. With one item per batch and one writer, each
+    event's id postdates the previous event's write."""
     from orchestrator.clock import Uuid7Generator
-    from orchestrator.store.node_events import NodeEventStore
-    from orchestrator.workflow import tasks
+    from orchestrator.settings import get_settings
+    from orchestrator.store import table as table_module
 
-    monkeypatch.setattr(tasks, "SEND_ROUND", 1)
-    real_append, rounds = NodeEventStore.append, []
+    monkeypatch.setattr(table_module, "BATCH_SIZE", 1)
+    monkeypatch.setenv("BATCH_WRITES_IN_FLIGHT", "1")
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)  # after monkeypatch restores the environment
+    real_write, writes = table_module.Table._write_chunk, []
 
-    def recording_append(self: NodeEventStore, events, now):  # type: ignore[no-untyped-def]
-        events = list(events)
-        requests = real_append(self, events, now)
-        rounds.append(([e.event_id for e in events], Uuid7Generator().new_id()))  # minted after the write
+    def recording_write(self: table_module.Table, chunk):  # type: ignore[no-untyped-def]
+        requests = real_write(self, chunk)
+        items = [put["PutRequest"]["Item"] for put in chunk]
+        ids = [item["event_id"]["S"] for item in items if item["type"]["S"] == "node_event"]
+        if ids:
+            writes.append((ids, Uuid7Generator().new_id()))  # minted after the write
         return requests
 
-    monkeypatch.setattr(NodeEventStore, "append", recording_append)
+    monkeypatch.setattr(table_module.Table, "_write_chunk", recording_write)
     response = dispatch(api, tenant, action="restart-agent", selector="tier=web", timeout_seconds=60)
     assert response.status_code == 201
     deadline = time.monotonic() + 10
-    while len(rounds) < 3 and time.monotonic() < deadline:
+    while len(writes) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [len(ids) for ids, _ in rounds] == [1, 1, 1]  # web-1, web-2, dev-1: one round each
-    for (_, written_after), (next_ids, _) in itertools.pairwise(rounds):
+    assert [len(ids) for ids, _ in writes] == [1, 1, 1]  # web-1, web-2, dev-1: one write each
+    for (_, written_after), (next_ids, _) in itertools.pairwise(writes):
         assert all(event_id > written_after for event_id in next_ids)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # Shards of the event index (GSI5) every node and feed event is filed under, for the
     # event relay (SPEC §20); 0: events are not indexed.
     event_index_shards: int = Field(default=0, ge=0, le=64)
+    # Batch writes a large write (a fan-out's events) keeps in flight at once.
+    batch_writes_in_flight: int = Field(default=8, ge=1, le=64)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,6 @@ from orchestrator.services.access import authorize_project
 from orchestrator.services.context import Context
 from orchestrator.services.executions import ExecutionDetail, get_execution, load_execution
 from orchestrator.services.finalize import finalize
-from orchestrator.store.node_events import SEND_ROUND
 
 
 def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> ExecutionDetail:
@@ -42,25 +41,24 @@ def cancel(ctx: Context, subject: str, project_id: str, execution_id: str) -> Ex
 
 
 def _notify_nodes(ctx: Context, execution: Execution, node_ids: list[str]) -> None:
-    """One ``action_cancel`` per node, minted one round of batch writes at a time (as fan-out
-    does): an id minted long before its write could show in a node's stream, or in the event
-    index, behind events already read past."""
-    for start in range(0, len(node_ids), SEND_ROUND):
-        now = ctx.clock.now()
-        events = [
-            NodeEvent.new(
-                ctx.ids.new_id(),
-                "action_cancel",
-                node_id,
-                now,
-                {
-                    "execution_id": execution.id,
-                    "node_id": node_id,
-                    "action": execution.action,
-                    "reason": "cancelled by operator",
-                },
-                execution_id=execution.id,
-            )
-            for node_id in node_ids[start : start + SEND_ROUND]
-        ]
-        ctx.node_events.append(events, now)
+    """One ``action_cancel`` per node, each minted as the batch write that carries it is sent
+    (as fan-out does): an id minted long before its write could show in a node's stream, or in
+    the event index, behind events already read past."""
+    now = ctx.clock.now()
+    events = (
+        NodeEvent.new(
+            ctx.ids.new_id(),
+            "action_cancel",
+            node_id,
+            ctx.clock.now(),
+            {
+                "execution_id": execution.id,
+                "node_id": node_id,
+                "action": execution.action,
+                "reason": "cancelled by operator",
+            },
+            execution_id=execution.id,
+        )
+        for node_id in node_ids
+    )
+    ctx.node_events.append(events, now)

@@ -111,4 +111,4 @@ def context_for(operation: str) -> Context:
     """The context, or 501 ``{operation}_not_provisioned`` when the table is not configured."""
     settings = get_settings()
     table_name = require(settings.table_name, f"{operation}_not_provisioned")
-    return Context(settings=settings, table=Table(table_name))
+    return Context(settings=settings, table=Table(table_name, in_flight=settings.batch_writes_in_flight))

@@ -9,16 +9,12 @@ from typing import TYPE_CHECKING
 
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.store import keys
-from orchestrator.store.table import BATCH_PARALLELISM, Item, Table
+from orchestrator.store.table import Item, Table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 EVENT_RETENTION_SECONDS = 48 * 3600
-# Events minted and written together: one round of batch writes in flight. A writer of many
-# events mints their ids one round at a time, right before writing it: an id minted long before
-# its write could land behind a later event a reader (a node, the event relay) already read past.
-SEND_ROUND = 25 * BATCH_PARALLELISM
 
 
 class NodeEventStore:
@@ -29,8 +25,14 @@ class NodeEventStore:
         self.index_shards = index_shards
 
     def append(self, events: Iterable[NodeEvent], now: datetime) -> int:
-        """Append events to nodes' streams (batched); returns the number of requests."""
-        return self.table.batch_put([_item(e, now, self.index_shards) for e in events])
+        """Append events to nodes' streams (batched); returns the number of requests.
+
+        ``events`` is consumed lazily, 25 at a time, as each batch write is sent
+        (:meth:`Table.batch_put`): a generator that mints each event's id as it yields it mints
+        it right before its write. A writer of many events must do so: an id minted long before
+        its write could land behind a later event a reader (a node, the event relay) already
+        read past."""
+        return self.table.batch_put(_item(e, now, self.index_shards) for e in events)
 
     def append_op(self, event: NodeEvent, now: datetime) -> TransactWriteItemTypeDef:
         """One event's write, as one operation of a caller's transaction."""

@@ -7,9 +7,11 @@ caller (the store module that knows which transition failed).
 
 from __future__ import annotations
 
+import itertools
 import random
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
@@ -34,7 +36,8 @@ _deserializer = TypeDeserializer()
 
 TRANSACTION_ATTEMPTS = 5  # a transaction that lost a TransactionConflict is sent again
 TRANSACTION_BACKOFF_SECONDS = 0.025
-BATCH_PARALLELISM = 8  # batch writes in flight at once (boto3 clients are thread-safe)
+BATCH_PARALLELISM = 8  # batch writes in flight at once, by default (boto3 clients are thread-safe)
+BATCH_SIZE = 25  # items per BatchWriteItem (DynamoDB's limit)
 
 OUTAGE_CODES = frozenset(
     {
@@ -122,9 +125,11 @@ def _project(kwargs: dict[str, Any], attributes: Sequence[str]) -> None:
 class Table:
     """Operations on one table. Every write that changes state is conditional."""
 
-    def __init__(self, name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, name: str, client: DynamoDBClient | None = None, *, in_flight: int = BATCH_PARALLELISM) -> None:
+        """``in_flight``: how many batch writes :meth:`batch_put` keeps in flight at once."""
         self.name = name
         self._client = client
+        self.in_flight = max(1, in_flight)
 
     @property
     def client(self) -> DynamoDBClient:
@@ -153,18 +158,44 @@ class Table:
             pending = list(unprocessed) + pending[100:]
         return found
 
-    def batch_put(self, items: Sequence[Mapping[str, Any]]) -> int:
-        """Unconditional puts, 25 per request, up to ``BATCH_PARALLELISM`` requests in flight,
+    def batch_put(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Unconditional puts, 25 per request, up to ``in_flight`` requests at once,
         each retrying its unprocessed items with backoff. Returns the number of requests made
-        (the cost callers report)."""
-        chunks = [
-            [{"PutRequest": {"Item": serialize(item)}} for item in items[start : start + 25]]
-            for start in range(0, len(items), 25)
-        ]
-        if len(chunks) <= 1:
-            return sum(self._write_chunk(chunk) for chunk in chunks)
-        with ThreadPoolExecutor(max_workers=min(BATCH_PARALLELISM, len(chunks))) as pool:
-            return sum(pool.map(self._write_chunk, chunks))
+        (the cost callers report).
+
+        ``items`` is consumed lazily: a writer takes the next 25 only when it is free to send
+        them, so an item made by a generator is made right before its own request, whatever
+        the length of the stream (fan-out mints event ids so), and the requests follow each
+        other without waiting for whole rounds to finish."""
+        source = iter(items)
+        taking = threading.Lock()
+        failed = threading.Event()
+
+        def take() -> list[dict[str, Any]]:
+            with taking:  # the generator runs on one writer at a time
+                chunk = [] if failed.is_set() else list(itertools.islice(source, BATCH_SIZE))
+            return [{"PutRequest": {"Item": serialize(item)}} for item in chunk]
+
+        def writer(chunk: list[dict[str, Any]] | None = None) -> int:
+            requests = 0
+            try:
+                chunk = take() if chunk is None else chunk
+                while chunk:
+                    requests += self._write_chunk(chunk)
+                    chunk = take()
+            except BaseException:
+                failed.set()  # the other writers stop taking items
+                raise
+            return requests
+
+        first = take()
+        second = take() if first and self.in_flight > 1 else []
+        if not second:
+            return writer(first) if first else 0
+        with ThreadPoolExecutor(max_workers=self.in_flight - 1) as pool:
+            others = [pool.submit(writer, second), *(pool.submit(writer) for _ in range(self.in_flight - 2))]
+            requests = writer(first)  # this thread is a writer too
+            return requests + sum(future.result() for future in others)
 
     def _write_chunk(self, chunk: list[dict[str, Any]]) -> int:
         requests, attempt, pending = 0, 0, chunk

@@ -23,7 +23,6 @@ from orchestrator.errors import ExecutionNotFound
 from orchestrator.observability import logger
 from orchestrator.services.context import Context
 from orchestrator.services.finalize import finalize
-from orchestrator.store.node_events import SEND_ROUND
 
 CALLBACK_TOKEN_GRACE = timedelta(hours=1)
 
@@ -94,17 +93,13 @@ def _send(ctx: Context, execution: Execution, targets: list[Target]) -> int:
 
     A node reads its stream in event-id order, and ids are minted from the clock: an id minted
     long before its write could land behind a later event the node has already read past, and be
-    skipped. So ids are minted one round of batch writes at a time, right before that round."""
+    skipped. So each event is made, its id minted, as the batch write that carries it is sent
+    (the store consumes the events lazily)."""
     if not targets:
         return 0
     base_url = ctx.settings.public_base_url or ""
     checksum = ctx.hook_baselines.get(execution.project_id, execution.action) if execution.type == "hook" else None
-    requests = 0
-    for start in range(0, len(targets), SEND_ROUND):
-        round_targets = targets[start : start + SEND_ROUND]
-        events = list(action_request_events(ctx, execution, round_targets, base_url, checksum))
-        requests += ctx.node_events.append(events, ctx.clock.now())
-    return requests
+    return ctx.node_events.append(action_request_events(ctx, execution, targets, base_url, checksum), ctx.clock.now())
 
 
 def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
