@@ -155,6 +155,50 @@ def test_an_event_after_the_last_event_id_sends_the_reconnect_the_full_way(
     assert len(sent) == 1 and verified(sent[0])["event_type"] == "action_request"
 
 
+def test_an_event_queued_on_a_stream_the_agent_was_ending_reaches_its_next_stream_without_an_id(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    # plexd cuts every stream after 30 s: an event queued just then never reaches the agent,
+    # and an agent that had no event id yet reconnects without Last-Event-ID.
+    node = register_node(api, tenant, "relay-cut")
+
+    async def scenario() -> tuple[Hub, str, list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        ending = await hub.open(node.id, node.nsk, None)
+        live = node_event(ctx, node)
+        await hub.deliver([live], horizon())  # queued on the stream the agent is ending
+        hub.close(ending)
+        again = await hub.open(node.id, node.nsk, None)
+        return hub, live.event_id, frames(again)
+
+    hub, live_id, sent = asyncio.run(scenario())
+    assert live_id in [f["id"] for f in sent]
+    assert hub.take_unwritten() == {}  # nothing confirmed: no delivery cursor stored
+
+
+def test_the_delivery_cursor_is_what_the_agent_confirms_with_its_last_event_id(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    node = register_node(api, tenant, "relay-confirm")
+
+    async def scenario() -> tuple[Hub, str, list[dict[str, Any]]]:
+        hub = Hub(ctx)
+        first = await hub.open(node.id, node.nsk, None)
+        live = node_event(ctx, node)
+        await hub.deliver([live], horizon())
+        hub.close(first)
+        confirmed = await hub.open(node.id, node.nsk, live.event_id)  # the agent got it
+        hub.close(confirmed)
+        restarted = await hub.open(node.id, node.nsk, None)  # a restarted agent: no id
+        return hub, live.event_id, frames(restarted)
+
+    hub, live_id, sent = asyncio.run(scenario())
+    assert sent == []  # resumes after what it confirmed
+    assert hub.take_unwritten() == {node.id: live_id}
+    hub.write_cursors({node.id: live_id})
+    assert ctx.nodes.get_credential(node.id).events_delivered_through == live_id  # type: ignore[union-attr]
+
+
 def test_a_live_event_reaches_each_stream_of_its_node_once(api: Api, tenant: Tenant, ctx: Context) -> None:
     node, other = register_node(api, tenant, "relay-live"), register_node(api, tenant, "relay-other")
 

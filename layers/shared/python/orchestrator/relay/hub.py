@@ -158,7 +158,7 @@ class Hub:
         self._by_node: dict[str, set[Stream]] = {}
         self._by_feed: dict[str, set[Stream]] = {}
         self._verified: dict[str, _Verified] = {}
-        self._cursors: dict[str, str] = {}  # node -> the newest event id delivered to it
+        self._cursors: dict[str, str] = {}  # node -> the newest event id its agent confirmed having
         self._latest: dict[str, str] = {}  # node -> its newest own event the index showed
         # node -> (the id a replay started after, a time floor it found nothing before)
         self._quiet: dict[str, tuple[str | None, str]] = {}
@@ -191,6 +191,8 @@ class Hub:
             self.counters.credential_reads += 1
             if self._forgotten.get(node_id, -1.0) < reading:  # not a read from before a revocation
                 self._verified[node_id] = _Verified(credential, reading)
+        if last_event_id:
+            self._confirm(credential, last_event_id)
         after = last_event_id or self._cursors.get(node_id) or credential.events_delivered_through
         if self._known_since(credential, after) and not self._news_after(credential, after or ""):
             self.counters.opens_without_replay += 1
@@ -221,10 +223,7 @@ class Hub:
             # More than one opening's worth: end here, before any live event could move the
             # agent's Last-Event-ID past the rest; it reconnects at once for the next pages.
             stream.queue.put_nowait(CLOSE)
-        if messages:
-            self.counters.events_delivered += len(messages)
-            self._advance(node_id, messages[-1][0])
-            self._unwritten[node_id] = max(self._unwritten.get(node_id, ""), messages[-1][0])
+        self.counters.events_delivered += len(messages)
         return stream
 
     def _recently_verified(self, node_id: str, nsk: str | None) -> NodeCredential | None:
@@ -307,9 +306,16 @@ class Hub:
             cursor = scanned
         return messages, cursor, False
 
-    def _advance(self, node_id: str, cursor: str | None) -> None:
-        if cursor is not None and cursor > self._cursors.get(node_id, ""):
-            self._cursors[node_id] = cursor
+    def _confirm(self, credential: NodeCredential, last_event_id: str) -> None:
+        """The agent says it has every event through ``last_event_id`` (it reconnected with it):
+        the node's delivery cursor, for a later reconnect without ``Last-Event-ID`` (a restarted
+        agent). A queued event only moves the cursor once the agent confirms it so: one queued
+        on a stream the agent was just ending (plexd cuts each after 30 s) never reached it, and
+        an agent that had no id yet would otherwise never be sent it again."""
+        node_id = credential.node_id
+        if last_event_id > max(self._cursors.get(node_id, ""), credential.events_delivered_through or ""):
+            self._cursors[node_id] = last_event_id
+            self._unwritten[node_id] = last_event_id
 
     # Live events ------------------------------------------------------------------------
     async def deliver(self, events: Sequence[IndexedEvent], horizon: datetime | None) -> None:
@@ -412,9 +418,6 @@ class Hub:
             if stream.offer(event_id, _without_id(message) if late else message):
                 self.counters.events_delivered += 1
                 self.counters.late_events += int(late)
-                self._advance(stream.node_id, stream.cursor)
-                if not stream.replaying:
-                    self._unwritten[stream.node_id] = max(self._unwritten.get(stream.node_id, ""), event_id)
 
     def _lag(self, event_id: str) -> None:
         minted = minted_at(event_id)
