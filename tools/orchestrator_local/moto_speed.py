@@ -17,7 +17,9 @@ where DynamoDB is not (a 10,000-node cohort read took seconds per page):
    matches again and walking past the previous pages item by item. A base-table
    Query now reads its partition, an index Query sorts only the matching items
    (by their key values) and the start key is found by bisection; the page
-   limits, range conditions, projections and filters are moto's code. Anything
+   limits, range conditions, projections and filters are moto's code (a range
+   condition is tested before an item is sized, and, without a Limit, before the
+   sort: a read of the newest ids of a busy partition sorted all of it). Anything
    else (legacy ``KeyConditions`` filters, multi-attribute keys, indexes
    without a sort key, the errors moto raises) goes to moto's own query. A
    page is read under the patches' write lock (moto reads while other threads
@@ -254,6 +256,7 @@ def partition_query(
         candidates, order = _partition_candidates(self, hash_key)
     if range_key_conditions:
         range_attr = range_key_conditions[-1][0]
+    candidates = _only_in_range(candidates, range_comparison, range_objs, range_attr, index_name, limit)
     ordered = _in_page_order(candidates, order, exclusive_start_key, scan_index_forward)
     if ordered is None:
         return None
@@ -269,6 +272,31 @@ def partition_query(
     return results, scanned, last_key
 
 
+def _in_range(item: Any, comparison: str, bounds: list[Any], range_attr: str | None, index_name: str | None) -> bool:
+    """moto's test of an item against a Query's range condition."""
+    value = item.attrs.get(range_attr) if range_attr else None
+    if value is not None:
+        return bool(value.compare(comparison, bounds))
+    return bool(not index_name and item.range_key.compare(comparison, bounds))
+
+
+def _only_in_range(
+    candidates: list[Any],
+    comparison: str | None,
+    bounds: list[Any],
+    range_attr: str | None,
+    index_name: str | None,
+    limit: int | None,
+) -> list[Any]:
+    """The items in the range, before sorting and paging, when the Query has no Limit (the
+    others then change nothing: a page ends on the 1 MB of matching items): the event relay's
+    reads of the newest few events of a busy index partition no longer sort the whole partition.
+    With a Limit moto's pages end on an item out of the range too: all stay."""
+    if not comparison or limit:
+        return candidates
+    return [c for c in candidates if _in_range(c, comparison, bounds, range_attr, index_name)]
+
+
 def _page(
     table: Any,
     ordered: list[Any],
@@ -278,24 +306,21 @@ def _page(
     range_attr: str | None,
     index_name: str | None,
 ) -> tuple[list[Any], int, dict[str, Any] | None]:
-    """moto's page loop: the count and 1 MB limits, then the range condition (one size
-    computation per item instead of two)."""
+    """moto's page loop: the range condition, then the count and 1 MB limits, sizing only the
+    items that match (moto sizes every item of the partition first: a Query for the newest few
+    of a thousand items sized all thousand; DynamoDB seeks to the range and reads only those)."""
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
 
     results: list[Any] = []
     result_size = 0
     for result in ordered:
-        size = result.size()
-        if len(results) == limit or (result_size + size) > RESULT_SIZE_LIMIT:
+        if len(results) == limit:
             return results, len(results), table._get_last_evaluated_key(results[-1], index_name)
-        if range_comparison:
-            value = result.attrs.get(range_attr) if range_attr else None
-            if value is not None:
-                matches = value.compare(range_comparison, range_objs)
-            else:
-                matches = not index_name and result.range_key.compare(range_comparison, range_objs)
-            if not matches:
-                continue
+        if range_comparison and not _in_range(result, range_comparison, range_objs, range_attr, index_name):
+            continue
+        size = result.size()
+        if result_size + size > RESULT_SIZE_LIMIT:
+            return results, len(results), table._get_last_evaluated_key(results[-1], index_name)
         results.append(result)
         result_size += size
     return results, len(results), None
