@@ -1,14 +1,12 @@
 """The relay's reader of the event index (GSI5): every event filed in the last few seconds,
 each handed over once.
 
-Every ``interval`` seconds it reads the ids (and table keys) filed under the shards of the
-minutes that the window ``[now - lookback, now]`` touches, from ``settle`` seconds before the
-newest id it saw there, then the items of the ids it had not seen. Writers keep several batch
-writes in flight (and an index is eventually consistent), so an event often shows a moment after
-a newer one: re-reading the last ``settle`` seconds finds it at the next poll. At least every
-``lookback / 2`` seconds a poll re-reads the whole window instead (a sweep), to pick up an event
-that became visible later still, as long as it shows within ``lookback / 2`` seconds of being
-minted. Re-reads transfer ids only; each event's item is read once.
+Every ``interval`` seconds it queries the shards of the minutes that the window
+``[now - lookback, now]`` touches for ids after the last one it saw there; at least every
+``lookback / 2`` seconds a poll re-reads the whole window's ids and keys instead (a sweep; then
+the items of those it had not seen), to pick up an event that became visible late (an index is
+eventually consistent; a writer mints an id just before its write), as long as it shows within
+``lookback / 2`` seconds of being minted.
 
 ``horizon`` is the moment from which this reader has missed nothing (given that bound): the
 start of its first window, moved forward whenever two sweeps were more than ``lookback`` apart
@@ -20,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.domain.event_index import floor_id, minted_at, minutes_between
+from orchestrator.domain.event_index import floor_id, minutes_between
 from orchestrator.store.event_index import EventIndexStore, IndexedEvent
 
 DEFAULT_LOOKBACK_SECONDS = 5.0
-DEFAULT_SETTLE_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -38,7 +35,6 @@ class IndexPoller:
         shards: int,
         *,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
-        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if shards <= 0:
@@ -46,7 +42,6 @@ class IndexPoller:
         self.index = index
         self.shards = shards
         self.lookback = timedelta(seconds=lookback_seconds)
-        self.settle = timedelta(seconds=settle_seconds)
         self.clock = clock
         self.horizon: datetime | None = None
         self.polls = 0
@@ -68,12 +63,17 @@ class IndexPoller:
             for shard in range(self.shards):
                 bucket = (minute, shard)
                 self.queries += 1
-                first = floor if sweep else max(floor, self._settled(self._cursors.get(bucket)))
-                ids = self.index.ids_after(minute, shard, first)
-                if ids:
-                    self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
-                missing = [key for event_id, key in ids if event_id not in self._seen]
-                found.extend(self.index.load(missing) if missing else [])
+                if sweep:
+                    ids = self.index.ids_after(minute, shard, floor)
+                    if ids:
+                        self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
+                    missing = [key for event_id, key in ids if event_id not in self._seen]
+                    found.extend(self.index.load(missing) if missing else [])
+                    continue
+                page = self.index.after(minute, shard, max(floor, self._cursors.get(bucket, floor)))
+                if page:
+                    self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
+                found.extend(page)
         self.polls += 1
         if sweep:
             if self._last_sweep is None or now - self._last_sweep > self.lookback:
@@ -87,11 +87,6 @@ class IndexPoller:
                 fresh.append(event)
         fresh.sort(key=lambda e: e.event_id)
         return fresh
-
-    def _settled(self, cursor: str | None) -> str:
-        """Where a poll of a bucket starts: ``settle`` before its newest id seen."""
-        minted = minted_at(cursor) if cursor else None
-        return floor_id(minted - self.settle) if minted is not None else ""
 
     def _forget(self, now: datetime, window: list[str]) -> None:
         for bucket in [b for b in self._cursors if b[0] not in window]:

@@ -34,9 +34,13 @@ class EventIndexStore:
     def __init__(self, table: Table) -> None:
         self.table = table
 
+    def after(self, minute: str, shard: int, after_event_id: str) -> list[IndexedEvent]:
+        """Every event filed under (``minute``, ``shard``) with an id after ``after_event_id``,
+        in id order (all pages)."""
+        return [_indexed(item) for item in self._query(minute, shard, after_event_id)]
+
     def ids_after(self, minute: str, shard: int, after_event_id: str) -> list[tuple[str, Key]]:
-        """The ids and table keys of the events filed under (``minute``, ``shard``) after
-        ``after_event_id``, in id order (all pages): a re-read that mostly finds events already
+        """The same events' ids and table keys only: a re-read that mostly finds events already
         handed over transfers and parses a fraction of the bytes (DynamoDB reads the same)."""
         items = self._query(minute, shard, after_event_id, attributes=("PK", "SK", "GSI5SK"))
         return [(str(i["GSI5SK"]), {"PK": str(i["PK"]), "SK": str(i["SK"])}) for i in items]
