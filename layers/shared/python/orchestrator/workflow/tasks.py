@@ -16,7 +16,7 @@ from typing import Any
 from orchestrator import secrets
 from orchestrator.domain import callback_tokens
 from orchestrator.domain.audit import Closing
-from orchestrator.domain.executions import Execution, Target, TargetStatus, aggregate_from_counts, go_duration
+from orchestrator.domain.executions import Execution, TargetStatus, aggregate_from_counts, go_duration
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.domain.rate_control import next_step
 from orchestrator.errors import ExecutionNotFound
@@ -46,29 +46,29 @@ def callback_url(base_url: str, node_id: str, execution_id: str) -> str:
 
 
 def action_request_events(
-    ctx: Context, execution: Execution, targets: list[Target], base_url: str, checksum: str | None
+    ctx: Context, execution: Execution, node_ids: list[str], base_url: str, checksum: str | None
 ) -> Iterator[NodeEvent]:
-    """One ``action_request`` per target; ``checksum`` is the hook's pinned baseline (hooks only)."""
+    """One ``action_request`` per target node; ``checksum`` is the hook's pinned baseline (hooks only)."""
     callback_key = secrets.callback_key()
     token_expiry = execution.expires_at + CALLBACK_TOKEN_GRACE
-    for target in targets:
+    for node_id in node_ids:
         fields: dict[str, Any] = {
             "execution_id": execution.id,
-            "node_id": target.node_id,
+            "node_id": node_id,
             "action": execution.action,
             "type": execution.type,
             "parameters": execution.parameters,
             "timeout_seconds": execution.timeout_seconds,
             "timeout": go_duration(execution.timeout_seconds),
-            "callback_url": callback_url(base_url, target.node_id, execution.id),
+            "callback_url": callback_url(base_url, node_id, execution.id),
             # For a reporter that is not the node (e.g. an external workflow); bound to this target.
-            "callback_token": callback_tokens.mint(execution.id, target.node_id, token_expiry, callback_key),
+            "callback_token": callback_tokens.mint(execution.id, node_id, token_expiry, callback_key),
             "triggered_by": execution.triggered_by,
         }
         if checksum is not None:
             fields["checksum"] = checksum
         yield NodeEvent.new(
-            ctx.ids.new_id(), "action_request", target.node_id, ctx.clock.now(), fields, execution_id=execution.id
+            ctx.ids.new_id(), "action_request", node_id, ctx.clock.now(), fields, execution_id=execution.id
         )
 
 
@@ -78,28 +78,28 @@ def fan_out(ctx: Context, execution_id: str) -> FanOutResult:
     execution = _execution(ctx, execution_id, consistent=True)
     if execution.completed_at is not None:
         return FanOutResult(targets=0, events=0, requests=0)
-    targets = ctx.targets.targets(execution.id, only_open=True)
-    wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(targets)
-    requests = _send(ctx, execution, targets[:wave])
+    node_ids = ctx.targets.open_node_ids(execution.id)
+    wave = execution.rate.max_concurrency if execution.rate and execution.rate.max_concurrency else len(node_ids)
+    requests = _send(ctx, execution, node_ids[:wave])
     ctx.executions.mark_fanned_out(execution.id, min(wave, execution.target_count), ctx.clock.now())
-    logger.info(
-        "fan-out done", execution_id=execution.id, targets=len(targets), sent=min(wave, len(targets)), requests=requests
-    )
-    return FanOutResult(targets=len(targets), events=min(wave, len(targets)), requests=requests)
+    sent = min(wave, len(node_ids))
+    logger.info("fan-out done", execution_id=execution.id, targets=len(node_ids), sent=sent, requests=requests)
+    return FanOutResult(targets=len(node_ids), events=sent, requests=requests)
 
 
-def _send(ctx: Context, execution: Execution, targets: list[Target]) -> int:
-    """Append the action_request events of ``targets``; returns the datastore requests made.
+def _send(ctx: Context, execution: Execution, node_ids: list[str]) -> int:
+    """Append the action_request events of the targets of ``node_ids``; returns the datastore
+    requests made.
 
     A node reads its stream in event-id order, and ids are minted from the clock: an id minted
     long before its write could land behind a later event the node has already read past, and be
     skipped. So each event is made, its id minted, as the batch write that carries it is sent
     (the store consumes the events lazily)."""
-    if not targets:
+    if not node_ids:
         return 0
     base_url = ctx.settings.public_base_url or ""
     checksum = ctx.hook_baselines.get(execution.project_id, execution.action) if execution.type == "hook" else None
-    return ctx.node_events.append(action_request_events(ctx, execution, targets, base_url, checksum), ctx.clock.now())
+    return ctx.node_events.append(action_request_events(ctx, execution, node_ids, base_url, checksum), ctx.clock.now())
 
 
 def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
@@ -120,7 +120,7 @@ def _rate_controlled_step(ctx: Context, execution: Execution) -> None:
     if not step.release:
         return
     released_ids = set(ctx.targets.release_targets(execution.id, list(step.release)))
-    _send(ctx, execution, [t for t in targets if t.node_id in released_ids])
+    _send(ctx, execution, [t.node_id for t in targets if t.node_id in released_ids])
     ctx.executions.set_released(execution.id, released + len(step.release))
 
 
