@@ -133,10 +133,18 @@ def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -
     self.attrs = _attrs(typed)
 
 
-def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+def _copies_top_level(projection_expressions: list[list[str]] | None) -> bool:
+    """Whether :func:`project` answers these paths itself (top-level names), copying values."""
+    if not projection_expressions:
+        return False
     names = [path[0] for path in projection_expressions if len(path) == 1]
-    if len(names) != len(projection_expressions) or any(_LIST_ELEMENT.match(name) for name in names):
+    return len(names) == len(projection_expressions) and not any(_LIST_ELEMENT.match(name) for name in names)
+
+
+def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+    if not _copies_top_level(projection_expressions):
         return ORIGINALS["item_project"](self, projection_expressions)  # nested paths: moto's way
+    names = [path[0] for path in projection_expressions]
     item_type: Any = type(self)
     projected = item_type.__new__(item_type)
     projected.hash_key, projected.range_key = self.hash_key, self.range_key
@@ -261,15 +269,24 @@ def partition_query(
     if ordered is None:
         return None
     results, scanned, last_key = _page(self, ordered, limit, range_comparison, range_objs, range_attr, index_name)
-    results = copy.deepcopy(results)
+    return _shaped(self, results, index_name, filter_expression, projection_expressions), scanned, last_key
+
+
+def _shaped(
+    table: Any, results: list[Any], index_name: str | None, filter_expression: Any, projections: list[list[str]] | None
+) -> list[Any]:
+    """A page's items as moto returns them: the index's projection, the filter, the projection
+    expression, on a snapshot of the items (read under the write lock, rendered after it)."""
+    if not _copies_top_level(projections):
+        results = copy.deepcopy(results)  # a projection of top-level attributes copies what it keeps
     if index_name:
-        index = self.get_index(index_name)
+        index = table.get_index(index_name)
         results = [index.project(r) for r in results]
     if filter_expression is not None:
         results = [item for item in results if filter_expression.expr(item)]
-    if projection_expressions:
-        results = [r.project(projection_expressions) for r in results]
-    return results, scanned, last_key
+    if projections:
+        results = [r.project(projections) for r in results]
+    return results
 
 
 def _in_range(item: Any, comparison: str, bounds: list[Any], range_attr: str | None, index_name: str | None) -> bool:
