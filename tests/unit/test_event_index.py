@@ -66,6 +66,7 @@ class FakeIndex:
         self.events: list[IndexedEvent] = []
         self.reads: list[tuple[str, int, str]] = []
         self.loaded = 0
+        self.re_reads = 0  # reads of ids up to a cursor
 
     def add(self, at: datetime) -> str:
         event_id = minted(at)
@@ -74,8 +75,15 @@ class FakeIndex:
         )
         return event_id
 
-    def ids_after(self, minute: str, shard: int, after_event_id: str) -> list[tuple[str, dict[str, str]]]:
-        return [(e.event_id, {"PK": "NODE#n", "SK": e.event_id}) for e in self.after(minute, shard, after_event_id)]
+    def ids_after(
+        self, minute: str, shard: int, after_event_id: str, through: str | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        self.re_reads += through is not None
+        return [
+            (e.event_id, {"PK": "NODE#n", "SK": e.event_id})
+            for e in self.after(minute, shard, after_event_id)
+            if through is None or e.event_id <= through
+        ]
 
     def load(self, event_keys: list[dict[str, str]]) -> list[IndexedEvent]:
         wanted = {key["SK"] for key in event_keys}
@@ -130,6 +138,37 @@ def test_an_event_that_shows_late_is_found_by_the_next_sweep() -> None:
         handed += [e.event_id for e in reader.poll()]
     assert handed == [late]
     assert index.loaded == 1  # the sweep read ids, then only the one it had not seen
+
+
+def test_an_event_that_shows_just_after_a_newer_one_is_found_by_the_next_poll() -> None:
+    # Writers keep several batch writes in flight: a batch minted first can show second.
+    index, clock = FakeIndex(shards=1), Clock(T0)
+    reader = poller(index, clock)
+    reader.poll()  # a sweep
+    clock.at += timedelta(seconds=0.1)
+    newer = index.add(clock.at)
+    assert [e.event_id for e in reader.poll()] == [newer]
+    earlier = index.add(clock.at - timedelta(seconds=0.3))  # minted before ``newer``, shows after
+    clock.at += timedelta(seconds=0.1)  # long before the next sweep
+    assert [e.event_id for e in reader.poll()] == [earlier]
+    clock.at += timedelta(seconds=0.1)
+    assert reader.poll() == []
+    assert index.loaded == 1  # only the late one's item was read by key
+
+
+def test_an_idle_reader_does_not_re_read_behind_its_cursors() -> None:
+    index, clock = FakeIndex(shards=1), Clock(T0)
+    reader = poller(index, clock)
+    reader.poll()
+    clock.at += timedelta(seconds=0.1)
+    index.add(clock.at)
+    reader.poll()
+    clock.at += timedelta(seconds=0.1)
+    reader.poll()
+    assert index.re_reads == 1  # found an event 0.1 s ago: behind the cursor too
+    clock.at += timedelta(seconds=2.1)  # nothing found for longer than twice the settling time
+    reader.poll()
+    assert index.re_reads == 1  # the cursor read alone
 
 
 def test_the_reader_reads_both_minutes_of_a_window_across_a_boundary() -> None:

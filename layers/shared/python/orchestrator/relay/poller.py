@@ -8,6 +8,12 @@ the items of those it had not seen), to pick up an event that became visible lat
 eventually consistent; a writer mints an id just before its write), as long as it shows within
 ``lookback / 2`` seconds of being minted.
 
+Writers keep several batch writes in flight (and an index is eventually consistent), so an
+event often shows a moment after a newer one, behind the cursor. While polls keep finding events
+(and ``2 * settle`` seconds after), each poll also re-reads the ids of the last ``settle``
+seconds before each cursor, and reads the items of those it had not seen: such an event is
+handed over at the next poll, not the next sweep.
+
 ``horizon`` is the moment from which this reader has missed nothing (given that bound): the
 start of its first window, moved forward whenever two sweeps were more than ``lookback`` apart
 (polls failed, or were slow) and their windows did not meet.
@@ -18,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.domain.event_index import floor_id, minutes_between
+from orchestrator.domain.event_index import floor_id, minted_at, minutes_between
 from orchestrator.store.event_index import EventIndexStore, IndexedEvent
 
 DEFAULT_LOOKBACK_SECONDS = 5.0
+DEFAULT_SETTLE_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -35,6 +42,7 @@ class IndexPoller:
         shards: int,
         *,
         lookback_seconds: float = DEFAULT_LOOKBACK_SECONDS,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if shards <= 0:
@@ -42,6 +50,7 @@ class IndexPoller:
         self.index = index
         self.shards = shards
         self.lookback = timedelta(seconds=lookback_seconds)
+        self.settle = timedelta(seconds=settle_seconds)
         self.clock = clock
         self.horizon: datetime | None = None
         self.polls = 0
@@ -49,6 +58,7 @@ class IndexPoller:
         self._cursors: dict[tuple[str, int], str] = {}
         self._seen: dict[str, datetime] = {}
         self._last_sweep: datetime | None = None
+        self._last_found: datetime | None = None  # when a poll last found an event
 
     def poll(self) -> list[IndexedEvent]:
         """The events not handed over before, in id order (raises what the store raises:
@@ -58,6 +68,7 @@ class IndexPoller:
         floor = floor_id(start)
         sweep = self._last_sweep is None or now - self._last_sweep >= self.lookback / 2
         window = minutes_between(start, now)
+        settling = self._last_found is not None and now - self._last_found <= 2 * self.settle
         found: list[IndexedEvent] = []
         for minute in window:
             for shard in range(self.shards):
@@ -70,10 +81,7 @@ class IndexPoller:
                     missing = [key for event_id, key in ids if event_id not in self._seen]
                     found.extend(self.index.load(missing) if missing else [])
                     continue
-                page = self.index.after(minute, shard, max(floor, self._cursors.get(bucket, floor)))
-                if page:
-                    self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
-                found.extend(page)
+                found.extend(self._read_from_cursor(bucket, floor, settling=settling))
         self.polls += 1
         if sweep:
             if self._last_sweep is None or now - self._last_sweep > self.lookback:
@@ -86,7 +94,29 @@ class IndexPoller:
                 self._seen[event.event_id] = now + 2 * self.lookback
                 fresh.append(event)
         fresh.sort(key=lambda e: e.event_id)
+        if fresh:
+            self._last_found = now
         return fresh
+
+    def _read_from_cursor(self, bucket: tuple[str, int], floor: str, *, settling: bool) -> list[IndexedEvent]:
+        """The bucket's events after its cursor; while ``settling``, also the ones of the last
+        ``settle`` seconds before it that were not handed over (they showed after newer ones)."""
+        minute, shard = bucket
+        cursor = self._cursors.get(bucket)
+        page = self.index.after(minute, shard, max(floor, cursor or floor))
+        if page:
+            self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
+        if cursor is None or not settling:
+            return page
+        self.queries += 1
+        late = self.index.ids_after(minute, shard, max(floor, self._settled(cursor)), through=cursor)
+        missing = [key for event_id, key in late if event_id not in self._seen]
+        return page + (self.index.load(missing) if missing else [])
+
+    def _settled(self, cursor: str) -> str:
+        """``settle`` before the id ``cursor`` (where a re-read of its bucket starts)."""
+        minted = minted_at(cursor)
+        return floor_id(minted - self.settle) if minted is not None else cursor
 
     def _forget(self, now: datetime, window: list[str]) -> None:
         for bucket in [b for b in self._cursors if b[0] not in window]:

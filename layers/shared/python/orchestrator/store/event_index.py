@@ -39,11 +39,16 @@ class EventIndexStore:
         in id order (all pages)."""
         return [_indexed(item) for item in self._query(minute, shard, after_event_id)]
 
-    def ids_after(self, minute: str, shard: int, after_event_id: str) -> list[tuple[str, Key]]:
-        """The same events' ids and table keys only: a re-read that mostly finds events already
-        handed over transfers and parses a fraction of the bytes (DynamoDB reads the same)."""
-        items = self._query(minute, shard, after_event_id, attributes=("PK", "SK", "GSI5SK"))
-        return [(str(i["GSI5SK"]), {"PK": str(i["PK"]), "SK": str(i["SK"])}) for i in items]
+    def ids_after(
+        self, minute: str, shard: int, after_event_id: str, through: str | None = None
+    ) -> list[tuple[str, Key]]:
+        """The same events' ids and table keys only (those up to ``through`` included, if
+        given): a re-read that mostly finds events already handed over transfers and parses a
+        fraction of the bytes (DynamoDB reads the same)."""
+        items = self._query(minute, shard, after_event_id, attributes=("PK", "SK", "GSI5SK"), through=through)
+        return [
+            (str(i["GSI5SK"]), {"PK": str(i["PK"]), "SK": str(i["SK"])}) for i in items if i["GSI5SK"] != after_event_id
+        ]
 
     def load(self, event_keys: Sequence[Key]) -> list[IndexedEvent]:
         """The events at ``event_keys`` (100 per request), in id order."""
@@ -52,14 +57,15 @@ class EventIndexStore:
             found.extend(_indexed(item) for item in self.table.batch_get(event_keys[start : start + 100]))
         return sorted(found, key=lambda e: e.event_id)
 
-    def _query(self, minute: str, shard: int, after_event_id: str, attributes: Sequence[str] = ()) -> list[Item]:
+    def _query(
+        self, minute: str, shard: int, after_event_id: str, attributes: Sequence[str] = (), through: str | None = None
+    ) -> list[Item]:
+        values = {":pk": keys.event_index_partition(minute, shard), ":after": after_event_id}
+        condition = "GSI5PK = :pk AND GSI5SK > :after"
+        if through is not None:  # BETWEEN is inclusive: the caller drops ``after_event_id``
+            condition, values[":through"] = "GSI5PK = :pk AND GSI5SK BETWEEN :after AND :through", through
         return list(
-            self.table.query_all(
-                index=keys.EVENT_INDEX,
-                key_condition="GSI5PK = :pk AND GSI5SK > :after",
-                values={":pk": keys.event_index_partition(minute, shard), ":after": after_event_id},
-                attributes=attributes,
-            )
+            self.table.query_all(index=keys.EVENT_INDEX, key_condition=condition, values=values, attributes=attributes)
         )
 
 
