@@ -155,6 +155,15 @@ def test_an_event_after_the_last_event_id_sends_the_reconnect_the_full_way(
     assert len(sent) == 1 and verified(sent[0])["event_type"] == "action_request"
 
 
+async def queued_on_a_stream_that_ends(hub: Hub, ctx: Context, node: RegisteredNode) -> str:
+    """A live event queued on the node's stream, which then ends (its id)."""
+    stream = await hub.open(node.id, node.nsk, None)
+    live = node_event(ctx, node)
+    await hub.deliver([live], horizon())
+    hub.close(stream)
+    return live.event_id
+
+
 def test_an_event_queued_on_a_stream_the_agent_was_ending_reaches_its_next_stream_without_an_id(
     api: Api, tenant: Tenant, ctx: Context
 ) -> None:
@@ -164,12 +173,9 @@ def test_an_event_queued_on_a_stream_the_agent_was_ending_reaches_its_next_strea
 
     async def scenario() -> tuple[Hub, str, list[dict[str, Any]]]:
         hub = Hub(ctx)
-        ending = await hub.open(node.id, node.nsk, None)
-        live = node_event(ctx, node)
-        await hub.deliver([live], horizon())  # queued on the stream the agent is ending
-        hub.close(ending)
+        live_id = await queued_on_a_stream_that_ends(hub, ctx, node)
         again = await hub.open(node.id, node.nsk, None)
-        return hub, live.event_id, frames(again)
+        return hub, live_id, frames(again)
 
     hub, live_id, sent = asyncio.run(scenario())
     assert live_id in [f["id"] for f in sent]
@@ -183,14 +189,10 @@ def test_the_delivery_cursor_is_what_the_agent_confirms_with_its_last_event_id(
 
     async def scenario() -> tuple[Hub, str, list[dict[str, Any]]]:
         hub = Hub(ctx)
-        first = await hub.open(node.id, node.nsk, None)
-        live = node_event(ctx, node)
-        await hub.deliver([live], horizon())
-        hub.close(first)
-        confirmed = await hub.open(node.id, node.nsk, live.event_id)  # the agent got it
-        hub.close(confirmed)
+        live_id = await queued_on_a_stream_that_ends(hub, ctx, node)
+        hub.close(await hub.open(node.id, node.nsk, live_id))  # the agent says it got it
         restarted = await hub.open(node.id, node.nsk, None)  # a restarted agent: no id
-        return hub, live.event_id, frames(restarted)
+        return hub, live_id, frames(restarted)
 
     hub, live_id, sent = asyncio.run(scenario())
     assert sent == []  # resumes after what it confirmed
