@@ -79,6 +79,8 @@ class FakeIndex:
         self, minute: str, shard: int, after_event_id: str, through: str | None = None
     ) -> list[tuple[str, dict[str, str]]]:
         self.re_reads += through is not None
+        # DynamoDB refuses a BETWEEN whose lower bound is above its upper one (ValidationException)
+        assert through is None or after_event_id <= through, "BETWEEN with reversed bounds"
         return [
             (e.event_id, {"PK": "NODE#n", "SK": e.event_id})
             for e in self.after(minute, shard, after_event_id)
@@ -169,6 +171,30 @@ def test_an_idle_reader_does_not_re_read_behind_its_cursors() -> None:
     clock.at += timedelta(seconds=2.1)  # nothing found for longer than twice the settling time
     reader.poll()
     assert index.re_reads == 1  # the cursor read alone
+
+
+def test_a_bucket_whose_newest_event_left_the_window_is_not_re_read() -> None:
+    # Shard 0's newest event is 6 s old (out of the 5 s window) while shard 1 keeps the reader
+    # settling: the re-read of shard 0 would be a BETWEEN with reversed bounds.
+    index, clock = FakeIndex(shards=2), Clock(T0)
+    reader = poller(index, clock)
+    reader.poll()
+    while True:  # an event that lands in shard 0
+        clock.at += timedelta(seconds=0.1)
+        old = index.add(clock.at)
+        if index_bucket(old, 2)[1] == 0:
+            break
+    reader.poll()
+    clock.at += timedelta(seconds=6)
+    while True:  # then one in shard 1, in the same minute
+        clock.at += timedelta(seconds=0.1)
+        new = index.add(clock.at)
+        if index_bucket(new, 2)[1] == 1:
+            break
+    found = [e.event_id for e in reader.poll() + reader.poll()]
+    clock.at += timedelta(seconds=0.1)
+    found += [e.event_id for e in reader.poll()]
+    assert new in found
 
 
 def test_the_reader_reads_both_minutes_of_a_window_across_a_boundary() -> None:

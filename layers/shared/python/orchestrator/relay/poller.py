@@ -108,8 +108,11 @@ class IndexPoller:
             self._cursors[bucket] = max(self._cursors.get(bucket, ""), page[-1].event_id)
         if cursor is None or not settling:
             return page
+        lowest = max(floor, self._settled(cursor))
+        if lowest >= cursor:  # the bucket's newest event is older than the window: nothing to re-read
+            return page
         self.queries += 1
-        late = self.index.ids_after(minute, shard, max(floor, self._settled(cursor)), through=cursor)
+        late = self.index.ids_after(minute, shard, lowest, through=cursor)
         missing = [key for event_id, key in late if event_id not in self._seen]
         return page + (self.index.load(missing) if missing else [])
 

@@ -63,6 +63,8 @@ class EventIndexStore:
         values = {":pk": keys.event_index_partition(minute, shard), ":after": after_event_id}
         condition = "GSI5PK = :pk AND GSI5SK > :after"
         if through is not None:  # BETWEEN is inclusive: the caller drops ``after_event_id``
+            if through < after_event_id:
+                raise ValueError("ids_after: through is before after_event_id")  # DynamoDB refuses it
             condition, values[":through"] = "GSI5PK = :pk AND GSI5SK BETWEEN :after AND :through", through
         return list(
             self.table.query_all(index=keys.EVENT_INDEX, key_condition=condition, values=values, attributes=attributes)
