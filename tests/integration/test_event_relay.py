@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from orchestrator import secrets
+from orchestrator.domain.event_index import floor_id
 from orchestrator.domain.feed import Audience, FeedEvent
 from orchestrator.domain.node_events import NodeEvent
 from orchestrator.errors import NskNodeMismatch, NskRevoked
@@ -199,6 +200,21 @@ def test_the_delivery_cursor_is_what_the_agent_confirms_with_its_last_event_id(
     assert hub.take_unwritten() == {node.id: live_id}
     hub.write_cursors({node.id: live_id})
     assert ctx.nodes.get_credential(node.id).events_delivered_through == live_id  # type: ignore[union-attr]
+
+
+def test_an_id_the_deployment_cannot_have_minted_never_moves_the_delivery_cursor(
+    api: Api, tenant: Tenant, ctx: Context
+) -> None:
+    node = register_node(api, tenant, "relay-future")
+    future = floor_id(datetime.now(UTC) + timedelta(hours=1))
+
+    async def scenario() -> Hub:
+        hub = Hub(ctx)
+        hub.close(await hub.open(node.id, node.nsk, future))
+        hub.close(await hub.open(node.id, node.nsk, "not-an-event-id"))
+        return hub
+
+    assert asyncio.run(scenario()).take_unwritten() == {}
 
 
 def test_a_live_event_reaches_each_stream_of_its_node_once(api: Api, tenant: Tenant, ctx: Context) -> None:

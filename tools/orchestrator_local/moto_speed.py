@@ -276,7 +276,8 @@ def _shaped(
     table: Any, results: list[Any], index_name: str | None, filter_expression: Any, projections: list[list[str]] | None
 ) -> list[Any]:
     """A page's items as moto returns them: the index's projection, the filter, the projection
-    expression, on a snapshot of the items (read under the write lock, rendered after it)."""
+    expression, on a snapshot of the items (taken under the write lock, as the whole page is;
+    moto renders the result after it is released)."""
     if not _copies_top_level(projections):
         results = copy.deepcopy(results)  # a projection of top-level attributes copies what it keeps
     if index_name:

@@ -119,7 +119,7 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         await self.forwarder.start()
-        await asyncio.to_thread(self._warm)
+        warming = asyncio.create_task(asyncio.to_thread(self._warm))  # not in the way of the listeners
         public = web.AppRunner(
             self.relay.application(client_max_size=MAX_BODY_BYTES),
             handler_cancellation=True,
@@ -139,7 +139,7 @@ class Service:
         stop_polling = threading.Event()
         poller = threading.Thread(target=self._poll, args=(loop, stop_polling), name="index-poller", daemon=True)
         poller.start()
-        tasks = [asyncio.create_task(self._write_cursors()), asyncio.create_task(self._log_stats())]
+        tasks = [warming, asyncio.create_task(self._write_cursors()), asyncio.create_task(self._log_stats())]
         if self.settings.parent_pid:
             tasks.append(asyncio.create_task(self._watch_parent(self.settings.parent_pid)))
         await self.stopping.wait()
@@ -155,7 +155,8 @@ class Service:
 
     @staticmethod
     def _warm() -> None:
-        """Read the signing keyring (and create the clients) before the first event needs it."""
+        """Read the signing keyring (creating the secret store's client) before the first event
+        needs it, in the background while the listeners start."""
         try:
             secrets.signing_keyring()
         except Exception:  # noqa: BLE001 - the first delivery reads it again, and reports

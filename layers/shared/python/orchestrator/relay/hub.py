@@ -61,6 +61,7 @@ MAX_FEED_MEMORY = 2_000  # feed events remembered per feed; older ones send a st
 MAX_REPLAY_ROUNDS = 10  # pages of pending_events (100 events each) replayed when a stream opens
 MAX_SENT_IDS = 1024
 QUIET_MARGIN = timedelta(seconds=1)  # a replay's reads may not see what was written just before
+CONFIRM_SKEW = timedelta(seconds=5)  # an agent's Last-Event-ID minted later than now + this is ignored
 PEER_REMOVED = "peer_removed"
 CREDENTIAL_CHANGES = frozenset({PEER_REMOVED, "peer_key_rotated"})
 SIGNING_KEY_ROTATED = "signing_key_rotated"
@@ -313,6 +314,9 @@ class Hub:
         on a stream the agent was just ending (plexd cuts each after 30 s) never reached it, and
         an agent that had no id yet would otherwise never be sent it again."""
         node_id = credential.node_id
+        minted = minted_at(last_event_id)
+        if minted is None or minted > self.now() + CONFIRM_SKEW:
+            return  # not an id this deployment minted (a client's bug): it never moves the cursor
         if last_event_id > max(self._cursors.get(node_id, ""), credential.events_delivered_through or ""):
             self._cursors[node_id] = last_event_id
             self._unwritten[node_id] = last_event_id
@@ -467,7 +471,8 @@ class Hub:
         for node_id, event_id in cursors.items():
             try:
                 self.ctx.nodes.mark_events_delivered(node_id, event_id)
-            except Exception:  # noqa: BLE001 - a cursor is advisory; the next delivery writes it again
+            except Exception:  # noqa: BLE001 - a cursor is advisory; it is tried again with the next ones
                 logger.warning("delivery cursor not stored", node_id=node_id)
+                self._unwritten.setdefault(node_id, event_id)  # unless a newer one came meanwhile
                 continue
             self.counters.cursor_writes += 1
