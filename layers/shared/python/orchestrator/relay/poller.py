@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.domain.event_index import floor_id, minted_at, minutes_between
 from orchestrator.store.event_index import EventIndexStore, IndexedEvent
+from orchestrator.store.keys import Key
 
 DEFAULT_LOOKBACK_SECONDS = 5.0
 DEFAULT_SETTLE_SECONDS = 1.0
@@ -78,8 +79,7 @@ class IndexPoller:
                     ids = self.index.ids_after(minute, shard, floor)
                     if ids:
                         self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
-                    missing = [key for event_id, key in ids if event_id not in self._seen]
-                    found.extend(self.index.load(missing) if missing else [])
+                    found.extend(self._unseen(ids))
                     continue
                 found.extend(self._read_from_cursor(bucket, floor, settling=settling))
         self.polls += 1
@@ -112,9 +112,12 @@ class IndexPoller:
         if lowest >= cursor:  # the bucket's newest event is older than the window: nothing to re-read
             return page
         self.queries += 1
-        late = self.index.ids_after(minute, shard, lowest, through=cursor)
-        missing = [key for event_id, key in late if event_id not in self._seen]
-        return page + (self.index.load(missing) if missing else [])
+        return page + self._unseen(self.index.ids_after(minute, shard, lowest, through=cursor))
+
+    def _unseen(self, ids: list[tuple[str, Key]]) -> list[IndexedEvent]:
+        """The events of ``ids`` not handed over before, read by key."""
+        missing = [key for event_id, key in ids if event_id not in self._seen]
+        return self.index.load(missing) if missing else []
 
     def _settled(self, cursor: str) -> str:
         """``settle`` before the id ``cursor`` (where a re-read of its bucket starts)."""
