@@ -268,7 +268,9 @@ def partition_query(
     ordered = _in_page_order(candidates, order, exclusive_start_key, scan_index_forward)
     if ordered is None:
         return None
-    results, scanned, last_key = _page(self, ordered, limit, range_comparison, range_objs, range_attr, index_name)
+    # Without a Limit the range was tested before the sort: the page loop need not test it again.
+    in_range = range_comparison if limit else None
+    results, scanned, last_key = _page(self, ordered, limit, in_range, range_objs, range_attr, index_name)
     return _shaped(self, results, index_name, filter_expression, projection_expressions), scanned, last_key
 
 
