@@ -205,7 +205,7 @@ def test_the_reader_reads_both_minutes_of_a_window_across_a_boundary() -> None:
     assert {minute for minute, _, _ in index.reads} == {"202612021059", "202612021100"}
 
 
-def test_the_horizon_is_the_first_window_and_moves_after_a_gap() -> None:
+def test_the_horizon_is_the_first_window_and_moves_after_a_gap_longer_than_the_catch_up() -> None:
     index, clock = FakeIndex(), Clock(T0)
     reader = poller(index, clock)
     assert reader.horizon is None
@@ -214,6 +214,23 @@ def test_the_horizon_is_the_first_window_and_moves_after_a_gap() -> None:
     clock.at += timedelta(seconds=0.5)
     reader.poll()
     assert reader.horizon == T0 - timedelta(seconds=5)  # no gap: knowledge still runs from the start
-    clock.at += timedelta(seconds=30)  # polls failed meanwhile
+    clock.at += timedelta(seconds=121)  # polls failed meanwhile, for longer than a sweep reaches back
+    caught = index.add(clock.at - timedelta(seconds=100))
+    assert [e.event_id for e in reader.poll()] == [caught]  # what it could still read is read
+    assert reader.horizon == clock.at - timedelta(seconds=120)
+
+
+def test_a_stall_shorter_than_the_catch_up_loses_nothing_and_keeps_the_horizon() -> None:
+    """A loaded host: a poll took 20 s. The events minted meanwhile (some now older than the
+    window) are all handed over, and the horizon stays (the hub would otherwise end every
+    stream, and every agent's reconnect would be replayed from the table)."""
+    index, clock = FakeIndex(), Clock(T0)
+    reader = poller(index, clock)
     reader.poll()
-    assert reader.horizon == clock.at - timedelta(seconds=5)
+    horizon = reader.horizon
+    stalled = [index.add(T0 + timedelta(seconds=s)) for s in (0.5, 8, 14, 19)]
+    clock.at += timedelta(seconds=20)
+    assert sorted(e.event_id for e in reader.poll()) == sorted(stalled)
+    assert reader.horizon == horizon
+    clock.at += timedelta(seconds=3)
+    assert reader.poll() == []  # each once
