@@ -108,6 +108,8 @@ class Service:
             "proxied_requests": self.forwarder.forwarded,
             "polls": self.poller.polls,
             "index_queries": self.poller.queries,
+            "index_ids_read": self.poller.ids_read,
+            "index_items_read": self.poller.items_read,
             "poll_errors": self.poll_errors,
             "slowest_poll_s": round(self.slowest_poll, 3),
             "slowest_delivery_s": round(self.slowest_delivery, 3),
