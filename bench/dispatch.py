@@ -76,7 +76,6 @@ from typing import Any
 
 import boto3
 import httpx
-from boto3.dynamodb.types import TypeDeserializer
 
 from orchestrator import aws, secrets
 from orchestrator.clock import Uuid7Generator
@@ -86,7 +85,7 @@ from orchestrator.services import tenancy
 from orchestrator.services.context import context_for
 from orchestrator.settings import get_settings
 from orchestrator.store.nodes import _node_item
-from orchestrator.store.table import Table
+from orchestrator.store.table import Table, deserialize
 from orchestrator_local import moto_patches
 from orchestrator_local.resources import Stack, deploy
 from orchestrator_local.runtime import InProcessRuntime, install_moto_lambda_router
@@ -542,12 +541,11 @@ def scan_count(bench: Bench, execution_id: str, kind: str) -> tuple[int, int]:
         "ExpressionAttributeNames": {"#t": "type"},
         "ExpressionAttributeValues": {":t": {"S": kind}, ":e": {"S": execution_id}},
     }
-    deserializer = TypeDeserializer()
     while True:
         page = bench.observer.scan(**kwargs)
         for raw in page["Items"]:
             count += 1
-            size += item_size({k: deserializer.deserialize(v) for k, v in raw.items()})
+            size += item_size(deserialize(raw))  # the observer hands items over raw (aws.raw_items)
         if "LastEvaluatedKey" not in page:
             return count, size
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -7,17 +7,18 @@ caller (the store module that knows which transition failed).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator import aws
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 Item = dict[str, Any]
 
 _serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 TRANSACTION_ATTEMPTS = 5  # a transaction that lost a TransactionConflict is sent again
 TRANSACTION_BACKOFF_SECONDS = 0.025
@@ -68,20 +68,31 @@ class TransactionCanceled(Exception):
         self.items = items or [None] * len(reasons)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Binary):
-        return bytes(value.value)  # type: ignore[attr-defined]
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
-
-
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
+    """An item's attribute values (top-level None attributes left out), as boto3's
+    ``TypeSerializer`` writes them (floats as their shortest decimal text): strings, whole
+    numbers, booleans, maps, lists and None in one pass here, anything else by boto3's."""
+    return {k: _attribute(v) for k, v in item.items() if v is not None}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    write = _WRITERS.get(type(value))
+    if write is not None:
+        return write(value)
+    if type(value) is int and -_MAX_WHOLE < value < _MAX_WHOLE:
+        return {"N": str(value)}
+    return dict(_serializer.serialize(_to_dynamo(value)))
+
+
+_WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    str: lambda value: {"S": value},
+    bool: lambda value: {"BOOL": value},
+    dict: lambda value: {"M": {k: _attribute(v) for k, v in value.items()}},
+    list: lambda value: {"L": [_attribute(v) for v in value]},
+    tuple: lambda value: {"L": [_attribute(v) for v in value]},
+    type(None): lambda _: {"NULL": True},
+}
+_MAX_WHOLE = 10**38  # DynamoDB numbers have 38 digits; boto3 refuses more
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -95,7 +106,47 @@ def _to_dynamo(value: Any) -> Any:
 
 
 def deserialize(raw: Mapping[str, Any]) -> Item:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+    """An item from its attribute values (botocore's, or the wire's JSON as
+    :func:`orchestrator.aws.raw_items` keeps it, where a binary is base64 text), in one
+    pass: numbers become int (when integral) or float, sets lists, binaries bytes."""
+    return {k: _value(v) for k, v in raw.items()}
+
+
+def _value(attribute: Mapping[str, Any]) -> Any:
+    ((tag, value),) = attribute.items()
+    if tag == "S":
+        return value
+    decode = _DECODERS.get(tag)
+    if decode is None:
+        raise TypeError(f"not a DynamoDB attribute value type: {tag}")
+    return decode(value)
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        number = Decimal(text)
+        return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _binary(value: Any) -> bytes:
+    if isinstance(value, Binary):
+        return bytes(value.value)  # type: ignore[attr-defined]
+    return bytes(value) if isinstance(value, bytes | bytearray) else base64.b64decode(value)
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "N": _number,
+    "BOOL": bool,
+    "NULL": lambda _: None,
+    "M": deserialize,
+    "L": lambda values: [_value(v) for v in values],
+    "SS": list,
+    "NS": lambda values: [_number(v) for v in values],
+    "B": _binary,
+    "BS": lambda values: [_binary(v) for v in values],
+}
 
 
 @contextmanager
@@ -128,7 +179,7 @@ class Table:
     def __init__(self, name: str, client: DynamoDBClient | None = None, *, in_flight: int = BATCH_PARALLELISM) -> None:
         """``in_flight``: how many batch writes :meth:`batch_put` keeps in flight at once."""
         self.name = name
-        self._client = client
+        self._client = aws.raw_items(client) if client is not None else None
         self.in_flight = max(1, in_flight)
 
     @property
