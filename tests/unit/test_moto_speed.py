@@ -422,3 +422,56 @@ def test_the_backend_for_a_host_is_moto_s_every_time(host: str | None) -> None:
     expected = moto_patches.ORIGINALS["get_backend_for_host"](app, host)
     assert app.get_backend_for_host(host) == expected
     assert app.get_backend_for_host(host) == expected  # from the cache
+
+
+# Attribute values in requests taken as their JSON is ----------------------------------------------------
+@contextmanager
+def moto_s_own_parser() -> Iterator[None]:
+    from moto.core.parse import BaseJSONParser
+
+    fast = BaseJSONParser._parse_structure
+    BaseJSONParser._parse_structure = moto_patches.ORIGINALS["parse_structure"]  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseJSONParser._parse_structure = fast  # type: ignore[method-assign]
+
+
+def on_the_wire(value: Any) -> Any:
+    """DynamoDB JSON as a client sends it: binaries as base64 text."""
+    import base64
+
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: on_the_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [on_the_wire(v) for v in value]
+    return value
+
+
+def parsed_request(operation: str, body: dict[str, Any]) -> Any:
+    import json
+
+    from moto.core.parse import JSONParser
+    from moto.core.utils import get_service_model
+
+    model = get_service_model("dynamodb").operation_model(operation)
+    body_bytes = json.dumps(on_the_wire(body)).encode()
+    request = {"body": body_bytes, "headers": {}, "query_string": {}, "url_path": "/", "method": "POST"}
+    return JSONParser(model).parse(request)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(attribute_maps)
+def test_item_requests_are_parsed_as_moto_parses_them(attrs: dict[str, Any]) -> None:
+    item = {"PK": {"S": "p1"}, "SK": {"S": "a"}, **attrs}
+    bodies = [
+        ("PutItem", {"TableName": TABLE, "Item": item}),
+        ("BatchWriteItem", {"RequestItems": {TABLE: [{"PutRequest": {"Item": item}}]}}),
+        ("Query", {"TableName": TABLE, "ExpressionAttributeValues": {f":{k}": v for k, v in attrs.items()}}),
+    ]
+    for operation, body in bodies:
+        fast = parsed_request(operation, body)
+        with moto_s_own_parser():
+            assert parsed_request(operation, body) == fast
