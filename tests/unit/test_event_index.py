@@ -234,3 +234,14 @@ def test_a_stall_shorter_than_the_catch_up_loses_nothing_and_keeps_the_horizon()
     assert reader.horizon == horizon
     clock.at += timedelta(seconds=3)
     assert reader.poll() == []  # each once
+
+
+def test_a_busy_reader_re_reads_behind_its_cursors_every_quarter_of_the_settling_time() -> None:
+    index, clock = FakeIndex(shards=1), Clock(T0)
+    reader = poller(index, clock)
+    reader.poll()  # a sweep
+    for _ in range(10):  # a fan-out: every 0.1 s poll finds events, for 1 s
+        clock.at += timedelta(seconds=0.1)
+        index.add(clock.at)
+        reader.poll()
+    assert 3 <= index.re_reads <= 5  # about every 0.25 s, not ten times

@@ -10,9 +10,10 @@ eventually consistent; a writer mints an id just before its write), as long as i
 
 Writers keep several batch writes in flight (and an index is eventually consistent), so an
 event often shows a moment after a newer one, behind the cursor. While polls keep finding events
-(and ``2 * settle`` seconds after), each poll also re-reads the ids of the last ``settle``
-seconds before each cursor, and reads the items of those it had not seen: such an event is
-handed over at the next poll, not the next sweep.
+(and ``2 * settle`` seconds after), a poll every ``settle / 4`` seconds also re-reads the ids of
+the last ``settle`` seconds before each cursor, and reads the items of those it had not seen:
+such an event is handed over within a quarter of ``settle``, not at the next sweep. (Not every
+poll: during a fan-out each re-read reads, and DynamoDB sizes, hundreds of ids.)
 
 When two sweeps are more than ``lookback`` apart (polls failed, or were slow: a loaded host), the
 later one reaches back to where the earlier one's window started, up to ``catch_up`` seconds:
@@ -69,6 +70,7 @@ class IndexPoller:
         self._seen: dict[str, datetime] = {}
         self._last_sweep: datetime | None = None
         self._last_found: datetime | None = None  # when a poll last found an event
+        self._last_settle: datetime | None = None  # when a poll last re-read behind its cursors
 
     def poll(self) -> list[IndexedEvent]:
         """The events not handed over before, in id order (raises what the store raises:
@@ -78,21 +80,19 @@ class IndexPoller:
         start, gap = self._window_start(now) if sweep else (now - self.lookback, False)
         floor = floor_id(start)
         window = minutes_between(start, now)
-        settling = self._last_found is not None and now - self._last_found <= 2 * self.settle
+        settling = self._settling(now)
         found: list[IndexedEvent] = []
         for minute in window:
             for shard in range(self.shards):
                 bucket = (minute, shard)
                 self.queries += 1
                 if sweep:
-                    ids = self.index.ids_after(minute, shard, floor)
-                    self.ids_read += len(ids)
-                    if ids:
-                        self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
-                    found.extend(self._unseen(ids))
-                    continue
-                found.extend(self._read_from_cursor(bucket, floor, settling=settling))
+                    found.extend(self._sweep(bucket, floor))
+                else:
+                    found.extend(self._read_from_cursor(bucket, floor, settling=settling))
         self.polls += 1
+        if settling and not sweep:
+            self._last_settle = now
         if sweep:
             if gap:
                 self.horizon = start  # first sweep, or a gap: nothing before this window is known
@@ -107,6 +107,22 @@ class IndexPoller:
         if fresh:
             self._last_found = now
         return fresh
+
+    def _sweep(self, bucket: tuple[str, int], floor: str) -> list[IndexedEvent]:
+        """The bucket's events after ``floor`` not handed over before (their ids read, then
+        the items of those not seen)."""
+        minute, shard = bucket
+        ids = self.index.ids_after(minute, shard, floor)
+        self.ids_read += len(ids)
+        if ids:
+            self._cursors[bucket] = max(self._cursors.get(bucket, ""), ids[-1][0])
+        return self._unseen(ids)
+
+    def _settling(self, now: datetime) -> bool:
+        """Whether this poll re-reads behind its cursors: polls found events lately, and the last
+        re-read is ``settle / 4`` old."""
+        busy = self._last_found is not None and now - self._last_found <= 2 * self.settle
+        return busy and (self._last_settle is None or now - self._last_settle >= self.settle / 4)
 
     def _window_start(self, now: datetime) -> tuple[datetime, bool]:
         """(where a sweep at ``now`` starts reading, whether nothing before it is known): the
