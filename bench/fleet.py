@@ -938,6 +938,7 @@ class Delivery:
     latencies: list[float]
     error: str = ""
     minted: list[float] = field(default_factory=list)  # dispatch accepted -> its event's id minted (fan-out)
+    cpu: dict[str, float] = field(default_factory=dict)  # process kind -> CPU seconds, 201 -> all read
 
 
 async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout: float) -> Delivery:
@@ -959,14 +960,43 @@ async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout
         execution_id = str(response.json()["id"])
         progress(f"dispatch accepted in {accepted - sent:.2f} s")
         deadline = accepted + timeout
+        cpu = DeliveryCpu.read(server)
         while fleet.received[execution_id] < len(fleet.agents) and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        cpu_used = cpu.used_since(server)
     finally:
         fleet.release_verification()
     await fleet.drain()
     latencies = [a.action_requests[execution_id] - accepted for a in fleet.agents if execution_id in a.action_requests]
     minted = [a.action_minted[execution_id] - accepted_wall for a in fleet.agents if execution_id in a.action_minted]
-    return Delivery(response.status_code, execution_id, accepted - sent, latencies, minted=minted)
+    return Delivery(response.status_code, execution_id, accepted - sent, latencies, minted=minted, cpu=cpu_used)
+
+
+@dataclass
+class DeliveryCpu:
+    """CPU seconds of each process from the dispatch's 201 until every agent read its event:
+    who used the two cores while the event was on its way."""
+
+    server: dict[int, float]
+    relay: dict[int, float]
+    workers: dict[int, float]
+    agents: float
+
+    @classmethod
+    def read(cls, server: Server) -> DeliveryCpu:
+        relay = server.services.get("relay_pid")
+        workers = [pid for pid in worker_pids(server.pid) if pid != relay]
+        relays = cpu_seconds([int(relay)] if relay else [])
+        return cls(cpu_seconds([server.pid]), relays, cpu_seconds(workers), own_cpu_seconds())
+
+    def used_since(self, server: Server) -> dict[str, float]:
+        now = DeliveryCpu.read(server)
+        return {
+            "server": round(cpu_delta(self.server, now.server), 3),
+            "relay": round(cpu_delta(self.relay, now.relay), 3),
+            "workers": round(worker_cpu(self.workers, now.workers), 3),
+            "agents": round(now.agents - self.agents, 3),
+        }
 
 
 # Report --------------------------------------------------------------------------------------------
@@ -1021,6 +1051,7 @@ def build_result(
         # the tier delivering them (arrival minus minting; the clocks are the same machine's).
         "fan_out_minted_p50_s": rounded(percentile(delivery.minted, 50)),
         "fan_out_minted_p99_s": rounded(percentile(delivery.minted, 99)),
+        "delivery_cpu_seconds": delivery.cpu,
         "events_verified": fleet.verified,
         "events_malformed": fleet.malformed,
         "events_by_type": dict(fleet.events),
