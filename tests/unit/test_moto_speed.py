@@ -325,15 +325,20 @@ def answers(client: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[s
 
 
 @contextmanager
-def moto_s_own_serializer() -> Iterator[None]:
-    from moto.core.responses import ActionResult
-
-    fast = ActionResult.execute_result
-    ActionResult.execute_result = moto_patches.ORIGINALS["execute_result"]  # type: ignore[method-assign]
+def moto_s_own(owner: type, name: str, original: str) -> Iterator[None]:
+    """moto's own ``owner.name`` (``ORIGINALS[original]``) in place of the patch, for a while."""
+    fast = getattr(owner, name)
+    setattr(owner, name, moto_patches.ORIGINALS[original])
     try:
         yield
     finally:
-        ActionResult.execute_result = fast  # type: ignore[method-assign]
+        setattr(owner, name, fast)
+
+
+def moto_s_own_serializer() -> Any:
+    from moto.core.responses import ActionResult
+
+    return moto_s_own(ActionResult, "execute_result", "execute_result")
 
 
 def seeded(client: Any, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -425,16 +430,10 @@ def test_the_backend_for_a_host_is_moto_s_every_time(host: str | None) -> None:
 
 
 # Attribute values in requests taken as their JSON is ----------------------------------------------------
-@contextmanager
-def moto_s_own_parser() -> Iterator[None]:
+def moto_s_own_parser() -> Any:
     from moto.core.parse import BaseJSONParser
 
-    fast = BaseJSONParser._parse_structure
-    BaseJSONParser._parse_structure = moto_patches.ORIGINALS["parse_structure"]  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BaseJSONParser._parse_structure = fast  # type: ignore[method-assign]
+    return moto_s_own(BaseJSONParser, "_parse_structure", "parse_structure")
 
 
 def on_the_wire(value: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -22,7 +21,7 @@ from moto import mock_aws
 
 from orchestrator import aws
 from orchestrator.errors import DatastoreUnavailable
-from orchestrator.store.table import Table, deserialize, serialize
+from orchestrator.store.table import Table, _to_dynamo, deserialize, serialize
 
 ITEM: dict[str, Any] = {
     "PK": "P",
@@ -123,17 +122,7 @@ def test_an_unknown_attribute_type_is_refused() -> None:
 def boto3_serialize(item: dict[str, Any]) -> dict[str, Any]:
     """What ``serialize`` was: boto3's serializer after floats became Decimals."""
     serializer = TypeSerializer()
-
-    def dynamo(value: Any) -> Any:
-        if isinstance(value, float):
-            return Decimal(str(value))
-        if isinstance(value, dict):
-            return {k: dynamo(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [dynamo(v) for v in value]
-        return value
-
-    return {k: serializer.serialize(dynamo(v)) for k, v in item.items() if v is not None}
+    return {k: serializer.serialize(_to_dynamo(v)) for k, v in item.items() if v is not None}
 
 
 leaves = st.one_of(
