@@ -145,7 +145,8 @@ def _install_fast_item_requests() -> None:
     thousand of them."""
     from moto.core.parse import BaseJSONParser
 
-    original = ORIGINALS["parse_structure"] = BaseJSONParser._parse_structure
+    original: Any = BaseJSONParser._parse_structure  # untyped in moto
+    ORIGINALS["parse_structure"] = original
 
     def parse_structure(self: Any, shape: Any, value: Any) -> Any:
         if shape.name == "AttributeValue" and isinstance(value, dict) and shape.type_name == "structure":
