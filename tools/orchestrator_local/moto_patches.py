@@ -27,10 +27,14 @@
    against moto's own code.
 6. **Item requests without the generic parser.** moto parses every request by
    walking the input shape too: each attribute value of each item, member by
-   member (3 of a fan-out's 25-event BatchWriteItem's ~20 ms here). An attribute
-   value is taken as the JSON has it (binaries decoded, as moto decodes them).
+   member (~8 ms of a fan-out's 25-event BatchWriteItem here; ~3 ms so). An
+   attribute value is taken as the JSON has it (binaries decoded, as moto does).
+7. **An account's backend found without a scan.** Every lookup of a service's
+   backend (several per request) took moto's global backend lock and compared
+   the dict with each of ~200 registered ones (``self not in _instances``), to
+   register it for reset: once registered, it is only looked up.
 
-Only the lock (1) is needed for correctness. The others (2-6) replace moto internals and
+Only the lock (1) is needed for correctness. The others (2-7) replace moto internals and
 were written, and differentially tested, against moto ``SPEED_PATCHES_MOTO``: on any other
 moto version they stay off with a warning (the lock then wraps moto's own transactions),
 and ``LOCAL_MOTO_SPEED=0`` turns them off on purpose (CI runs part of the suite so).
@@ -93,6 +97,7 @@ def install() -> None:
         _install_fast_item_responses()
         _install_fast_item_requests()
         _install_routing_cache()
+        _install_backend_lookup()
         moto_speed.install(_LOCK)
     else:
         DynamoDBBackend.transact_write_items = _locked(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
@@ -176,6 +181,22 @@ def _attribute_value(blob: Any, value: dict[str, Any]) -> dict[str, Any]:
         elif tag == "BS":
             parsed[tag] = [blob(v) for v in member]
     return parsed
+
+
+def _install_backend_lookup() -> None:
+    from moto.core.base_backend import BackendDict
+
+    original = ORIGINALS["backend_dict_getitem"] = BackendDict.__getitem__
+
+    def getitem(self: Any, account_id: str) -> Any:
+        # An account's backend is only ever added by _create_account_specific_backend, which
+        # also registers the dict for moto's reset; a reset empties both. So one present is
+        # registered already.
+        if dict.__contains__(self, account_id):
+            return dict.__getitem__(self, account_id)
+        return original(self, account_id)
+
+    BackendDict.__getitem__ = getitem  # type: ignore[method-assign]
 
 
 def _install_routing_cache() -> None:
