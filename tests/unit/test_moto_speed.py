@@ -479,18 +479,19 @@ def test_item_requests_are_parsed_as_moto_parses_them(attrs: dict[str, Any]) -> 
 # An account's backend, looked up -------------------------------------------------------------------------
 def test_an_account_s_backend_is_moto_s_and_is_reset_with_the_others() -> None:
     from moto.core.base_backend import BackendDict
-    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models import DynamoDBBackend
 
-    with mock_aws():
-        backend = dynamodb_backends["111122223333"]["us-east-1"]
-        assert dynamodb_backends["111122223333"]["us-east-1"] is backend  # looked up, not made again
-        assert (
-            moto_patches.ORIGINALS["backend_dict_getitem"](dynamodb_backends, "111122223333")
-            is (dynamodb_backends["111122223333"])
-        )
-        assert dynamodb_backends in BackendDict._instances  # registered for moto's reset
-    with mock_aws():  # the first mock's end reset every backend
-        assert "111122223333" not in dict.keys(dynamodb_backends)
-        fresh = dynamodb_backends["111122223333"]["us-east-1"]
+    backends: Any = BackendDict(DynamoDBBackend, "dynamodb")  # a dict of its own: no global reset
+    try:
+        backend = backends["111122223333"]
+        assert backends["111122223333"] is backend  # looked up, not made again
+        assert moto_patches.ORIGINALS["backend_dict_getitem"](backends, "111122223333") is backend
+        assert backends in BackendDict._instances  # registered for moto's reset
+        backends.clear()  # what moto's reset does to every registered dict...
+        BackendDict._instances.remove(backends)  # ...and to the register
+        fresh = backends["111122223333"]
         assert fresh is not backend
-        assert dynamodb_backends in BackendDict._instances  # registered again
+        assert backends in BackendDict._instances  # registered again
+    finally:
+        if backends in BackendDict._instances:
+            BackendDict._instances.remove(backends)
