@@ -84,12 +84,16 @@ def _attribute(value: Any) -> dict[str, Any]:
     return dict(_serializer.serialize(_to_dynamo(value)))
 
 
+def _list(values: Iterable[Any]) -> dict[str, Any]:
+    return {"L": [_attribute(v) for v in values]}
+
+
 _WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     str: lambda value: {"S": value},
     bool: lambda value: {"BOOL": value},
     dict: lambda value: {"M": {k: _attribute(v) for k, v in value.items()}},
-    list: lambda value: {"L": [_attribute(v) for v in value]},
-    tuple: lambda value: {"L": [_attribute(v) for v in value]},
+    list: _list,
+    tuple: _list,
     type(None): lambda _: {"NULL": True},
 }
 _MAX_WHOLE = 10**38  # DynamoDB numbers have 38 digits; boto3 refuses more
