@@ -325,10 +325,11 @@ def answers(client: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[s
 
 
 @contextmanager
-def moto_s_own(owner: type, name: str, original: str) -> Iterator[None]:
-    """moto's own ``owner.name`` (``ORIGINALS[original]``) in place of the patch, for a while."""
+def moto_s_own(owner: Any, name: str, original: str, originals: dict[str, Any] | None = None) -> Iterator[None]:
+    """moto's own ``owner.name`` (``originals[original]``, moto_patches' by default) in place of
+    the patch, for a while."""
     fast = getattr(owner, name)
-    setattr(owner, name, moto_patches.ORIGINALS[original])
+    setattr(owner, name, (moto_patches.ORIGINALS if originals is None else originals)[original])
     try:
         yield
     finally:
@@ -495,3 +496,157 @@ def test_an_account_s_backend_is_moto_s_and_is_reset_with_the_others() -> None:
     finally:
         if backends in BackendDict._instances:
             BackendDict._instances.remove(backends)
+
+
+# Copies and renderings in one walk -------------------------------------------------------------------
+wire_binaries = st.builds(lambda b: {"B": __import__("base64").b64encode(b).decode()}, st.binary(max_size=8))
+held_values = st.recursive(
+    st.one_of(scalars, wire_binaries),  # a binary is held as bytes, or as the wire's base64 text
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"L": xs}, st.lists(inner, max_size=4)),
+        st.builds(lambda m: {"M": m}, st.dictionaries(names, inner, max_size=4)),
+    ),
+    max_leaves=12,
+)
+held_items = st.dictionaries(names, held_values, max_size=6)
+
+
+def shape(node: Any) -> Any:
+    """Everything a copy must reproduce: classes, types, values, nesting."""
+    if isinstance(node, Item):
+        return ("Item", type(node.attrs).__name__, shape(node.hash_key), shape(node.range_key), shape(dict(node.attrs)))
+    if isinstance(node, DynamoType):
+        return ("DynamoType", node.type, shape(node.value))
+    if isinstance(node, dict):
+        return ("dict", tuple((k, shape(v)) for k, v in node.items()))
+    if isinstance(node, list):
+        return ("list", tuple(shape(v) for v in node))
+    return (type(node).__name__, node)
+
+
+def containers(node: Any) -> set[int]:
+    """The ids of every mutable node of an item (what a copy must not share with it)."""
+    found: set[int] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Item):
+            found.update({id(value), id(value.attrs)})
+            for part in (value.hash_key, value.range_key, *value.attrs.values()):
+                walk(part)
+        elif isinstance(value, DynamoType):
+            found.add(id(value))
+            walk(value.value)
+        elif isinstance(value, dict):
+            found.add(id(value))
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            found.add(id(value))
+            for v in value:
+                walk(v)
+
+    walk(node)
+    return found
+
+
+def moto_s_copies_and_renderings() -> Any:
+    from contextlib import ExitStack
+
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import utilities
+
+    stack = ExitStack()
+    for owner, name, original in (
+        (DynamoType, "__deepcopy__", "type_deepcopy"),
+        (Item, "__deepcopy__", "item_deepcopy"),
+        (Item, "to_json", "item_to_json"),
+        (utilities, "dynamo_to_dict", "dynamo_to_dict"),
+        (responses, "dynamo_to_dict", "dynamo_to_dict"),
+    ):
+        stack.enter_context(moto_s_own(owner, name, original, ORIGINALS))
+    return stack
+
+
+@given(held_items)
+def test_item_copies_are_moto_s_and_share_nothing_with_the_item(attrs: dict[str, Any]) -> None:
+    import copy
+
+    item = original_item(attrs)
+    item.range_key = DynamoType({"N": "7"})
+    fast = copy.deepcopy(item)
+    with moto_s_copies_and_renderings():
+        moto_s = copy.deepcopy(item)
+    assert shape(fast) == shape(moto_s) == shape(item)
+    assert not containers(fast) & containers(item)
+    for value in item.attrs.values():  # and each attribute on its own (projections copy them so)
+        assert shape(copy.deepcopy(value)) == shape(value)
+        assert not containers(copy.deepcopy(value)) & containers(value)
+
+
+@given(held_items)
+def test_item_renderings_are_moto_s(attrs: dict[str, Any]) -> None:
+    from moto.dynamodb.models import utilities
+
+    item = original_item(attrs)
+    fast_json, fast_dict = item.to_json(), utilities.dynamo_to_dict({"Items": [item.attrs], "Count": 1})
+    with moto_s_copies_and_renderings():
+        assert item.to_json() == fast_json
+        assert utilities.dynamo_to_dict({"Items": [item.attrs], "Count": 1}) == fast_dict
+    assert not containers(fast_json) & containers(item)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attribute_maps)
+def test_reads_and_stream_records_are_moto_s_with_every_copy_and_rendering(client: Any, attrs: dict[str, Any]) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    def stream_images() -> list[Any]:
+        table = dynamodb_backends["123456789012"]["us-east-1"].get_table(TABLE)
+        # (the time, and the size moto estimates from a dump that holds it, vary)
+        return [
+            canonical(
+                {k: v for k, v in r.record["dynamodb"].items() if k not in {"ApproximateCreationDateTime", "SizeBytes"}}
+            )
+            for r in table.stream_shard.items
+        ]
+
+    def session() -> tuple[list[dict[str, Any]], list[Any]]:
+        key = seeded(client, attrs)
+        client.update_table(
+            TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        )
+        client.put_item(TableName=TABLE, Item={**key, **attrs, "v": {"N": "1"}})
+        client.update_item(
+            TableName=TABLE,
+            Key=key,
+            UpdateExpression="SET v = v + :one, w = :m",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":m": {"M": {"a": {"L": [{"S": "x"}]}}}},
+        )
+        reads = [
+            ("get_item", {"TableName": TABLE, "Key": key}),
+            (
+                "query",
+                {
+                    "TableName": TABLE,
+                    "IndexName": "ByG",
+                    "KeyConditionExpression": "G = :g",
+                    "ExpressionAttributeValues": {":g": {"S": "g1"}},
+                },
+            ),
+            (
+                "query",
+                {
+                    "TableName": TABLE,
+                    "KeyConditionExpression": "PK = :p",
+                    "ExpressionAttributeValues": {":p": {"S": "p1"}},
+                    "ProjectionExpression": "SK, v",
+                },
+            ),
+            ("scan", {"TableName": TABLE}),
+            ("batch_get_item", {"RequestItems": {TABLE: {"Keys": [key]}}}),
+        ]
+        return answers(client, reads), stream_images()
+
+    fast = session()
+    with moto_s_copies_and_renderings():
+        assert session() == fast

@@ -25,12 +25,20 @@ where DynamoDB is not (a 10,000-node cohort read took seconds per page):
    page is read under the patches' write lock (moto reads while other threads
    write, and could see a write half-applied).
 
+4. **Copies and renderings in one walk.** moto snapshots every item a Query, Scan or update
+   reads with ``copy.deepcopy`` (the generic protocol at every node of the attribute tree:
+   half of a Query's CPU for a page of full items), renders items for a response with
+   ``dynamo_to_dict`` (a chain of type tests at every node) and for a stream record with
+   ``Item.to_json`` (another deep copy per nested value). The same trees are now built by
+   recursive functions that test each node's type once.
+
 Results are moto's: ``ORIGINALS`` keeps moto's implementations, and
 ``tests/unit/test_moto_speed.py`` compares both on generated items and queries.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
@@ -45,6 +53,7 @@ MOTO_ITEM_LIMIT = 405_000  # moto's own threshold for "Item size has exceeded th
 _LIST_ELEMENT = re.compile(r"(.+)\[(\d+)\]$")  # moto's test for a "name[index]" path
 _SCALAR_AS_IS = frozenset({"S", "B", "BOOL"})
 _SETS = frozenset({"SS", "NS", "BS"})
+_BINARIES = frozenset({"B", "BS"})
 
 
 def install(lock: Any = None) -> None:
@@ -55,20 +64,32 @@ def install(lock: Any = None) -> None:
         return
     if lock is not None:
         _READ_LOCK = lock
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import utilities
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
 
     ORIGINALS.update(
         cast_value=DynamoType.cast_value.fget,  # type: ignore[attr-defined]
         size=DynamoType.size,
+        type_deepcopy=DynamoType.__deepcopy__,
         item_init=Item.__init__,
         item_project=Item.project,
+        item_deepcopy=Item.__deepcopy__,
+        item_to_json=Item.to_json,
+        dynamo_to_dict=utilities.dynamo_to_dict,
         query=Table.query,
     )
     DynamoType.cast_value = property(cast_value)  # type: ignore[method-assign,assignment]
     DynamoType.size = size_of  # type: ignore[method-assign,assignment]
+    DynamoType.__deepcopy__ = type_deepcopy  # type: ignore[method-assign]
     Item.__init__ = item_init  # type: ignore[method-assign]
     Item.project = project  # type: ignore[method-assign]
+    Item.__deepcopy__ = item_deepcopy  # type: ignore[method-assign]
+    Item.to_json = item_to_json  # type: ignore[method-assign]
+    # moto's renderer calls itself through the module's name: both bindings are replaced.
+    utilities.dynamo_to_dict = dynamo_to_dict
+    responses.dynamo_to_dict = dynamo_to_dict  # type: ignore[attr-defined]
     Table.query = query  # type: ignore[method-assign]
 
 
@@ -131,6 +152,99 @@ def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -
     if sum(_bytesize(key) + size_of(value) for key, value in typed.items()) > MOTO_ITEM_LIMIT:
         raise types.ItemSizeTooLarge
     self.attrs = _attrs(typed)
+
+
+# Copies and renderings ------------------------------------------------------------------------
+_IMMUTABLE = frozenset({str, bytes, bool, int, float, Decimal, type(None)})
+
+
+def copy_value(node: Any) -> Any:
+    """moto's ``DynamoType.__deepcopy__`` of a whole attribute tree, without ``copy.deepcopy``'s
+    memo and dispatch at every node (DynamoDB values hold no cycles, nor shared nodes)."""
+    wrap: Any = type(node)
+    copied = wrap.__new__(wrap)
+    kind = copied.type = node.type
+    value = node.value
+    if kind == "L":
+        copied.value = [copy_value(v) if type(v) is wrap else copy.deepcopy(v) for v in value]
+    elif kind == "M":
+        copied.value = {k: copy_value(v) if type(v) is wrap else copy.deepcopy(v) for k, v in value.items()}
+    elif kind in _SETS:
+        copied.value = list(value)
+    else:
+        copied.value = value
+    return copied
+
+
+def type_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    if id(self) in memo:
+        return memo[id(self)]
+    copied = memo[id(self)] = copy_value(self)
+    return copied
+
+
+def item_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    """moto's ``Item.__deepcopy__``: keys and attributes copied, sizes not checked again."""
+    if id(self) in memo:
+        return memo[id(self)]
+    item_type: Any = type(self)
+    copied = memo[id(self)] = item_type.__new__(item_type)
+    copied.hash_key = copy.deepcopy(self.hash_key, memo)
+    copied.range_key = copy.deepcopy(self.range_key, memo)
+    wrap = _types().DynamoType
+    copied.attrs = _attrs(
+        {k: copy_value(v) if type(v) is wrap else copy.deepcopy(v, memo) for k, v in self.attrs.items()}
+    )
+    return copied
+
+
+def regular_json(node: Any) -> dict[str, Any]:
+    """moto's ``DynamoType.to_regular_json``: the value as DynamoDB JSON, nested values too, in
+    new containers (a binary held as base64 text decoded)."""
+    wrap = _types().DynamoType
+    kind, value = node.type, node.value
+    if isinstance(value, dict):
+        value = {k: regular_json(v) if isinstance(v, wrap) else copy.deepcopy(v) for k, v in value.items()}
+    elif isinstance(value, list):
+        value = [regular_json(v) if isinstance(v, wrap) else copy.deepcopy(v) for v in value]
+    elif kind == "B" and isinstance(value, str):
+        value = base64.b64decode(value)
+    elif type(value) not in _IMMUTABLE:
+        value = copy.deepcopy(value)
+    return {kind: value}
+
+
+def item_to_json(self: Any, root_attr_name: str = "Attributes") -> dict[str, Any]:
+    """moto's ``Item.to_json``: top-level values as they are held, nested ones as
+    :func:`regular_json` renders them."""
+    wrap = _types().DynamoType
+    attributes: dict[str, Any] = {}
+    for name, attribute in self.attrs.items():
+        value = attribute.value
+        if isinstance(value, dict):
+            value = {k: regular_json(v) if type(v) is wrap else v.to_regular_json() for k, v in value.items()}
+        elif isinstance(value, list):
+            value = [regular_json(v) if isinstance(v, wrap) else v for v in value]
+        attributes[name] = {attribute.type: value}
+    return {root_attr_name: attributes}
+
+
+def dynamo_to_dict(obj: Any) -> Any:
+    """moto's ``dynamo_to_dict`` (a response's model objects as plain values), testing each
+    node's exact type first; anything else (binaries, datetimes, models) goes to moto's own."""
+    kind = type(obj)
+    if kind in _IMMUTABLE:
+        return obj
+    types = _types()
+    if kind is types.DynamoType:
+        if obj.type in _BINARIES:
+            return ORIGINALS["dynamo_to_dict"](obj)
+        return {obj.type: dynamo_to_dict(obj.value)}
+    if kind is dict or kind is types.LimitedSizeDict:
+        return {k: dynamo_to_dict(v) for k, v in obj.items()}
+    if kind is list:
+        return [dynamo_to_dict(v) for v in obj]
+    return ORIGINALS["dynamo_to_dict"](obj)
 
 
 def _copies_top_level(projection_expressions: list[list[str]] | None) -> bool:
