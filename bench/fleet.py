@@ -520,6 +520,8 @@ class Agent:
     backoff_base: float = BACKOFF_BASE_S
     action_requests: dict[str, float] = field(default_factory=dict)  # execution id -> arrival
     action_minted: dict[str, float] = field(default_factory=dict)  # execution id -> event id's time (epoch s)
+    stream_began: float = 0.0  # when the response of the stream being read began
+    action_stream_began: dict[str, float] = field(default_factory=dict)  # execution id -> its stream's start
     received: set[str] = field(default_factory=set)  # execution ids of the action_requests read (unverified)
 
 
@@ -663,6 +665,7 @@ class Fleet:
         loop = asyncio.get_running_loop()
         if agent.first_response_at is None:
             agent.first_response_at = loop.time()
+        agent.stream_began = loop.time()
         parser = PlexdSseParser()
         try:
             async for chunk in self._body(connection, response):
@@ -780,6 +783,7 @@ class Fleet:
             execution_id = _action_request_of(envelope)
             if execution_id is not None and execution_id not in agent.received:
                 agent.received.add(execution_id)
+                agent.action_stream_began[execution_id] = agent.stream_began
                 self.received[execution_id] += 1
         self._queue.put_nowait((agent, envelope, arrived))
 
@@ -939,12 +943,18 @@ class Delivery:
     error: str = ""
     minted: list[float] = field(default_factory=list)  # dispatch accepted -> its event's id minted (fan-out)
     cpu: dict[str, float] = field(default_factory=dict)  # process kind -> CPU seconds, 201 -> all read
+    # of the latencies: those of events read on a stream that began after the 201 (a reconnect)
+    on_new_streams: list[float] = field(default_factory=list)
+    relay_stats: dict[str, float] = field(default_factory=dict)  # the relay's counters, 201 -> all read
 
 
 async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout: float) -> Delivery:
     loop = asyncio.get_running_loop()
     credentials = server.credentials
     body = {"action": ACTION, "selector": f"{LABEL[0]}={LABEL[1]}", "timeout_seconds": 600}
+    admin_url = server.services.get("relay_admin_url")
+    relay = RelayStats(str(admin_url)) if admin_url else None
+    stats_before = await relay.read() if relay else {}
     fleet.hold_verification()
     try:
         sent = loop.time()
@@ -964,12 +974,27 @@ async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout
         while fleet.received[execution_id] < len(fleet.agents) and loop.time() < deadline:
             await asyncio.sleep(0.05)
         cpu_used = cpu.used_since(server)
+        stats_after = await relay.read() if relay else {}
     finally:
         fleet.release_verification()
     await fleet.drain()
     latencies = [a.action_requests[execution_id] - accepted for a in fleet.agents if execution_id in a.action_requests]
     minted = [a.action_minted[execution_id] - accepted_wall for a in fleet.agents if execution_id in a.action_minted]
-    return Delivery(response.status_code, execution_id, accepted - sent, latencies, minted=minted, cpu=cpu_used)
+    on_new_streams = [
+        a.action_requests[execution_id] - accepted
+        for a in fleet.agents
+        if execution_id in a.action_requests and a.action_stream_began.get(execution_id, 0.0) > accepted
+    ]
+    return Delivery(
+        response.status_code,
+        execution_id,
+        accepted - sent,
+        latencies,
+        minted=minted,
+        cpu=cpu_used,
+        on_new_streams=on_new_streams,
+        relay_stats=stats_delta(stats_before, stats_after) if relay else {},
+    )
 
 
 @dataclass
@@ -1052,6 +1077,11 @@ def build_result(
         "fan_out_minted_p50_s": rounded(percentile(delivery.minted, 50)),
         "fan_out_minted_p99_s": rounded(percentile(delivery.minted, 99)),
         "delivery_cpu_seconds": delivery.cpu,
+        # Events read on a stream opened after the 201 (its agent reconnected meanwhile: the
+        # relay replayed it, or found it queued for the node): how many, and how late.
+        "delivered_on_new_streams": len(delivery.on_new_streams),
+        "delivered_on_new_streams_max_s": rounded(max(delivery.on_new_streams, default=None)),
+        "relay_stats_delivery_delta": delivery.relay_stats,
         "events_verified": fleet.verified,
         "events_malformed": fleet.malformed,
         "events_by_type": dict(fleet.events),

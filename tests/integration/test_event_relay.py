@@ -115,6 +115,24 @@ def test_a_stream_opens_with_what_the_node_was_not_sent_signed_as_on_the_lambda_
     assert verified(sent[-1])["payload"]["n"] == 1
 
 
+def test_a_replay_that_reaches_the_end_of_every_source_reads_each_once(
+    api: Api, tenant: Tenant, ctx: Context, calls: list[str]
+) -> None:
+    """A reconnect wave during a fan-out replays hundreds of nodes: each replay is one read of
+    the node's events and of its two feeds, not a second round to learn there is nothing more."""
+    node = register_node(api, tenant, "relay-one-round")
+    written = node_event(ctx, node)
+
+    async def scenario() -> list[dict[str, Any]]:
+        hub = Hub(ctx)
+        calls.clear()
+        return frames(await hub.open(node.id, node.nsk, None))
+
+    sent = asyncio.run(scenario())
+    assert [f["id"] for f in sent] == [written.event_id]
+    assert calls.count("Query") == 3  # the node's partition, its project's feed, the deployment's
+
+
 def test_a_reconnect_with_nothing_new_opens_without_any_aws_request(
     api: Api, tenant: Tenant, ctx: Context, calls: list[str]
 ) -> None:

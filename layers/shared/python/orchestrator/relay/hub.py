@@ -292,12 +292,14 @@ class Hub:
         """(signed messages, id scanned through, whether the end was reached) of the events
         after ``after``: the Lambda path's reads, strongly consistent (an event the index
         showed before this stream registered must be in them), page after page until a read
-        makes no progress or ``MAX_REPLAY_ROUNDS`` pages were sent (worker thread)."""
+        reaches the end of every source or makes no progress, or ``MAX_REPLAY_ROUNDS`` pages
+        were sent (worker thread). One round is the common case: a reconnect wave during a
+        fan-out replays hundreds of nodes, each three Queries a round."""
         messages: list[tuple[str, str]] = []
         cursor = after
         keyring: Keyring | None = None
         for _ in range(MAX_REPLAY_ROUNDS):
-            events, scanned = node_feed.pending_events(self.ctx, caller, cursor, deployment=True, consistent=True)
+            events, scanned, at_end = node_feed.read_pending(self.ctx, caller, cursor, deployment=True, consistent=True)
             if events:
                 if keyring is None:
                     keyring = secrets.signing_keyring()
@@ -305,6 +307,8 @@ class Hub:
             if scanned is None or scanned == cursor:
                 return messages, cursor, True
             cursor = scanned
+            if at_end:  # every source was read to its end: another round would find nothing
+                return messages, cursor, True
         return messages, cursor, False
 
     def _confirm(self, credential: NodeCredential, last_event_id: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator import secrets
 from orchestrator.clock import rfc3339
@@ -93,12 +93,29 @@ def deliverable(ctx: Context, caller: NodeCredential, event: FeedEvent) -> NodeE
 MAX_SCAN_ROUNDS = 5
 
 
+class Pending(NamedTuple):
+    """A read of a node's pending events: at most ``MAX_EVENTS_PER_RESPONSE`` of them, the id
+    scanned through, and whether every source was read to its end (no page was full)."""
+
+    events: list[NodeEvent]
+    scanned: str | None
+    at_end: bool
+
+
 def pending_events(
     ctx: Context, caller: NodeCredential, after: str | None, *, deployment: bool, consistent: bool = False
 ) -> tuple[list[NodeEvent], str | None]:
     """The next events for ``caller`` after ``after`` (at most ``MAX_EVENTS_PER_RESPONSE``),
     and the id scanned through (events of a feed that do not concern the node are passed
-    over, and the delivery cursor moves past them too).
+    over, and the delivery cursor moves past them too)."""
+    pending = read_pending(ctx, caller, after, deployment=deployment, consistent=consistent)
+    return pending.events, pending.scanned
+
+
+def read_pending(
+    ctx: Context, caller: NodeCredential, after: str | None, *, deployment: bool, consistent: bool = False
+) -> Pending:
+    """:func:`pending_events`, telling whether the read reached the end of every source.
 
     Each source is read one page at a time; the merge stops at the lowest last id of a full
     page, so an event of another source beyond it is never skipped. A page of events that all
@@ -121,12 +138,12 @@ def pending_events(
         delivered = [_as_delivered(ctx, caller, e, refs) for e in merged if _concerns(caller, e)]
         if len(delivered) > MAX_EVENTS_PER_RESPONSE:
             delivered = delivered[:MAX_EVENTS_PER_RESPONSE]
-            return delivered, delivered[-1].event_id
+            return Pending(delivered, delivered[-1].event_id, at_end=False)
         scanned = merged[-1].event_id if merged else cursor
         if delivered or bound is None:
-            return delivered, scanned
+            return Pending(delivered, scanned, at_end=bound is None)
         cursor = bound
-    return [], cursor
+    return Pending([], cursor, at_end=False)
 
 
 def _event_id(event: NodeEvent | FeedEvent) -> str:
