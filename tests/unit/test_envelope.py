@@ -286,6 +286,15 @@ def test_every_string_escapes_like_the_independent_go_encoder(text: str) -> None
     assert go_json(text) == _go_quote(text)
 
 
+@given(st.text(alphabet=st.characters(codec=None, categories=None)))  # lone surrogates too
+def test_a_string_needing_no_escape_is_quoted_as_is_and_a_lone_surrogate_is_refused(text: str) -> None:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        with pytest.raises(ValueError, match="surrogate"):
+            go_json(text)
+    else:
+        assert go_json(text) == _go_quote(text)
+
+
 # --- rfc3339_go ---------------------------------------------------------------------
 
 

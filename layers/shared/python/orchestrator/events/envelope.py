@@ -21,6 +21,7 @@ import binascii
 import copy
 import json
 import math
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -69,6 +70,9 @@ _STRING_ESCAPES.update(
         0x2029: "\\u2029",
     }
 )
+# What :func:`_go_string` must escape or refuse: most strings (ids, names, times) hold none of
+# it and are quoted as they are.
+_NEEDS_WORK = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
 
 
 def go_json(value: object) -> str:
@@ -287,6 +291,8 @@ def _encode_list(items: Sequence[Any], out: list[str]) -> None:
 
 
 def _go_string(text: str) -> str:
+    if _NEEDS_WORK.search(text) is None:
+        return '"' + text + '"'
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
