@@ -948,12 +948,12 @@ class Delivery:
     relay_stats: dict[str, float] = field(default_factory=dict)  # the relay's counters, 201 -> all read
 
 
-async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout: float) -> Delivery:
+async def dispatch_to_all(fleet: Fleet, server: Server, project_id: str, timeout: float, tier: str) -> Delivery:
     loop = asyncio.get_running_loop()
     credentials = server.credentials
     body = {"action": ACTION, "selector": f"{LABEL[0]}={LABEL[1]}", "timeout_seconds": 600}
     admin_url = server.services.get("relay_admin_url")
-    relay = RelayStats(str(admin_url)) if admin_url else None
+    relay = RelayStats(str(admin_url)) if tier == "relay" and admin_url else None
     stats_before = await relay.read() if relay else {}
     fleet.hold_verification()
     try:
@@ -1078,9 +1078,12 @@ def build_result(
         "fan_out_minted_p99_s": rounded(percentile(delivery.minted, 99)),
         "delivery_cpu_seconds": delivery.cpu,
         # Events read on a stream opened after the 201 (its agent reconnected meanwhile: the
-        # relay replayed it, or found it queued for the node): how many, and how late.
-        "delivered_on_new_streams": len(delivery.on_new_streams),
-        "delivered_on_new_streams_max_s": rounded(max(delivery.on_new_streams, default=None)),
+        # relay replayed it, or found it queued for the node): how many, and how late. Relay
+        # tier only: the local gateway sends a held Lambda response's head when it ends.
+        "delivered_on_new_streams": len(delivery.on_new_streams) if args.tier == "relay" else None,
+        "delivered_on_new_streams_max_s": rounded(max(delivery.on_new_streams, default=None))
+        if args.tier == "relay"
+        else None,
         "relay_stats_delivery_delta": delivery.relay_stats,
         "events_verified": fleet.verified,
         "events_malformed": fleet.malformed,
@@ -1196,7 +1199,7 @@ async def run(
         progress(f"{fleet.connected():,} connected in {connect_seconds:.1f} s; idle window of {args.seconds:g} s")
         window = await idle_window(fleet, server, args.tier, args.seconds)
         progress("dispatching")
-        delivery = await dispatch_to_all(fleet, server, project_id, args.delivery_timeout)
+        delivery = await dispatch_to_all(fleet, server, project_id, args.delivery_timeout, args.tier)
         progress(f"{len(delivery.latencies):,} delivered")
         admin_url = server.services.get("relay_admin_url")
         if args.tier == "relay" and admin_url:

@@ -30,7 +30,9 @@ where DynamoDB is not (a 10,000-node cohort read took seconds per page):
    half of a Query's CPU for a page of full items), renders items for a response with
    ``dynamo_to_dict`` (a chain of type tests at every node) and for a stream record with
    ``Item.to_json`` (another deep copy per nested value). The same trees are now built by
-   recursive functions that test each node's type once.
+   recursive functions that test each node's type once. (One difference: a value that two
+   attributes of an item share, as moto's ``SET a = b`` leaves them, is copied twice; moto's
+   memo kept the copies shared. DynamoDB holds two values.)
 
 Results are moto's: ``ORIGINALS`` keeps moto's implementations, and
 ``tests/unit/test_moto_speed.py`` compares both on generated items and queries.
