@@ -1036,6 +1036,7 @@ def build_result(
     setup: Mapping[str, float],
 ) -> dict[str, Any]:
     connects = [a.first_response_at - fleet.started_at - a.start_delay for a in fleet.agents if a.first_response_at]
+    new_streams = delivery.on_new_streams if args.tier == "relay" else None
     nodes = window.connected
 
     def rate(total: float) -> float | None:
@@ -1080,10 +1081,8 @@ def build_result(
         # Events read on a stream opened after the 201 (its agent reconnected meanwhile: the
         # relay replayed it, or found it queued for the node): how many, and how late. Relay
         # tier only: the local gateway sends a held Lambda response's head when it ends.
-        "delivered_on_new_streams": len(delivery.on_new_streams) if args.tier == "relay" else None,
-        "delivered_on_new_streams_max_s": rounded(max(delivery.on_new_streams, default=None))
-        if args.tier == "relay"
-        else None,
+        "delivered_on_new_streams": len(new_streams) if new_streams is not None else None,
+        "delivered_on_new_streams_max_s": rounded(max(new_streams, default=None)) if new_streams is not None else None,
         "relay_stats_delivery_delta": delivery.relay_stats,
         "events_verified": fleet.verified,
         "events_malformed": fleet.malformed,

@@ -162,7 +162,8 @@ _IMMUTABLE = frozenset({str, bytes, bool, int, float, Decimal, type(None)})
 
 def copy_value(node: Any) -> Any:
     """moto's ``DynamoType.__deepcopy__`` of a whole attribute tree, without ``copy.deepcopy``'s
-    memo and dispatch at every node (DynamoDB values hold no cycles, nor shared nodes)."""
+    memo and dispatch at every node (DynamoDB values hold no cycles; a node shared within the
+    tree is copied once per place, see 4. above)."""
     wrap: Any = type(node)
     copied = wrap.__new__(wrap)
     kind = copied.type = node.type
